@@ -1,0 +1,68 @@
+"""The small protocol every benchmark adapter implements.
+
+A benchmark runs in two phases so that GPU time is spent only on generation:
+`generate` talks to the served model and writes everything it needs to `ctx.work_dir`;
+`score` turns those files into records, with no model server needed (judging, code execution and
+parsing happen here). For harnesses that score inside the same process (lm-eval), `score` only parses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from evalkit.records import SampleRecord, TaskScore
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """An OpenAI-compatible server that serves one checkpoint."""
+
+    base_url: str
+    """e.g. "http://127.0.0.1:8123/v1"."""
+    model: str
+    """The served model name to put in requests."""
+    tokenizer: str
+    """Local path (or hub id) of the checkpoint's tokenizer, for harnesses that tokenize client-side."""
+    max_model_len: int
+    """Context length the server was started with."""
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """Everything a benchmark needs for one cell."""
+
+    endpoint: Endpoint | None
+    """None in the `score` phase (the server may be gone)."""
+    work_dir: Path
+    """Per-cell directory for harness outputs and logs; it survives the job."""
+    settings: dict[str, Any]
+    """The benchmark's resolved config section (adapter-specific, validated by the adapter)."""
+    data_overrides: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Dataset id -> {split: local file}; see `evalkit.offline`."""
+    env: dict[str, str] = field(default_factory=dict)
+    """Extra environment for harness subprocesses (offline flags, cache dirs)."""
+    seed: int = 1234
+
+
+@dataclass(frozen=True)
+class BenchmarkResult:
+    scores: list[TaskScore]
+    samples: list[SampleRecord]
+
+
+class Benchmark(Protocol):
+    """A benchmark adapter. Adapters are listed explicitly in `evalkit.benchmarks.ADAPTERS`."""
+
+    def validate(self, settings: dict[str, Any]) -> None:
+        """Raise `ConfigError` naming the bad key and the valid choices. Called before anything starts."""
+        ...
+
+    def generate(self, ctx: RunContext) -> None:
+        """Talk to `ctx.endpoint`; write outputs under `ctx.work_dir`. Raise `BenchmarkError` on failure."""
+        ...
+
+    def score(self, ctx: RunContext) -> BenchmarkResult:
+        """Read `ctx.work_dir` and return the cell's scores and per-sample records."""
+        ...
