@@ -1,0 +1,87 @@
+"""Recovery tables: per model and suite, each format's average score and its recovery vs the baseline format.
+
+Recovery = (average of the format's primary task scores) / (average of the baseline's, over the same tasks) x 100:
+a ratio of averages, not an average of ratios (PROTOCOL.md). Leaderboard-v2 tasks contribute their normalised
+score (random baseline subtracted, rescaled 0-100) where the scores table has one. Only tasks present for both the
+format and the baseline count, so a missing task never skews a comparison; `n_tasks` says how many did.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from evalkit.errors import StoreError
+
+REQUIRED_COLUMNS = ("model", "format", "suite", "task", "metric", "value", "is_primary", "status")
+"""The part of the scores contract aggregation reads (hand-entered tables need only these; `normalized` is
+optional)."""
+
+SECTIONS = {
+    "leaderboard_v1": "academic",
+    "leaderboard_v2": "academic",
+    "arena_hard": "real-world",
+    "humaneval": "real-world",
+    "ruler": "long-context",
+}
+"""How the study groups suites in its tables; unknown suites land in "other"."""
+
+RECOVERY_COLUMNS = ["section", "model", "suite", "format", "n_tasks", "score", "baseline_score", "recovery"]
+
+
+def primary_scores(scores: pd.DataFrame) -> pd.DataFrame:
+    """One score per (model, format, suite, task): the primary metric of successful cells."""
+    missing = [c for c in REQUIRED_COLUMNS if c not in scores.columns]
+    if missing:
+        raise StoreError(
+            f"scores table lacks columns {missing} that aggregation needs",
+            hint=f"a hand-entered table needs at least {', '.join(REQUIRED_COLUMNS)}",
+        )
+    ok = scores[(scores["status"] == "ok") & scores["is_primary"].astype(bool)].copy()
+    normalized = ok["normalized"] if "normalized" in ok.columns else pd.Series(float("nan"), index=ok.index)
+    ok["score"] = normalized.where(normalized.notna(), ok["value"]).astype(float)
+    dupes = ok.duplicated(["model", "format", "suite", "task"], keep=False)
+    if dupes.any():
+        rows = ok.loc[dupes, ["model", "format", "suite", "task", "metric"]].drop_duplicates()
+        raise StoreError(
+            f"more than one primary metric for {len(rows)} (model, format, suite, task) entries, e.g.\n"
+            f"{rows.head(5).to_string(index=False)}",
+            hint="each task must mark exactly one metric is_primary",
+        )
+    return ok[["model", "format", "suite", "task", "score"]]
+
+
+def recovery_table(scores: pd.DataFrame, baseline_format: str = "bf16") -> pd.DataFrame:
+    """Rows: (model, suite, format) with the format's average, the baseline's average over the same tasks, and
+    their ratio in percent. The baseline's own row has recovery 100. Formats of a model without a baseline get
+    recovery NaN (still listed, so a missing baseline is visible)."""
+    prim = primary_scores(scores).dropna(subset=["score"])
+    rows: list[dict[str, object]] = []
+    for (model, suite), group in prim.groupby(["model", "suite"], sort=True):
+        base = group[group["format"] == baseline_format].set_index("task")["score"]
+        for fmt, fgroup in group.groupby("format", sort=False):
+            scores_f = fgroup.set_index("task")["score"]
+            common = scores_f.index.intersection(base.index)
+            if len(common):
+                avg, base_avg = float(scores_f[common].mean()), float(base[common].mean())
+                recovery = avg / base_avg * 100 if base_avg else float("nan")
+                n = len(common)
+            else:
+                avg, base_avg, recovery, n = float(scores_f.mean()), float("nan"), float("nan"), len(scores_f)
+            rows.append(
+                {
+                    "section": SECTIONS.get(str(suite), "other"),
+                    "model": model,
+                    "suite": suite,
+                    "format": fmt,
+                    "n_tasks": n,
+                    "score": avg,
+                    "baseline_score": base_avg,
+                    "recovery": recovery,
+                }
+            )
+    table = pd.DataFrame(rows, columns=RECOVERY_COLUMNS)
+    order = {"academic": 0, "real-world": 1, "long-context": 2, "other": 3}
+    table["_s"] = table["section"].map(order)
+    table["_b"] = table["format"] != baseline_format
+    table = table.sort_values(["model", "_s", "suite", "_b", "format"]).drop(columns=["_s", "_b"])
+    return table.reset_index(drop=True)

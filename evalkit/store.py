@@ -1,0 +1,393 @@
+"""The results store: two Parquet tables under one directory, committed atomically per cell.
+
+Layout (both are ordinary Parquet datasets: `pd.read_parquet("results/scores")` reads the whole table)::
+
+    results/scores/<model>__<format>__<benchmark>.parquet    one row per task x metric (or one failure row)
+    results/samples/<model>__<format>__<benchmark>.parquet   one row per task x document
+    results/scores/_pending/, results/samples/_pending/      staging; ignored by Parquet readers ("_" prefix)
+
+Commit protocol for one cell (a job killed at any instant leaves the whole cell or nothing):
+  1. write samples to samples/_pending/<key>__<run_id>.parquet (fsync)
+  2. write scores to scores/_pending/, fsync, then os.replace onto scores/<key>.parquet  <- the commit point
+  3. os.replace the pending samples file onto samples/<key>.parquet
+Recovery (every time a store is opened): a pending samples file whose run_id is the committed one is rolled
+forward (step 3); any other pending file is debris of a killed job and is deleted.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, fields
+from datetime import datetime, timezone
+from enum import Enum
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from evalkit.cell import Cell
+from evalkit.errors import StoreError
+from evalkit.records import SampleRecord, TaskScore
+
+PENDING = "_pending"
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """What produced a run: code and tool versions, the checkpoint, and the resolved config."""
+
+    evalkit_version: str
+    evalkit_commit: str
+    lm_eval_version: str
+    vllm_version: str
+    checkpoint_path: str
+    config_hash: str
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    run_id: str
+    started_at: datetime
+    finished_at: datetime
+    log_path: str
+    provenance: Provenance
+
+
+@dataclass(frozen=True)
+class ScoreRow:
+    """One row of `scores`: a metric of a task of a cell (or, with status "failed", the cell's failure)."""
+
+    model: str
+    format: str
+    benchmark: str
+    suite: str
+    task: str
+    metric: str
+    filter: str
+    value: float | None
+    """Accuracy-type metrics in percent (0-100)."""
+    stderr: float | None
+    normalized: float | None
+    """Leaderboard-v2 normalised score (0-100), where defined."""
+    is_primary: bool
+    """The metric the task contributes to its suite's average."""
+    higher_is_better: bool
+    n_samples: int
+    status: str
+    """"ok" or "failed"."""
+    error: str | None
+    log_path: str
+    cell_id: str
+    run_id: str
+    started_at: datetime
+    finished_at: datetime
+    checkpoint: str
+    checkpoint_path: str
+    evalkit_version: str
+    evalkit_commit: str
+    lm_eval_version: str
+    vllm_version: str
+    config_hash: str
+
+
+@dataclass(frozen=True)
+class SampleRow:
+    """One row of `samples`: a document of a task of a cell."""
+
+    model: str
+    format: str
+    benchmark: str
+    task: str
+    doc_id: int
+    prompt_hash: str
+    target: str
+    response: str
+    metrics: dict[str, float]
+    cell_id: str
+    run_id: str
+
+
+_TS = pa.timestamp("us", tz="UTC")
+
+SCORES_SCHEMA = pa.schema(
+    [
+        pa.field("model", pa.string(), nullable=False),
+        pa.field("format", pa.string(), nullable=False),
+        pa.field("benchmark", pa.string(), nullable=False),
+        pa.field("suite", pa.string(), nullable=False),
+        pa.field("task", pa.string(), nullable=False),
+        pa.field("metric", pa.string(), nullable=False),
+        pa.field("filter", pa.string(), nullable=False),
+        pa.field("value", pa.float64()),
+        pa.field("stderr", pa.float64()),
+        pa.field("normalized", pa.float64()),
+        pa.field("is_primary", pa.bool_(), nullable=False),
+        pa.field("higher_is_better", pa.bool_(), nullable=False),
+        pa.field("n_samples", pa.int64(), nullable=False),
+        pa.field("status", pa.string(), nullable=False),
+        pa.field("error", pa.string()),
+        pa.field("log_path", pa.string(), nullable=False),
+        pa.field("cell_id", pa.string(), nullable=False),
+        pa.field("run_id", pa.string(), nullable=False),
+        pa.field("started_at", _TS, nullable=False),
+        pa.field("finished_at", _TS, nullable=False),
+        pa.field("checkpoint", pa.string(), nullable=False),
+        pa.field("checkpoint_path", pa.string(), nullable=False),
+        pa.field("evalkit_version", pa.string(), nullable=False),
+        pa.field("evalkit_commit", pa.string(), nullable=False),
+        pa.field("lm_eval_version", pa.string(), nullable=False),
+        pa.field("vllm_version", pa.string(), nullable=False),
+        pa.field("config_hash", pa.string(), nullable=False),
+    ]
+)
+
+SAMPLES_SCHEMA = pa.schema(
+    [
+        pa.field("model", pa.string(), nullable=False),
+        pa.field("format", pa.string(), nullable=False),
+        pa.field("benchmark", pa.string(), nullable=False),
+        pa.field("task", pa.string(), nullable=False),
+        pa.field("doc_id", pa.int64(), nullable=False),
+        pa.field("prompt_hash", pa.string(), nullable=False),
+        pa.field("target", pa.string(), nullable=False),
+        pa.field("response", pa.string(), nullable=False),
+        pa.field("metrics", pa.map_(pa.string(), pa.float64()), nullable=False),
+        pa.field("cell_id", pa.string(), nullable=False),
+        pa.field("run_id", pa.string(), nullable=False),
+    ]
+)
+
+assert [f.name for f in fields(ScoreRow)] == SCORES_SCHEMA.names
+assert [f.name for f in fields(SampleRow)] == SAMPLES_SCHEMA.names
+
+
+class CellState(str, Enum):
+    DONE = "done"
+    FAILED = "failed"
+    STALE = "stale"
+    """Rows exist for this model x format x benchmark, but from other settings (another cell id)."""
+    MISSING = "missing"
+
+
+@dataclass(frozen=True)
+class CellRecord:
+    """What the store knows of one cell key."""
+
+    state: CellState
+    cell_id: str | None = None
+    run_id: str | None = None
+    error: str | None = None
+    log_path: str | None = None
+    finished_at: datetime | None = None
+
+
+def new_run_id() -> str:
+    return f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_parquet(table: pa.Table, path: Path) -> None:
+    with open(path, "wb") as fh:
+        pq.write_table(table, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+class ResultsStore:
+    """Reads and writes the two tables. Safe against kills at any instant; not a database for concurrent
+    writers of the same cell (one job owns a model x format, so one writer per cell key)."""
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root)
+        self.scores_dir = self.root / "scores"
+        self.samples_dir = self.root / "samples"
+        for d in (self.scores_dir / PENDING, self.samples_dir / PENDING):
+            d.mkdir(parents=True, exist_ok=True)
+        self.recover()
+
+    # ---------------------------------------------------------------- writing
+    def commit_cell(
+        self, cell: Cell, run: RunInfo, scores: Iterable[TaskScore], samples: Iterable[SampleRecord]
+    ) -> None:
+        """Replace the cell's rows (both tables) with these, atomically."""
+        score_rows = [_score_row(cell, run, s) for s in scores]
+        if not score_rows:
+            raise StoreError(f"cell {cell.key} produced no scores; refusing to commit an empty result")
+        sample_rows = [_sample_row(cell, run, s) for s in samples]
+        self._commit(cell.key, run.run_id, _to_table(score_rows, SCORES_SCHEMA), _to_table(sample_rows, SAMPLES_SCHEMA))
+
+    def record_failure(self, cell: Cell, run: RunInfo, error: str) -> None:
+        """Record a failed cell (one row, status "failed", with the error and log path).
+
+        A successful result of the same cell id is never overwritten by a failure: a failed re-run loses nothing.
+        """
+        if self.cell_record(cell).state is CellState.DONE:
+            return
+        row = ScoreRow(
+            **_identity(cell, run),
+            task="",
+            metric="",
+            filter="",
+            value=None,
+            stderr=None,
+            normalized=None,
+            is_primary=False,
+            higher_is_better=True,
+            n_samples=0,
+            status="failed",
+            error=error,
+        )
+        self._commit(cell.key, run.run_id, _to_table([row], SCORES_SCHEMA), _to_table([], SAMPLES_SCHEMA))
+
+    def _commit(self, key: str, run_id: str, scores: pa.Table, samples: pa.Table) -> None:
+        pending_samples = self.samples_dir / PENDING / f"{key}__{run_id}.parquet"
+        pending_scores = self.scores_dir / PENDING / f"{key}__{run_id}.parquet"
+        _write_parquet(samples, pending_samples)
+        _write_parquet(scores, pending_scores)
+        os.replace(pending_scores, self.scores_dir / f"{key}.parquet")  # commit point
+        _fsync_dir(self.scores_dir)
+        os.replace(pending_samples, self.samples_dir / f"{key}.parquet")
+        _fsync_dir(self.samples_dir)
+
+    def recover(self) -> None:
+        """Finish or discard what a killed commit left in the staging directories."""
+        for leftover in (self.scores_dir / PENDING).glob("*.parquet"):
+            leftover.unlink(missing_ok=True)
+        for pending in (self.samples_dir / PENDING).glob("*.parquet"):
+            key, _, run_id = pending.stem.rpartition("__")
+            committed = self.scores_dir / f"{key}.parquet"
+            if committed.exists() and self._run_id_of(committed) == run_id:
+                os.replace(pending, self.samples_dir / f"{key}.parquet")
+            else:
+                pending.unlink(missing_ok=True)
+
+    def _run_id_of(self, scores_file: Path) -> str | None:
+        table = self._read_file(scores_file, columns=["run_id"])
+        return str(table.column("run_id")[0]) if table.num_rows else None
+
+    # ---------------------------------------------------------------- reading
+    def cell_record(self, cell: Cell) -> CellRecord:
+        path = self.scores_dir / f"{cell.key}.parquet"
+        if not path.exists():
+            return CellRecord(CellState.MISSING)
+        table = self._read_file(path, columns=["cell_id", "run_id", "status", "error", "log_path", "finished_at"])
+        first = table.slice(0, 1).to_pylist()[0]
+        if first["cell_id"] != cell.cell_id:
+            state = CellState.STALE
+        elif first["status"] == "ok":
+            state = CellState.DONE
+        else:
+            state = CellState.FAILED
+        return CellRecord(
+            state,
+            cell_id=first["cell_id"],
+            run_id=first["run_id"],
+            error=first["error"],
+            log_path=first["log_path"],
+            finished_at=first["finished_at"],
+        )
+
+    def _read_file(self, path: Path, columns: list[str] | None = None) -> pa.Table:
+        try:
+            return pq.read_table(path, columns=columns)
+        except Exception as exc:  # pyarrow raises several types for truncated / foreign files
+            raise StoreError(
+                f"results file {path} is unreadable ({type(exc).__name__}: {exc})",
+                hint=f"move it aside (mv {path} {path}.corrupt) and re-run the sweep: the cell will be recomputed",
+            ) from exc
+
+    def read_scores(self) -> pd.DataFrame:
+        return self._read_table(self.scores_dir, SCORES_SCHEMA)
+
+    def read_samples(self) -> pd.DataFrame:
+        return self._read_table(self.samples_dir, SAMPLES_SCHEMA)
+
+    def _read_table(self, directory: Path, schema: pa.Schema) -> pd.DataFrame:
+        files = sorted(directory.glob("*.parquet"))
+        tables = [self._read_file(f) for f in files]
+        for f, t in zip(files, tables):
+            missing = [n for n in schema.names if n not in t.column_names]
+            if missing:
+                raise StoreError(
+                    f"{f} does not follow the results contract: missing columns {missing}",
+                    hint="see evalkit/store.py (SCORES_SCHEMA / SAMPLES_SCHEMA) for the contract",
+                )
+        if not tables:
+            return schema.empty_table().to_pandas()
+        return pa.concat_tables([t.select(schema.names).cast(schema) for t in tables]).to_pandas()
+
+
+def _identity(cell: Cell, run: RunInfo) -> dict[str, object]:
+    p = run.provenance
+    return {
+        "model": cell.model,
+        "format": cell.format,
+        "benchmark": cell.benchmark,
+        "suite": cell.suite,
+        "log_path": run.log_path,
+        "cell_id": cell.cell_id,
+        "run_id": run.run_id,
+        "started_at": run.started_at,
+        "finished_at": run.finished_at,
+        "checkpoint": cell.checkpoint,
+        "checkpoint_path": p.checkpoint_path,
+        "evalkit_version": p.evalkit_version,
+        "evalkit_commit": p.evalkit_commit,
+        "lm_eval_version": p.lm_eval_version,
+        "vllm_version": p.vllm_version,
+        "config_hash": p.config_hash,
+    }
+
+
+def _score_row(cell: Cell, run: RunInfo, s: TaskScore) -> ScoreRow:
+    return ScoreRow(
+        **_identity(cell, run),
+        task=s.task,
+        metric=s.metric,
+        filter=s.filter,
+        value=s.value,
+        stderr=s.stderr,
+        normalized=s.normalized,
+        is_primary=s.is_primary,
+        higher_is_better=s.higher_is_better,
+        n_samples=s.n_samples,
+        status="ok",
+        error=None,
+    )
+
+
+def _sample_row(cell: Cell, run: RunInfo, s: SampleRecord) -> SampleRow:
+    return SampleRow(
+        model=cell.model,
+        format=cell.format,
+        benchmark=cell.benchmark,
+        task=s.task,
+        doc_id=s.doc_id,
+        prompt_hash=s.prompt_hash,
+        target=s.target,
+        response=s.response,
+        metrics=dict(s.metrics),
+        cell_id=cell.cell_id,
+        run_id=run.run_id,
+    )
+
+
+def _to_table(rows: list[ScoreRow] | list[SampleRow], schema: pa.Schema) -> pa.Table:
+    columns: dict[str, list[object]] = {name: [] for name in schema.names}
+    for row in rows:
+        for name in schema.names:
+            value = getattr(row, name)
+            if isinstance(value, dict):
+                value = list(value.items())
+            columns[name].append(value)
+    return pa.table(columns, schema=schema)
