@@ -66,3 +66,8 @@ class Benchmark(Protocol):
     def score(self, ctx: RunContext) -> BenchmarkResult:
         """Read `ctx.work_dir` and return the cell's scores and per-sample records."""
         ...
+
+    def prefetch(self, settings: dict[str, Any]) -> None:
+        """On a machine with internet: download and cache the data this benchmark reads (used by `evalkit prefetch`;
+        jobs then run with the Hub offline)."""
+        ...
