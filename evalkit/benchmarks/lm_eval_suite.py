@@ -1,0 +1,711 @@
+"""lm-eval suites (Open LLM Leaderboard v1 and v2) as a benchmark adapter.
+
+A suite is a list of runs; each run is one `lm-eval run` subprocess against the served model's OpenAI-compatible
+API, with its own few-shot count, prompt format and context budget (the protocol's settings differ per task).
+`render_command` (pure, golden-tested) builds a run's argv; `generate` executes the runs; `score` parses lm-eval's
+results and samples files into records, converting lm-eval's quirks ("acc,none" keys, 0-1 scales, "N/A") here once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from evalkit.benchmarks.base import BenchmarkResult, Endpoint, RunContext
+from evalkit.errors import BenchmarkError, ConfigError
+from evalkit.offline import (
+    TaskCatalog,
+    ensure_punkt_tab,
+    expand_tasks,
+    load_task_catalog,
+    render_override_tasks,
+    write_override_tasks,
+)
+from evalkit.records import SampleRecord, TaskScore
+
+MODEL_TYPES = ("local-completions", "local-chat-completions")
+"""lm-eval model types that talk to an OpenAI-compatible server."""
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+# ============================================================================================= settings
+
+
+@dataclass
+class LmEvalRun:
+    """One lm-eval invocation: tasks that share a few-shot count, a prompt format and a context budget."""
+
+    name: str = ""
+    """Short id, unique in the suite and file-name safe; names the run's output folder and log."""
+    tasks: list[str] = field(default_factory=list)
+    """lm-eval task, group or tag names (exact names; `lm-eval ls tasks` lists them)."""
+    num_fewshot: int | None = None
+    """`--num_fewshot`; None keeps each task's own count (the `leaderboard` group relies on that). lm-eval never
+    overrides a task whose YAML pins 0 shots."""
+    model: str = "local-completions"
+    """lm-eval model type. local-completions renders prompts client-side (with the checkpoint's tokenizer) and sends
+    token ids to /v1/completions; it is the only one that can score log-likelihoods, and with `apply_chat_template`
+    the chat template's own BOS is the only one (see `render_model_args`). local-chat-completions sends messages to
+    /v1/chat/completions: generation only, and it cannot continue Meta's `gen_prefix` assistant turn."""
+    apply_chat_template: bool = False
+    """`--apply_chat_template`: wrap prompts in the checkpoint's chat template."""
+    fewshot_as_multiturn: bool = False
+    """`--fewshot_as_multiturn`: few-shot examples as alternating user/assistant turns (needs the chat template)."""
+    max_length: int = 4096
+    """Client-side context budget in tokens (prompt + generation), lm-eval's `max_length` model arg: the protocol's
+    per-task max_model_len, since one server (started with the largest) serves every task. lm-eval left-truncates
+    prompts to fit."""
+    add_bos_token: bool = False
+    """Let the tokenizer add BOS to each prompt (the protocol's "BOS added" for loglikelihood tasks without chat
+    template). Never with `apply_chat_template`: Llama-3.1's template already starts with <|begin_of_text|>, and a
+    doubled BOS skews quantized comparisons (lm-eval PR #2797)."""
+    gen_kwargs: dict[str, Any] = field(default_factory=dict)
+    """`--gen_kwargs` for the run's generative tasks (updates their YAML generation_kwargs); empty = the tasks' own."""
+    demo_max_gen_toks: int | None = None
+    """DEMO ONLY: cap on generated tokens (sets max_gen_toks for every generative task of the run) so CPU demos
+    finish; None in protocol configs. It replaces the tasks' values, so keep it below them."""
+
+
+@dataclass
+class LmEvalSuiteSettings:
+    """An lm-eval suite: the runs and how requests reach the server."""
+
+    runs: list[LmEvalRun] = field(default_factory=list)
+    """lm-eval invocations, executed in order against the same server."""
+    num_concurrent: int = 32
+    """Requests in flight at once per run (lm-eval's `num_concurrent`): the server batches them; 1 would send them one
+    at a time and leave it mostly idle."""
+    request_timeout_s: int = 600
+    """Timeout of one request in seconds (lm-eval's `timeout`); long CoT generations on slow formats need minutes."""
+    max_retries: int = 3
+    """Attempts per request before lm-eval gives up (lm-eval's `max_retries`)."""
+
+
+def parse_settings(raw: Mapping[str, Any]) -> LmEvalSuiteSettings:
+    """Typed settings from a config mapping (dict or DictConfig). Unknown keys and wrong types raise ConfigError."""
+    raw = _plain(raw)
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"lm_eval settings must be a mapping, got {type(raw).__name__}")
+    _check_keys(raw, LmEvalSuiteSettings, "settings")
+    runs = raw.get("runs", [])
+    if not isinstance(runs, list):
+        raise ConfigError("settings.runs must be a list of runs")
+    parsed_runs = []
+    for i, run in enumerate(runs):
+        where = f"settings.runs[{i}]"
+        if not isinstance(run, Mapping):
+            raise ConfigError(f"{where} must be a mapping")
+        _check_keys(run, LmEvalRun, where)
+        parsed_runs.append(LmEvalRun(**{k: _typed(k, v, where) for k, v in run.items()}))
+    top = {k: _typed(k, v, "settings") for k, v in raw.items() if k != "runs"}
+    return LmEvalSuiteSettings(runs=parsed_runs, **top)
+
+
+def _plain(value: Any) -> Any:
+    """A DictConfig/ListConfig as plain containers (omegaconf imported only when it is one)."""
+    if type(value).__module__.startswith("omegaconf"):
+        from omegaconf import OmegaConf
+
+        return OmegaConf.to_container(value, resolve=True)
+    return value
+
+
+def _check_keys(raw: Mapping[str, Any], cls: type, where: str) -> None:
+    valid = [f.name for f in fields(cls)]
+    for key in raw:
+        if key not in valid:
+            raise ConfigError(f"{where}.{key}: unknown key", hint=f"valid keys: {', '.join(valid)}")
+
+
+_TYPES: dict[str, tuple[type, ...]] = {
+    "name": (str,),
+    "tasks": (list,),
+    "num_fewshot": (int, type(None)),
+    "model": (str,),
+    "apply_chat_template": (bool,),
+    "fewshot_as_multiturn": (bool,),
+    "max_length": (int,),
+    "add_bos_token": (bool,),
+    "gen_kwargs": (dict,),
+    "demo_max_gen_toks": (int, type(None)),
+    "num_concurrent": (int,),
+    "request_timeout_s": (int,),
+    "max_retries": (int,),
+}
+
+
+def _typed(key: str, value: Any, where: str) -> Any:
+    expected = _TYPES[key]
+    # bool is an int subclass: a `true` where a count is expected is a typo, not 1
+    if not isinstance(value, expected) or (isinstance(value, bool) and bool not in expected):
+        names = " or ".join("null" if t is type(None) else t.__name__ for t in expected)
+        raise ConfigError(f"{where}.{key}={value!r} should be {names}")
+    if isinstance(value, list) and not all(isinstance(t, str) for t in value):
+        raise ConfigError(f"{where}.tasks must be a list of task names")
+    return list(value) if isinstance(value, list) else dict(value) if isinstance(value, dict) else value
+
+
+def validate_settings(raw: Mapping[str, Any], catalog: TaskCatalog | None) -> LmEvalSuiteSettings:
+    """All checks short of running lm-eval; task names are checked when a `catalog` is given."""
+    settings = parse_settings(raw)
+    if not settings.runs:
+        raise ConfigError("settings.runs is empty", hint="add at least one run with `name` and `tasks`")
+    for key in ("num_concurrent", "request_timeout_s", "max_retries"):
+        if getattr(settings, key) < 1:
+            raise ConfigError(f"settings.{key}={getattr(settings, key)} must be >= 1")
+    seen: set[str] = set()
+    for i, run in enumerate(settings.runs):
+        where = f"settings.runs[{i}]"
+        if not NAME_RE.match(run.name):
+            raise ConfigError(
+                f"{where}.name={run.name!r} is not a usable file name",
+                hint="use letters, digits, '.', '_' and '-' only",
+            )
+        if run.name in seen:
+            raise ConfigError(f"{where}.name={run.name!r} is used twice", hint="run names must be unique in a suite")
+        seen.add(run.name)
+        if not run.tasks:
+            raise ConfigError(f"{where}.tasks is empty")
+        if run.model not in MODEL_TYPES:
+            raise ConfigError(f"{where}.model={run.model!r} is not supported", hint=f"valid: {', '.join(MODEL_TYPES)}")
+        if run.fewshot_as_multiturn and not run.apply_chat_template:
+            raise ConfigError(f"{where}.fewshot_as_multiturn needs apply_chat_template: true")
+        if run.add_bos_token and run.apply_chat_template:
+            raise ConfigError(
+                f"{where}: add_bos_token with apply_chat_template doubles the BOS the chat template already has",
+                hint="set add_bos_token: false (lm-eval PR #2797)",
+            )
+        if run.model == "local-chat-completions" and not run.apply_chat_template:
+            raise ConfigError(
+                f"{where}.model=local-chat-completions sends chat messages", hint="set apply_chat_template: true"
+            )
+        if run.max_length < 2:
+            raise ConfigError(f"{where}.max_length={run.max_length} is too small")
+        if run.num_fewshot is not None and run.num_fewshot < 0:
+            raise ConfigError(f"{where}.num_fewshot={run.num_fewshot} must be >= 0")
+        if run.demo_max_gen_toks is not None and run.demo_max_gen_toks < 1:
+            raise ConfigError(f"{where}.demo_max_gen_toks={run.demo_max_gen_toks} must be >= 1 (or null)")
+        if catalog is not None:
+            _check_tasks(run, where, catalog)
+    return settings
+
+
+def _check_tasks(run: LmEvalRun, where: str, catalog: TaskCatalog) -> None:
+    try:
+        leaves = expand_tasks(run.tasks, catalog)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}.tasks: {exc.what}", hint=exc.hint) from None
+    if run.model == "local-chat-completions":
+        scored = [t for t in leaves if catalog[t].output_type not in (None, "generate_until")]
+        if scored:
+            raise ConfigError(
+                f"{where}: tasks {', '.join(scored[:5])} score log-likelihoods, which chat completions cannot",
+                hint="use model: local-completions (with apply_chat_template for the chat format)",
+            )
+
+
+# ============================================================================================= command
+
+
+def render_model_args(run: LmEvalRun, settings: LmEvalSuiteSettings, endpoint: Endpoint, seed: int) -> dict[str, Any]:
+    """lm-eval `--model_args` for a run (pure)."""
+    base = endpoint.base_url.rstrip("/")
+    common = {
+        "model": endpoint.model,
+        "num_concurrent": settings.num_concurrent,
+        "max_retries": settings.max_retries,
+        "timeout": settings.request_timeout_s,
+        "seed": seed,
+    }
+    if run.model == "local-chat-completions":
+        # The server applies the template and tokenizes; nothing is tokenized client-side.
+        return {**common, "base_url": f"{base}/chat/completions"}
+    # Why local-completions (+ --apply_chat_template) for chat-formatted tasks: lm-eval renders the template with the
+    # checkpoint's HF tokenizer (a Llama-3.1 prompt then *starts with the text* "<|begin_of_text|>"), tokenizes it
+    # client-side with add_special_tokens = add_bos_token (False here), so the template's BOS maps to the single BOS
+    # id, and sends the token ids (tokenized_requests) to /v1/completions, where the server adds nothing. A text
+    # prompt would instead be re-tokenized by the server with add_special_tokens=True: a second BOS. The pinned
+    # "huggingface" backend also avoids lm-eval's "auto" probe switching to the server's /tokenize endpoint.
+    return {
+        **common,
+        "base_url": f"{base}/completions",
+        "tokenizer": endpoint.tokenizer,
+        "tokenizer_backend": "huggingface",
+        "tokenized_requests": True,
+        "max_length": run.max_length,
+        "add_bos_token": run.add_bos_token,
+    }
+
+
+def render_command(
+    run: LmEvalRun,
+    settings: LmEvalSuiteSettings,
+    *,
+    endpoint: Endpoint,
+    output_dir: Path,
+    include_path: Path | None = None,
+    seed: int = 1234,
+    python: str = "python",
+) -> list[str]:
+    """The exact `lm-eval run` argv for one run (pure). Dict arguments are JSON, which lm-eval's CLI accepts, so
+    values never need quoting or comma escaping."""
+    argv = [
+        python, "-m", "lm_eval", "run",
+        "--model", run.model,
+        "--model_args", json.dumps(render_model_args(run, settings, endpoint, seed), sort_keys=True),
+        "--tasks", ",".join(run.tasks),
+    ]  # fmt: skip
+    if run.num_fewshot is not None:
+        argv += ["--num_fewshot", str(run.num_fewshot)]
+    if run.apply_chat_template:
+        # lm-eval turns multiturn on by itself with a chat template; say it explicitly either way
+        argv += ["--apply_chat_template", "--fewshot_as_multiturn", "true" if run.fewshot_as_multiturn else "false"]
+    gen_kwargs = dict(run.gen_kwargs)
+    if run.demo_max_gen_toks is not None:
+        gen_kwargs["max_gen_toks"] = run.demo_max_gen_toks
+    if gen_kwargs:
+        argv += ["--gen_kwargs", json.dumps(gen_kwargs, sort_keys=True)]
+    if include_path is not None:
+        argv += ["--include_path", str(include_path)]
+    # python's random stays at lm-eval's default 0: GPQA shuffles its choices with it, so the leaderboard's order holds
+    argv += ["--output_path", str(output_dir), "--log_samples", "--seed", f"0,{seed},{seed},{seed}"]
+    return argv
+
+
+# ============================================================================================= scores
+
+
+_PRIMARY: tuple[tuple[str, str, str], ...] = (
+    # (task name, or prefix ending in "_"), metric, lm-eval filter: what the Open LLM Leaderboards report per task
+    ("mmlu_llama_", "exact_match", "strict_match"),
+    ("mmlu_cot_llama_", "exact_match", "strict_match"),
+    ("arc_challenge_llama", "exact_match", "strict_match"),
+    ("gsm8k_llama", "exact_match", "strict_match"),
+    ("hellaswag", "acc_norm", "none"),
+    ("winogrande", "acc", "none"),
+    ("truthfulqa_mc2", "acc", "none"),
+    ("leaderboard_bbh_", "acc_norm", "none"),
+    ("leaderboard_gpqa_", "acc_norm", "none"),
+    ("leaderboard_musr_", "acc_norm", "none"),
+    ("leaderboard_math_", "exact_match", "none"),
+    ("leaderboard_mmlu_pro", "acc", "none"),
+    ("leaderboard_ifeval", "strict_acc", ""),  # derived in `parse_results`, as the v2 leaderboard scores IFEval
+)
+
+IFEVAL_STRICT = "strict_acc"
+"""Derived IFEval metric: mean of prompt-level and instruction-level strict accuracy (the v2 leaderboard's IFEval)."""
+
+_V2_CHOICES: dict[str, int] = {
+    # Open LLM Leaderboard v2 normalisation: random baseline 1/choices per subtask (0 = generative, baseline 0).
+    # From the leaderboard's normalisation code (huggingface.co/docs/leaderboards/open_llm_leaderboard/normalization).
+    **{
+        f"leaderboard_bbh_{k}": v
+        for k, v in {
+            "sports_understanding": 2,
+            "tracking_shuffled_objects_three_objects": 3,
+            "navigate": 2,
+            "snarks": 2,
+            "date_understanding": 6,
+            "reasoning_about_colored_objects": 18,
+            "object_counting": 19,
+            "logical_deduction_seven_objects": 7,
+            "geometric_shapes": 11,
+            "web_of_lies": 2,
+            "movie_recommendation": 6,
+            "logical_deduction_five_objects": 5,
+            "salient_translation_error_detection": 6,
+            "disambiguation_qa": 3,
+            "temporal_sequences": 4,
+            "hyperbaton": 2,
+            "logical_deduction_three_objects": 3,
+            "causal_judgement": 2,
+            "formal_fallacies": 2,
+            "tracking_shuffled_objects_seven_objects": 7,
+            "ruin_names": 6,
+            "penguins_in_a_table": 5,
+            "boolean_expressions": 2,
+            "tracking_shuffled_objects_five_objects": 5,
+        }.items()
+    },
+    "leaderboard_musr_murder_mysteries": 2,
+    "leaderboard_musr_object_placements": 5,
+    "leaderboard_musr_team_allocation": 3,
+    "leaderboard_gpqa_diamond": 4,
+    "leaderboard_gpqa_extended": 4,
+    "leaderboard_gpqa_main": 4,
+    "leaderboard_mmlu_pro": 10,
+    "leaderboard_ifeval": 0,
+    "leaderboard_gpqa": 4,  # the leaderboard normalises GPQA's group score (size-weighted over its subtasks)
+    "leaderboard_math_hard": 0,
+}
+
+_V2_MEAN_OF_SUBTASKS = ("leaderboard_bbh", "leaderboard_musr")
+"""v2 benchmarks whose score is the unweighted mean of their subtasks' normalised scores."""
+
+_PROPORTION_METRICS = {"acc", "acc_norm", "acc_mutual_info", "exact_match", "exact_match_original", IFEVAL_STRICT}
+
+
+def _is_proportion(metric: str) -> bool:
+    """lm-eval reports these in 0-1; evalkit stores percentages."""
+    return metric in _PROPORTION_METRICS or metric.endswith("_acc")
+
+
+def primary_metric(task: str) -> tuple[str, str] | None:
+    """(metric, lm-eval filter) a task contributes to its suite's average; None for tasks not in the table."""
+    for key, metric, filt in _PRIMARY:
+        if task == key or (key.endswith("_") and task.startswith(key)):
+            return metric, filt
+    return None
+
+
+def v2_num_choices(task: str) -> int | None:
+    """Choices behind the v2 random baseline (0: generative); None when the task is not a v2 leaderboard one."""
+    if task in _V2_CHOICES:
+        return _V2_CHOICES[task]
+    return 0 if task.startswith("leaderboard_math_") else None
+
+
+def normalize_v2(value: float, num_choices: int) -> float:
+    """The v2 leaderboard's normalisation of a percentage: random baseline subtracted, rescaled to 0-100, floor 0."""
+    lower = 1 / num_choices if num_choices > 0 else 0.0
+    return max(0.0, (value / 100 - lower) / (1 - lower)) * 100
+
+
+def _number(value: Any) -> float | None:
+    """lm-eval writes "N/A" (or null, or NaN) where it has no number."""
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, (int, float)) and not math.isnan(value):
+        return float(value)
+    return None
+
+
+def _filter_label(filt: str, task_filters: set[str]) -> str:
+    """TaskScore.filter: "" when the task has a single answer-extraction variant (or lm-eval's "none")."""
+    return "" if filt == "none" or len(task_filters) <= 1 else filt
+
+
+def metric_key(metric: str, filt: str) -> str:
+    """Per-sample metric name: "metric" or "metric,filter" (filter as in `TaskScore.filter`)."""
+    return f"{metric},{filt}" if filt else metric
+
+
+def parse_results(results: Mapping[str, Any]) -> list[TaskScore]:
+    """TaskScores from one lm-eval results JSON (pure).
+
+    One row per task x metric x filter, values as percentages, one `is_primary` row per task. Group rows lm-eval
+    emits (e.g. leaderboard_bbh, mmlu_llama) are kept with `is_primary=False`: they are lm-eval's size-weighted
+    aggregates, and for the v2 benchmark groups `normalized` holds the leaderboard's benchmark score.
+    """
+    blocks: Mapping[str, Mapping[str, Any]] = results.get("results", {})
+    group_members: Mapping[str, list[str]] = results.get("group_subtasks", {})
+    groups = set(group_members)
+    n_samples = {t: int(v.get("effective", v.get("original", 0))) for t, v in results.get("n-samples", {}).items()}
+    higher = results.get("higher_is_better", {})
+
+    def leaf_count(name: str) -> int:
+        if name not in groups:
+            return n_samples.get(name, 0)
+        return sum(leaf_count(m) for m in group_members.get(name, []))
+
+    rows: list[TaskScore] = []
+    for task, block in blocks.items():
+        is_group = task in groups
+        raw: list[tuple[str, str, float | None, float | None]] = []
+        for key, value in block.items():
+            if "," not in key or "_stderr," in key:
+                continue
+            metric, filt = key.split(",", 1)
+            raw.append((metric, filt, _number(value), _number(block.get(f"{metric}_stderr,{filt}"))))
+        filters_per_metric: dict[str, set[str]] = defaultdict(set)
+        for metric, filt, _, _ in raw:
+            filters_per_metric[metric].add(filt)
+        primary = None if is_group else primary_metric(task)
+        if primary is None and not is_group and raw:
+            primary = (raw[0][0], raw[0][1])  # a task outside the table: lm-eval's first metric
+        n = leaf_count(task)
+        choices = v2_num_choices(task)
+        for metric, filt, value, stderr in raw:
+            scale = 100.0 if _is_proportion(metric) else 1.0
+            value = None if value is None else value * scale
+            is_primary = primary == (metric, filt)
+            rows.append(
+                TaskScore(
+                    task=task,
+                    metric=metric,
+                    value=value,
+                    stderr=None if stderr is None else stderr * scale,
+                    n_samples=n,
+                    filter=_filter_label(filt, filters_per_metric[metric]),
+                    higher_is_better=bool(higher.get(task, {}).get(metric, True)),
+                    normalized=(
+                        normalize_v2(value, choices)
+                        if is_primary and choices is not None and value is not None
+                        else None
+                    ),
+                    is_primary=is_primary,
+                )
+            )
+        if task == "leaderboard_ifeval":
+            rows.append(_ifeval_strict(task, block, n))
+    return _with_group_normalization(rows, group_members)
+
+
+def _ifeval_strict(task: str, block: Mapping[str, Any], n: int) -> TaskScore:
+    prompt, inst = _number(block.get("prompt_level_strict_acc,none")), _number(block.get("inst_level_strict_acc,none"))
+    value = None if prompt is None or inst is None else (prompt + inst) / 2 * 100
+    return TaskScore(task=task, metric=IFEVAL_STRICT, value=value, n_samples=n, normalized=value, is_primary=True)
+
+
+def _with_group_normalization(rows: list[TaskScore], group_members: Mapping[str, list[str]]) -> list[TaskScore]:
+    """`normalized` of the v2 benchmark groups, on the row of their subtasks' primary metric: BBH and MuSR average
+    their subtasks' normalised scores; GPQA and MATH normalise lm-eval's (size-weighted) group score."""
+    primary_norm = {r.task: r.normalized for r in rows if r.is_primary}
+    out = []
+    for r in rows:
+        members = group_members.get(r.task)
+        sub_primary = primary_metric(members[0]) if members else None
+        if members and sub_primary and (r.metric, r.filter) == (sub_primary[0], _filter_label(sub_primary[1], set())):
+            if r.task in _V2_MEAN_OF_SUBTASKS:
+                vals = [v for v in (primary_norm.get(m) for m in members) if v is not None]
+                r = replace(r, normalized=sum(vals) / len(vals) if vals else None)
+            elif (choices := v2_num_choices(r.task)) is not None and r.value is not None:
+                r = replace(r, normalized=normalize_v2(r.value, choices))
+        out.append(r)
+    return out
+
+
+def parse_samples(task: str, lines: Iterable[Mapping[str, Any]]) -> list[SampleRecord]:
+    """SampleRecords from one lm-eval samples JSONL (pure): one per document, all filters' metrics merged."""
+    by_doc: dict[int, list[Mapping[str, Any]]] = defaultdict(list)
+    for line in lines:
+        by_doc[int(line["doc_id"])].append(line)
+    filters = {str(line.get("filter", "none")) for doc_lines in by_doc.values() for line in doc_lines}
+    primary = primary_metric(task)
+    records = []
+    for doc_id in sorted(by_doc):
+        doc_lines = by_doc[doc_id]
+        metrics: dict[str, float] = {}
+        for line in doc_lines:
+            filt = _filter_label(str(line.get("filter", "none")), filters)
+            for metric in line.get("metrics", []):
+                value = _sample_value(line.get(metric))
+                if value is not None:
+                    metrics[metric_key(metric, filt)] = value
+        main = next((ln for ln in doc_lines if primary and ln.get("filter") == primary[1]), doc_lines[0])
+        records.append(
+            SampleRecord(
+                task=task,
+                doc_id=doc_id,
+                prompt_hash=str(main.get("prompt_hash", "")),
+                target=_text(main.get("target")),
+                response=_response(main),
+                metrics=metrics,
+            )
+        )
+    return records
+
+
+def _sample_value(value: Any) -> float | None:
+    """Per-sample metric as a number on lm-eval's own scale; IFEval's per-instruction lists become their mean."""
+    if isinstance(value, list):
+        nums = [v for v in (_number(x) for x in value) if v is not None]
+        return sum(nums) / len(nums) if nums else None
+    return _number(value)
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def _response(line: Mapping[str, Any]) -> str:
+    """Generation: the filtered answer. Log-likelihood: the options, their log-likelihoods and the argmax, as JSON."""
+    filtered = line.get("filtered_resps")
+    if isinstance(filtered, list) and filtered and isinstance(filtered[0], list):
+        lls = [float(r[0]) for r in filtered]
+        args = line.get("arguments", {})
+        options = [a.get("arg_1", "").strip() for a in args.values()] if isinstance(args, Mapping) else []
+        best = max(range(len(lls)), key=lls.__getitem__)
+        return json.dumps({"argmax": best, "choices": options, "loglikelihoods": lls}, ensure_ascii=False)
+    if isinstance(filtered, list) and len(filtered) == 1:
+        filtered = filtered[0]
+    return _text(filtered)
+
+
+# ============================================================================================= adapter
+
+
+@dataclass(frozen=True)
+class RunFiles:
+    """Where one run's outputs live under the cell's work dir."""
+
+    dir: Path
+
+    @property
+    def log(self) -> Path:
+        return self.dir / "lm_eval.log"
+
+    @property
+    def command(self) -> Path:
+        return self.dir / "command.sh"
+
+    def results(self) -> Path | None:
+        """The newest results JSON lm-eval wrote (it nests them in a folder named after the model)."""
+        found = sorted(self.dir.glob("**/results_*.json"), key=lambda p: p.name)
+        return found[-1] if found else None
+
+
+class LmEvalSuite:
+    """Benchmark adapter for lm-eval suites (adapter key `lm_eval`)."""
+
+    def __init__(
+        self,
+        catalog: Callable[[], TaskCatalog] = load_task_catalog,
+        python: str = sys.executable,
+    ) -> None:
+        self._catalog = catalog
+        """Loads lm-eval's task index (slow: ~10 s); injectable for tests."""
+        self._python = python
+        """Interpreter that has lm-eval (the running one by default)."""
+
+    def validate(self, settings: dict[str, Any]) -> None:
+        validate_settings(settings, self._catalog())
+
+    def generate(self, ctx: RunContext) -> None:
+        settings = validate_settings(ctx.settings, None)
+        endpoint = ctx.endpoint
+        if endpoint is None:
+            raise BenchmarkError("lm_eval generate needs a served model, but the run context has no endpoint")
+        for run in settings.runs:
+            if run.max_length > endpoint.max_model_len:
+                raise ConfigError(
+                    f"run {run.name!r}: max_length {run.max_length} exceeds the server's max_model_len "
+                    f"{endpoint.max_model_len}",
+                    hint="start the server with a larger max_model_len (the model's config)",
+                )
+        root = ctx.work_dir / "lm_eval"
+        include_path = self._write_overrides(settings, ctx, root / "tasks")
+        env = self._env(ctx, root)
+        for run in settings.runs:
+            files = RunFiles(root / run.name)
+            # a fresh folder per attempt: `score` must never read a previous attempt's results
+            shutil.rmtree(files.dir, ignore_errors=True)
+            files.dir.mkdir(parents=True)
+            argv = render_command(
+                run,
+                settings,
+                endpoint=endpoint,
+                output_dir=files.dir / "output",
+                include_path=include_path,
+                seed=ctx.seed,
+                python=self._python,
+            )
+            files.command.write_text(shlex.join(argv) + "\n", encoding="utf-8")
+            code = _run_logged(argv, files.log, env, cwd=files.dir)
+            if code != 0:
+                raise BenchmarkError(
+                    f"lm-eval run {run.name!r} exited with code {code}; last lines of its log:\n"
+                    + _tail(files.log, 25),
+                    log=files.log,
+                    hint=f"fix the cause and rerun the cell; to reproduce by hand: bash {files.command}",
+                )
+
+    def score(self, ctx: RunContext) -> BenchmarkResult:
+        settings = parse_settings(ctx.settings)
+        scores: list[TaskScore] = []
+        samples: list[SampleRecord] = []
+        for run in settings.runs:
+            files = RunFiles(ctx.work_dir / "lm_eval" / run.name)
+            s, r = read_run_outputs(files)
+            scores += s
+            samples += r
+        return BenchmarkResult(scores=scores, samples=samples)
+
+    def _write_overrides(self, settings: LmEvalSuiteSettings, ctx: RunContext, out_dir: Path) -> Path | None:
+        if not ctx.data_overrides:
+            return None
+        catalog = self._catalog()
+        rendered: dict[str, str] = {}
+        for run in settings.runs:
+            rendered |= render_override_tasks(run.tasks, catalog, ctx.data_overrides, run.num_fewshot)
+        return write_override_tasks(rendered, out_dir) if rendered else None
+
+    @staticmethod
+    def _env(ctx: RunContext, root: Path) -> dict[str, str]:
+        env = {**os.environ, **ctx.env, "TOKENIZERS_PARALLELISM": "false"}
+        # IFEval needs NLTK's punkt_tab; give lm-eval a local copy instead of a download
+        nltk_dir = Path(env["NLTK_DATA"].split(os.pathsep)[0]) if env.get("NLTK_DATA") else root / "nltk_data"
+        env["NLTK_DATA"] = str(ensure_punkt_tab(nltk_dir))
+        return env
+
+
+def read_run_outputs(files: RunFiles) -> tuple[list[TaskScore], list[SampleRecord]]:
+    """Scores and samples of one run from its output folder."""
+    results_path = files.results()
+    if results_path is None:
+        raise BenchmarkError(
+            f"no lm-eval results under {files.dir}",
+            log=files.log,
+            hint="the generate phase did not finish for this run; rerun the cell",
+        )
+    try:
+        results = json.loads(results_path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise BenchmarkError(f"unreadable lm-eval results {results_path}: {exc}", log=files.log) from exc
+    scores = parse_results(results)
+    stamp = results_path.stem.removeprefix("results_")
+    groups = set(results.get("group_subtasks", {}))
+    samples: list[SampleRecord] = []
+    for task in results.get("results", {}):
+        if task in groups:
+            continue
+        path = results_path.parent / f"samples_{task}_{stamp}.jsonl"
+        if not path.is_file():
+            raise BenchmarkError(f"lm-eval wrote no samples file for task {task!r} ({path})", log=files.log)
+        with path.open(encoding="utf-8") as fh:
+            samples += parse_samples(task, (json.loads(line) for line in fh if line.strip()))
+    return scores, samples
+
+
+def _run_logged(argv: Sequence[str], log: Path, env: Mapping[str, str], cwd: Path) -> int:
+    """Run argv with stdout+stderr to `log`; kill its whole process group if we are interrupted."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            argv, stdout=out, stderr=subprocess.STDOUT, env=dict(env), cwd=cwd, start_new_session=True
+        )
+        try:
+            return proc.wait()
+        except BaseException:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+            raise
+
+
+def _tail(path: Path, lines: int) -> str:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return "(no log)"
+    # progress bars write \r-separated updates; keep only the last state of each line
+    cleaned = [ln.rsplit("\r", 1)[-1] for ln in text.splitlines()]
+    return "\n".join(f"    {ln}" for ln in cleaned[-lines:])
