@@ -41,6 +41,15 @@ def grouped_override(values: Sequence[str]) -> str:
     return f"{GROUPED_KEY}=[{','.join(values)}]"
 
 
+def group_benchmarks(overrides: Sequence[str]) -> list[str]:
+    """Rewrite the benchmark override (a value or a comma sweep) to the list the schema expects; keep the rest."""
+    out = []
+    for ov in parse(overrides):
+        is_bench = ov.get_key_element() == GROUPED_KEY and not ov.is_delete()
+        out.append(grouped_override(_values(ov)) if is_bench else ov.input_line)
+    return out
+
+
 def normalize(overrides: Sequence[str]) -> list[str]:
     """For a single job: `benchmark=a` or `benchmark=a,b` become the list form the schema expects."""
     out = []

@@ -64,3 +64,21 @@ def render_status(matrix: pd.DataFrame) -> str:
     header = ["model/format", *[str(c) for c in matrix.columns]]
     rows = [[idx, *[STATE_MARK.get(str(v), str(v)) for v in row]] for idx, row in zip(matrix.index, matrix.values)]
     return text_table(header, rows)
+
+
+def render_plan(plans: Sequence[object]) -> str:
+    """What a sweep is about to do: per job, its cells and which are already done."""
+    rows = []
+    total = pending = 0
+    for plan in plans:
+        cells = plan.cells  # type: ignore[attr-defined]
+        todo = {c.key for c in plan.pending}  # type: ignore[attr-defined]
+        states = [r.state.value for r in plan.records]  # type: ignore[attr-defined]
+        total += len(cells)
+        pending += len(todo)
+        rows.append([plan.name, ", ".join(c.benchmark for c in cells if c.key in todo) or "(all done)",  # type: ignore[attr-defined]
+                     ", ".join(f"{c.benchmark}={s}" for c, s in zip(cells, states))])
+    head = f"sweep: {len(plans)} job(s), {total} cell(s); {total - pending} complete, {pending} to run"
+    if pending == 0:
+        head += " - nothing to do (every cell is complete; use `evalkit run ...` to re-run one)"
+    return head + "\n" + text_table(["job (model.format)", "to run", "store"], rows)

@@ -39,3 +39,8 @@ def test_normalize_for_single_run() -> None:
 def test_range_sweeps_rejected_with_reason() -> None:
     with pytest.raises(ConfigError, match="comma-separated"):
         grid.expand(["seed=interval(0,1)"])
+
+
+def test_group_benchmarks_keeps_other_sweeps() -> None:
+    assert grid.group_benchmarks(["format=bf16,fp8", "benchmark=v1"]) == ["format=bf16,fp8", "benchmark=[v1]"]
+    assert grid.group_benchmarks(["benchmark=v1,v2"]) == ["benchmark=[v1,v2]"]

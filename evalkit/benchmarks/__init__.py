@@ -1,0 +1,24 @@
+"""Benchmark adapters, listed explicitly. Heavy imports stay inside each adapter module, loaded on first use."""
+
+from __future__ import annotations
+
+import importlib
+
+from evalkit.benchmarks.base import Benchmark, BenchmarkResult, Endpoint, RunContext
+from evalkit.errors import ConfigError
+
+ADAPTERS: dict[str, str] = {
+    "lm_eval": "evalkit.benchmarks.lm_eval_suite:LmEvalSuite",
+}
+"""Adapter name (the `adapter:` key of conf/benchmarks/*.yaml) -> "module:class"."""
+
+
+def get_adapter(name: str) -> Benchmark:
+    if name not in ADAPTERS:
+        raise ConfigError(f"unknown benchmark adapter {name!r}", hint=f"valid choices: {', '.join(sorted(ADAPTERS))}")
+    module, _, cls = ADAPTERS[name].partition(":")
+    adapter: Benchmark = getattr(importlib.import_module(module), cls)()
+    return adapter
+
+
+__all__ = ["ADAPTERS", "Benchmark", "BenchmarkResult", "Endpoint", "RunContext", "get_adapter"]

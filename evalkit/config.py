@@ -1,0 +1,238 @@
+"""The configuration schema: one dataclass per config group, registered in Hydra's ConfigStore.
+
+Hydra validates every YAML file in `conf/` and every command-line override against these classes, so a
+misspelt key (`format.recpie`) or a value of the wrong type fails before anything starts. Choices that
+are not keys (a benchmark name in `benchmark`, a format without a checkpoint source) are checked by
+`validate()`, which names the bad value and the valid ones.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+from evalkit.checkpoints.recipes import RecipeConfig
+from evalkit.errors import ConfigError
+from evalkit.serve import ServerConfig
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+CHECKPOINT_SOURCES = ("hub", "path", "recipe", "gguf")
+
+
+@dataclass
+class CheckpointSpec:
+    """Where the checkpoint of one model x format comes from."""
+
+    source: str = MISSING
+    """hub: a Hugging Face id; path: a local directory; recipe: produced from the model's bf16 checkpoint
+    with the format's llm-compressor recipe; gguf: converted from a GGUF file shipped in a Python package."""
+    id: str | None = None
+    """Hub id (hub), directory (path), or "<python package>/<file>.gguf" (gguf). Unused for recipe."""
+
+
+@dataclass
+class ResourcesConfig:
+    """What one model x format job asks the cluster for. Defaults per model size live in conf/model/."""
+
+    gpus_per_node: int = 0
+    nodes: int = 1
+    cpus_per_task: int = 2
+    mem_gb: int = 20
+    timeout_min: int = 240
+
+
+@dataclass
+class ModelConfig:
+    """A model of a family, with one checkpoint per quantization format."""
+
+    name: str = MISSING
+    """Short id used in cell ids, file names and tables, e.g. "llama-3.1-8b-instruct"."""
+    family: str = MISSING
+    """e.g. "Llama-3.1-Instruct"."""
+    size: str = MISSING
+    """e.g. "8B"; picks cluster resources."""
+    checkpoints: dict[str, CheckpointSpec] = field(default_factory=dict)
+    """Format name -> checkpoint source. Every format in a sweep must have an entry."""
+    max_model_len: int = 4096
+    """Context length the server is started with (the longest any benchmark of the study needs)."""
+    tensor_parallel_size: int = 1
+    """GPUs one vLLM server spans."""
+    recipe_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Format name -> recipe fields this model needs changed (e.g. the demo model's hidden size 576 is not
+    divisible by the study's W4A16 group size 128, so it uses 64)."""
+    resources: ResourcesConfig = field(default_factory=ResourcesConfig)
+    resources_by_format: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Format name -> resource fields to change for it (e.g. a W4A16 70B fits on fewer GPUs)."""
+    tp_by_format: dict[str, int] = field(default_factory=dict)
+    """Format name -> tensor_parallel_size for it, when it differs from `tensor_parallel_size`."""
+
+
+@dataclass
+class FormatConfig:
+    """A quantization format of the study."""
+
+    name: str = MISSING
+    """bf16 | fp8 | w8a8 | w4a16 (file-name safe)."""
+    label: str = MISSING
+    """How the study names it: BF16, W8A8-FP, W8A8-INT, W4A16-INT."""
+    recipe: RecipeConfig | None = None
+    """llm-compressor recipe that produces this format from the bf16 checkpoint; None for the baseline."""
+    vllm_args: dict[str, Any] = field(default_factory=dict)
+    """Extra vLLM server arguments this format needs ({"kv-cache-dtype": "fp8"}); they win over `server`."""
+
+
+@dataclass
+class BenchmarkConfig:
+    """A benchmark (a suite of tasks) and its adapter settings."""
+
+    name: str = MISSING
+    """Cell-level benchmark name, e.g. "leaderboard_v1" or "demo_leaderboard_v1"."""
+    adapter: str = MISSING
+    """Key in `evalkit.benchmarks.ADAPTERS`: lm_eval, arena_hard, humaneval, ruler."""
+    suite: str = MISSING
+    """What `aggregate` groups by, e.g. "leaderboard_v1" (a demo variant shares its suite)."""
+    settings: dict[str, Any] = field(default_factory=dict)
+    """Adapter-specific settings, validated by the adapter before anything starts."""
+
+
+@dataclass
+class PathsConfig:
+    """Where things live. Relative paths are relative to the directory evalkit is started from."""
+
+    results: str = "results"
+    """Parquet tables (scores/, samples/) and aggregates."""
+    jobs: str = "jobs"
+    """Per-sweep job folders: logs, server logs, resolved configs, harness outputs."""
+    checkpoints: str = "checkpoints"
+    """Produced checkpoints (converted and quantized), cached by recipe hash."""
+    cache: str = ".cache"
+    """Caches of the harnesses and the server (HF, vLLM), kept out of $HOME."""
+
+
+@dataclass
+class QuantizeConfig:
+    """The quantization stage (llm-compressor runs in its own environment; see README)."""
+
+    python: str = ".venv-quant/bin/python"
+    """Interpreter of the environment that has llmcompressor."""
+    threads: int = 2
+    """OMP/torch threads for GPTQ; set deliberately: threads that fight over cores make GPTQ 15-24x slower."""
+
+
+@dataclass
+class DatasetOverride:
+    """A Hugging Face dataset served from local files (offline data)."""
+
+    path: str = MISSING
+    """The dataset id the task definition names, e.g. "cais/mmlu"."""
+    name: str | None = None
+    """Dataset config name, e.g. "abstract_algebra"."""
+    data_files: dict[str, str] = field(default_factory=dict)
+    """Split -> local JSONL file."""
+
+
+@dataclass
+class EvalkitConfig:
+    """Root config: one model x format job and the benchmarks it runs."""
+
+    model: ModelConfig = MISSING
+    format: FormatConfig = MISSING
+    server: ServerConfig = field(default_factory=ServerConfig)
+    benchmarks: dict[str, BenchmarkConfig] = field(default_factory=dict)
+    """The catalogue: every benchmark defined in conf/benchmarks/, by name."""
+    benchmark: list[str] = field(default_factory=list)
+    """The benchmarks this job runs (names in the catalogue). A multirun over `benchmark` groups them into one
+    job per model x format, so one server serves them all."""
+    baseline_format: str = "bf16"
+    """Recovery tables divide by this format."""
+    sweep: str = "default"
+    """Sweep name: job folders go to `paths.jobs/<sweep>/`."""
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    quantize: QuantizeConfig = field(default_factory=QuantizeConfig)
+    data: dict[str, DatasetOverride] = field(default_factory=dict)
+    """Offline data: key -> local files for a Hub dataset; tasks then read them instead of the Hub."""
+    offline: bool = True
+    """Run jobs with the Hub offline (HF_HUB_OFFLINE / HF_DATASETS_OFFLINE); `prefetch` caches first."""
+    force: bool = False
+    """Re-run cells even when complete (`evalkit run` sets it to replace one cell's rows)."""
+    retries: int = 1
+    """How many times a failed cell is retried within a job before it is recorded as failed."""
+    seed: int = 1234
+
+
+def register_configs() -> None:
+    """Register the schema so YAML files and overrides are validated against it."""
+    cs = ConfigStore.instance()
+    # Only the root: it types every group (model: ModelConfig, ...), so group files are validated on merge, and
+    # no "*_schema" entries show up among a group's choices in error messages.
+    cs.store(name="evalkit_schema", node=EvalkitConfig)
+
+
+def to_object(cfg: DictConfig) -> EvalkitConfig:
+    """The typed config (dataclass instances) from Hydra's DictConfig, with interpolations resolved."""
+    obj = OmegaConf.to_object(cfg)
+    assert isinstance(obj, EvalkitConfig)
+    return obj
+
+
+def _check_name(kind: str, name: str) -> None:
+    if not NAME_RE.match(name):
+        raise ConfigError(
+            f"{kind} name {name!r} is not usable in file names and cell ids",
+            hint="use letters, digits, '.', '_' and '-' only",
+        )
+
+
+def validate(cfg: EvalkitConfig) -> None:
+    """Checks Hydra's schema cannot express. Raises ConfigError naming the bad value and the valid ones."""
+    _check_name("model", cfg.model.name)
+    _check_name("format", cfg.format.name)
+    if not cfg.benchmark:
+        raise ConfigError(
+            "no benchmark selected",
+            hint=f"pass benchmark=<name>[,<name>...]; defined: {', '.join(sorted(cfg.benchmarks)) or '(none)'}",
+        )
+    for name in cfg.benchmark:
+        if name not in cfg.benchmarks:
+            raise ConfigError(
+                f"unknown benchmark {name!r}",
+                hint=f"valid choices: {', '.join(sorted(cfg.benchmarks))}",
+            )
+    for key, bench in cfg.benchmarks.items():
+        _check_name("benchmark", bench.name)
+        if bench.name != key:
+            raise ConfigError(f"benchmark {key!r} declares name {bench.name!r}", hint="make them equal")
+    spec = cfg.model.checkpoints.get(cfg.format.name)
+    if spec is None:
+        raise ConfigError(
+            f"model {cfg.model.name!r} has no checkpoint for format {cfg.format.name!r}",
+            hint=f"add model.checkpoints.{cfg.format.name} (formats it has: {', '.join(sorted(cfg.model.checkpoints))})",
+        )
+    if spec.source not in CHECKPOINT_SOURCES:
+        raise ConfigError(
+            f"model.checkpoints.{cfg.format.name}.source={spec.source!r} is not a checkpoint source",
+            hint=f"valid choices: {', '.join(CHECKPOINT_SOURCES)}",
+        )
+    if spec.source == "recipe" and cfg.format.recipe is None:
+        raise ConfigError(
+            f"model.checkpoints.{cfg.format.name} asks for a recipe but format {cfg.format.name!r} has none",
+            hint="use source: hub or path for this format",
+        )
+    if spec.source in ("hub", "path", "gguf") and not spec.id:
+        raise ConfigError(f"model.checkpoints.{cfg.format.name} (source {spec.source}) needs an id")
+    if spec.source == "recipe" and cfg.baseline_format not in cfg.model.checkpoints:
+        raise ConfigError(
+            f"format {cfg.format.name!r} is produced from the {cfg.baseline_format} checkpoint, "
+            f"but model {cfg.model.name!r} declares none",
+            hint=f"add model.checkpoints.{cfg.baseline_format}",
+        )
+    for fmt in cfg.model.recipe_overrides:
+        if fmt not in cfg.model.checkpoints:
+            raise ConfigError(
+                f"model.recipe_overrides names format {fmt!r}, which the model has no checkpoint for",
+                hint=f"formats: {', '.join(sorted(cfg.model.checkpoints))}",
+            )

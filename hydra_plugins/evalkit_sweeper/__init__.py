@@ -1,0 +1,1 @@
+"""Hydra sweeper that expands evalkit's grid into one job per model x format (benchmarks grouped)."""

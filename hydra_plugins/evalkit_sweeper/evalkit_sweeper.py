@@ -1,0 +1,85 @@
+"""The evalkit sweeper: Hydra multirun where benchmarks are grouped per model x format and finished cells skipped.
+
+Hydra requires sweepers to live in the `hydra_plugins` namespace; the logic is in `evalkit.grid` / `evalkit.plan`,
+this module only connects it to Hydra's launcher (basic locally, submitit on Slurm).
+"""
+
+# No `from __future__ import annotations`: Hydra execs plugin modules outside sys.modules, where dataclasses
+# cannot resolve string annotations.
+import logging
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, List, Optional
+
+from hydra.core.config_store import ConfigStore
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.plugins.sweeper import Sweeper
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EvalkitSweeperConf:
+    _target_: str = "hydra_plugins.evalkit_sweeper.evalkit_sweeper.EvalkitSweeper"
+    dry_run: bool = False
+    """Print the jobs (and their cells and resources) without launching anything."""
+
+
+ConfigStore.instance().store(group="hydra/sweeper", name="evalkit", node=EvalkitSweeperConf, provider="evalkit")
+
+
+class EvalkitSweeper(Sweeper):
+    def __init__(self, dry_run: bool = False) -> None:
+        self.dry_run = dry_run
+        self.hydra_context: Optional[HydraContext] = None
+        self.config: Optional[DictConfig] = None
+        self.launcher: Any = None
+        self.plans: List[Any] = []
+        self.returns: List[JobReturn] = []
+
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+        from hydra.core.plugins import Plugins
+
+        self.hydra_context = hydra_context
+        self.config = config
+        self.launcher = Plugins.instance().instantiate_launcher(
+            hydra_context=hydra_context, task_function=task_function, config=config
+        )
+
+    def sweep(self, arguments: List[str]) -> Any:
+        from evalkit import grid
+        from evalkit.errors import EvalkitError
+        from evalkit.plan import plan_job
+        from evalkit.report import render_plan
+
+        assert self.config is not None and self.hydra_context is not None
+        loader = self.hydra_context.config_loader
+        jobs = grid.expand(arguments)
+        # Compose and validate every job before launching any: a typo fails the sweep before it half-submits.
+        try:
+            self.plans = [plan_job(loader.load_sweep_config(self.config, job)) for job in jobs]
+        except EvalkitError as err:
+            # Our errors already say what and what next; Hydra would bury them under a traceback.
+            print(f"evalkit: error: {err.message}", file=sys.stderr)
+            raise SystemExit(2) from err
+        print(render_plan(self.plans), flush=True)
+        sweep_dir = Path(self.config.hydra.sweep.dir)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+        todo = [(job, plan) for job, plan in zip(jobs, self.plans) if plan.pending]
+        if self.dry_run or not todo:
+            return []
+        batch = [
+            [*(o for o in job if not o.startswith(f"{grid.GROUPED_KEY}=")), grid.grouped_override(
+                [c.benchmark for c in plan.pending])]
+            for job, plan in todo
+        ]
+        self.returns = list(self.launcher.launch(batch, initial_job_idx=0))
+        for ret in self.returns:
+            if ret.status is JobStatus.FAILED:
+                # A job fails as a whole only when something outside its cells broke; cells record their own errors.
+                log.error("job %s failed: %r", ret.overrides, ret._return_value)
+        return [self.returns]
