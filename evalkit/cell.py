@@ -7,9 +7,11 @@ the store treats the old rows of that model x format x benchmark as stale.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import asdict, dataclass, is_dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -53,26 +55,34 @@ def stable_hash(obj: Any) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def effective_recipe(cfg: EvalkitConfig) -> dict[str, Any] | None:
-    """The format's recipe with this model's overrides applied (what the quantizer will really run)."""
-    if cfg.format.recipe is None:
-        return None
-    recipe = _canonical(cfg.format.recipe)
-    recipe.update(cfg.model.recipe_overrides.get(cfg.format.name, {}))
-    return recipe  # type: ignore[no-any-return]
-
-
 def checkpoint_identity(cfg: EvalkitConfig) -> str:
+    from evalkit.checkpoints.recipes import recipe_hash
+    from evalkit.checkpoints.resolve import effective_recipe
+
     spec = cfg.model.checkpoints[cfg.format.name]
-    if spec.source == "recipe":
+    recipe = effective_recipe(cfg)
+    if spec.source == "recipe" and recipe is not None:
         base = cfg.model.checkpoints[cfg.baseline_format]
-        return f"recipe:{stable_hash({'base': [base.source, base.id], 'recipe': effective_recipe(cfg)})[:16]}"
+        return f"recipe:{stable_hash({'base': [base.source, base.id], 'recipe': recipe_hash(recipe)})[:16]}"
     return f"{spec.source}:{spec.id}"
+
+
+@functools.lru_cache(maxsize=4096)
+def file_digest(path: str) -> str:
+    """sha256 of a local data file ("missing:<path>" when absent, so the id still says which file it meant)."""
+    p = Path(path)
+    if not p.is_file():
+        return f"missing:{path}"
+    return hashlib.sha256(p.read_bytes()).hexdigest()
 
 
 def make_cell(cfg: EvalkitConfig, benchmark: str) -> Cell:
     bench = cfg.benchmarks[benchmark]
-    data = {k: cfg.data[k] for k in sorted(cfg.data)}
+    # local data files count by content: editing a shipped question changes the result, so it changes the id
+    data = {
+        k: {"path": d.path, "name": d.name, "files": {split: file_digest(f) for split, f in d.data_files.items()}}
+        for k, d in sorted(cfg.data.items())
+    }
     identity = {
         "model": cfg.model.name,
         "format": cfg.format.name,
