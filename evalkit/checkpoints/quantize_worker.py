@@ -116,7 +116,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     base, output = Path(spec["base"]), Path(spec["output"])
-    _log(f"loading {base} (threads={threads})")
+    _log(f"pid {os.getpid()}: loading {base} (threads={threads})")
     model = AutoModelForCausalLM.from_pretrained(base, dtype="auto")
     tokenizer = AutoTokenizer.from_pretrained(base)
     modifiers = _build_modifiers(spec["modifiers"])
