@@ -14,7 +14,7 @@ from evalkit.checkpoints.manifest import (
     QuantizeManifest,
     read_manifest,
 )
-from evalkit.checkpoints.quantize import ensure_quantized, find_quantized, locate
+from evalkit.checkpoints.quantize import ensure_quantized, find_quantized, locate, recipe_identity
 from evalkit.checkpoints.recipes import (
     RecipeConfig,
     apply_overrides,
@@ -39,6 +39,7 @@ __all__ = [
     "read_manifest",
     "recipe_from_mapping",
     "recipe_hash",
+    "recipe_identity",
     "render_modifiers",
     "render_recipe_yaml",
     "resolve_gguf",

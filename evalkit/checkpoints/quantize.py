@@ -72,6 +72,16 @@ def cache_key(base_identity: str, recipe_digest: str, calibration_sha256: str | 
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+def recipe_identity(recipe: RecipeConfig) -> str:
+    """sha256 of everything a recipe-produced checkpoint depends on besides its base: the recipe hash and the
+    calibration file's content. Cheap (no base hashing, no sample selection), for cell ids that must change when
+    the calibration data changes."""
+    calibration = sha256_file(resolve_calibration_file(recipe.calibration_file)) if recipe.needs_calibration else None
+    return hashlib.sha256(
+        f"recipe={recipe_hash(recipe)}\ncalibration={calibration or NO_CALIBRATION}\n".encode()
+    ).hexdigest()
+
+
 def entry_name(base: Path, recipe: RecipeConfig, key: str) -> str:
     """Directory name of a cache entry: readable prefix, unique key suffix."""
     return f"{base.name}--{recipe.scheme.lower()}--{key[:16]}"

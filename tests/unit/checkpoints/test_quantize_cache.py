@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from evalkit.checkpoints.manifest import QuantizeManifest, read_manifest
-from evalkit.checkpoints.quantize import ensure_quantized, find_quantized, locate
+from evalkit.checkpoints.quantize import ensure_quantized, find_quantized, locate, recipe_identity
 from evalkit.checkpoints.recipes import RecipeConfig, recipe_hash
 from evalkit.errors import CheckpointError
 
@@ -171,6 +171,18 @@ def test_cache_key_follows_base_content_recipe_and_calibration(tmp_path: Path, b
     assert locate(base, other_calib, cache).recipe_hash == w4_64.recipe_hash  # same recipe, other data
     (base / "model.safetensors").write_bytes(b"another fine-tune")
     assert locate(base, W4A16, cache).path != w4_64.path
+
+
+def test_recipe_identity_follows_calibration_content_not_path(tmp_path: Path) -> None:
+    copy = tmp_path / "copy.jsonl"
+    copy.write_bytes((REPO / "data" / "calibration" / "chat_calibration.jsonl").read_bytes())
+    moved = RecipeConfig(**{**W4A16.__dict__, "calibration_file": str(copy)})
+    assert recipe_identity(moved) == recipe_identity(W4A16)
+    copy.write_text('{"messages": [{"role": "user", "content": "other data"}]}\n')
+    assert recipe_identity(moved) != recipe_identity(W4A16)
+    # data-free: the calibration file does not matter (and need not exist)
+    fp8_elsewhere = RecipeConfig(scheme="FP8_DYNAMIC", calibration_file=str(tmp_path / "missing.jsonl"))
+    assert recipe_identity(fp8_elsewhere) == recipe_identity(FP8)
 
 
 def test_failure_raises_with_log_tail_and_hint_and_caches_nothing(
