@@ -35,9 +35,14 @@ def temp_dirs(final: Path) -> list[Path]:
     return sorted(final.parent.glob(f"{TMP_PREFIX}{final.name}.*"))
 
 
-def remove_stale_temps(final: Path) -> list[Path]:
-    """Delete temporaries of `final` whose producing process is gone; returns what was removed."""
+def clear_incomplete(final: Path) -> list[Path]:
+    """Delete temporaries of `final` whose producing process is gone, and `final` itself if it is there but was
+    not completed (only possible when someone deleted its manifest by hand); returns what was removed.
+    Call it holding `entry_lock(final)` after checking that `final` is not complete."""
     removed = []
+    if final.exists():
+        shutil.rmtree(final)
+        removed.append(final)
     for tmp in temp_dirs(final):
         pid_part = tmp.name[len(TMP_PREFIX) + len(final.name) + 1 :].split(".", 1)[0]
         if pid_part.isdigit() and _pid_alive(int(pid_part)) and int(pid_part) != os.getpid():
