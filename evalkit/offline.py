@@ -88,13 +88,14 @@ _SPLIT_KEYS = ("test_split", "validation_split", "training_split", "fewshot_spli
 # --------------------------------------------------------------------------------------------- data overrides
 
 
-def resolve_overrides(entries: Mapping[str, Any], base_dir: Path) -> dict[str, dict[str, str]]:
+def resolve_overrides(entries: Mapping[str, Any], base_dir: Path | None = None) -> dict[str, dict[str, str]]:
     """Config `data:` entries -> `RunContext.data_overrides` ({dataset id: {split: absolute file}}).
 
-    Each entry has `path`, optional `name` and `data_files` (split -> file, relative to `base_dir` unless absolute);
-    it may be a mapping or an object with those attributes (the config dataclass). Missing files fail here, before
-    any server starts.
+    Each entry has `path`, optional `name` and `data_files` (split -> file, relative to `base_dir` unless absolute;
+    default: the directory evalkit runs from); it may be a mapping or an object with those attributes (the config
+    dataclass). Missing files fail here, before any server starts.
     """
+    base_dir = Path.cwd() if base_dir is None else base_dir
     out: dict[str, dict[str, str]] = {}
     for key, entry in entries.items():
         path, name, files = (_field(entry, "path"), _field(entry, "name"), _field(entry, "data_files") or {})

@@ -28,9 +28,11 @@ from evalkit.benchmarks.base import BenchmarkResult, Endpoint, RunContext
 from evalkit.errors import BenchmarkError, ConfigError
 from evalkit.offline import (
     TaskCatalog,
+    datasets_for_tasks,
     ensure_punkt_tab,
     expand_tasks,
     load_task_catalog,
+    prefetch_datasets,
     render_override_tasks,
     write_override_tasks,
 )
@@ -598,13 +600,17 @@ class LmEvalSuite:
                     hint="start the server with a larger max_model_len (the model's config)",
                 )
         root = ctx.work_dir / "lm_eval"
-        include_path = self._write_overrides(settings, ctx, root / "tasks")
+        catalog = self._catalog() if ctx.data_overrides else None
         env = self._env(ctx, root)
         for run in settings.runs:
             files = RunFiles(root / run.name)
             # a fresh folder per attempt: `score` must never read a previous attempt's results
             shutil.rmtree(files.dir, ignore_errors=True)
             files.dir.mkdir(parents=True)
+            include_path = None
+            if catalog is not None:
+                overrides = render_override_tasks(run.tasks, catalog, ctx.data_overrides, run.num_fewshot)
+                include_path = write_override_tasks(overrides, files.dir / "tasks") if overrides else None
             argv = render_command(
                 run,
                 settings,
@@ -635,14 +641,11 @@ class LmEvalSuite:
             samples += r
         return BenchmarkResult(scores=scores, samples=samples)
 
-    def _write_overrides(self, settings: LmEvalSuiteSettings, ctx: RunContext, out_dir: Path) -> Path | None:
-        if not ctx.data_overrides:
-            return None
+    def prefetch(self, settings: dict[str, Any]) -> None:
+        """Cache the Hub datasets of every task of every run (needs internet; HF_HOME picks the cache)."""
+        parsed = validate_settings(settings, None)
         catalog = self._catalog()
-        rendered: dict[str, str] = {}
-        for run in settings.runs:
-            rendered |= render_override_tasks(run.tasks, catalog, ctx.data_overrides, run.num_fewshot)
-        return write_override_tasks(rendered, out_dir) if rendered else None
+        prefetch_datasets(datasets_for_tasks([t for run in parsed.runs for t in run.tasks], catalog))
 
     @staticmethod
     def _env(ctx: RunContext, root: Path) -> dict[str, str]:
