@@ -52,6 +52,18 @@ def clear_incomplete(final: Path) -> list[Path]:
     return removed
 
 
+def sweep_dead_temps(root: Path) -> list[Path]:
+    """Delete every temporary under `root` whose producing process is gone, whatever entry it was for (a killed
+    run of a recipe that has since changed would otherwise leave its temporary forever)."""
+    removed = []
+    for tmp in root.glob(f"{TMP_PREFIX}*") if root.is_dir() else []:
+        parts = tmp.name.rsplit(".", 2)
+        if len(parts) == 3 and parts[1].isdigit() and not _pid_alive(int(parts[1])):
+            shutil.rmtree(tmp, ignore_errors=True)
+            removed.append(tmp)
+    return removed
+
+
 @contextmanager
 def atomic_dir(final: Path) -> Iterator[Path]:
     """Yield an empty temporary directory beside `final`; rename it to `final` if the block succeeds.

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from evalkit.checkpoints.atomic import atomic_dir, clear_incomplete, entry_lock
+from evalkit.checkpoints.atomic import atomic_dir, clear_incomplete, entry_lock, sweep_dead_temps
 from evalkit.checkpoints.calibration import PROJECT_ROOT, sha256_file
 from evalkit.checkpoints.manifest import ConversionManifest, is_complete, write_manifest
 from evalkit.checkpoints.runner import log_tail, run_stage, thread_env
@@ -85,6 +85,7 @@ def ensure_converted(
         if is_complete(final):
             return final
         clear_incomplete(final)
+        sweep_dead_temps(final.parent)
         with atomic_dir(final) as tmp:
             env = {**thread_env(threads), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
             # the child imports evalkit from this source tree even when evalkit is not installed in `python`

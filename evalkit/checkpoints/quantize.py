@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from evalkit.checkpoints.atomic import atomic_dir, clear_incomplete, entry_lock
+from evalkit.checkpoints.atomic import atomic_dir, clear_incomplete, entry_lock, sweep_dead_temps
 from evalkit.checkpoints.calibration import (
     Sample,
     load_samples,
@@ -147,6 +147,7 @@ def ensure_quantized(
         if is_complete(entry.path):  # another job produced it while we waited for the lock
             return entry.path
         clear_incomplete(entry.path)
+        sweep_dead_temps(entry.path.parent)
         with atomic_dir(entry.path) as tmp:
             run = _run_worker(base, recipe, entry.calibration, tmp, python, Path(log_path), threads, timeout_s)
             result = _read_worker_result(tmp, run, log_path)

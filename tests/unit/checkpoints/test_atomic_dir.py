@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from evalkit.checkpoints.atomic import atomic_dir, clear_incomplete, entry_lock, temp_dirs
+from evalkit.checkpoints.atomic import atomic_dir, clear_incomplete, entry_lock, sweep_dead_temps, temp_dirs
 
 
 def test_success_renames_into_place(tmp_path: Path) -> None:
@@ -48,3 +48,16 @@ def test_lock_can_be_taken_again_after_release(tmp_path: Path) -> None:
         pass
     with entry_lock(final):
         assert (tmp_path / ".locks" / "entry.lock").exists()
+
+
+def test_sweep_removes_dead_temps_of_any_entry(tmp_path: Path) -> None:
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    old_recipe_tmp = tmp_path / f".tmp-model--w8a8--0123456789abcdef.{dead.stdout.strip()}.abcd1234"
+    old_recipe_tmp.mkdir()
+    live = tmp_path / ".tmp-model--w4a16--fedcba9876543210.1.abcd1234"
+    live.mkdir()
+    keep = tmp_path / "model--fp8_dynamic--0000000000000000"
+    keep.mkdir()
+    assert sweep_dead_temps(tmp_path) == [old_recipe_tmp]
+    assert live.exists() and keep.exists()
+    assert sweep_dead_temps(tmp_path / "missing") == []

@@ -126,7 +126,7 @@ def test_miss_produces_once_then_hits(tmp_path: Path, base: Path, fake_python: P
     calib_file = REPO / "data" / "calibration" / "chat_calibration.jsonl"
     assert manifest.calibration is not None
     assert manifest.calibration.sha256 == hashlib.sha256(calib_file.read_bytes()).hexdigest()
-    assert manifest.calibration.samples_used == manifest.calibration.samples_available  # 512 asked, fewer exist
+    assert (manifest.calibration.samples_used, manifest.calibration.samples_available) == (64, 215)
     assert manifest.calibration.tokens == 123
     assert manifest.tool_versions == {"llmcompressor": "fake"}
     assert manifest.threads == 3 and manifest.wall_time_s > 0 and manifest.base == str(base.resolve())
@@ -143,7 +143,7 @@ def test_worker_gets_threads_isolation_offline_and_the_rendered_recipe(
     assert call["argv"][:2] == ["-I", "-u"], "the worker must not import evalkit's modules (gguf.py shadowing)"
     assert call["argv"][2].endswith("quantize_worker.py")
     assert [m["type"] for m in call["spec"]["modifiers"]] == ["GPTQModifier"]
-    assert len(call["spec"]["calibration"]["samples"]) > 100
+    assert len(call["spec"]["calibration"]["samples"]) == 64
     assert call["spec"]["calibration"]["max_seq_length"] == 2048
     header = log.read_text().splitlines()[:2]
     assert header[1].startswith("# ") and "OMP_NUM_THREADS=1" in header[1] and "--spec" in header[1]

@@ -80,7 +80,7 @@ def test_same_recipe_same_hash() -> None:
         {"actorder": "static"},
         {"ignore": []},
         {"smoothquant_strength": 0.5},
-        {"num_calibration_samples": 64},
+        {"num_calibration_samples": 16},
         {"max_seq_length": 512},
         {"calibration_seed": 1},
     ],
