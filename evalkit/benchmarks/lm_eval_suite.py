@@ -535,14 +535,17 @@ def _text(value: Any) -> str:
 
 
 def _response(line: Mapping[str, Any]) -> str:
-    """Generation: the filtered answer. Log-likelihood: the options, their log-likelihoods and the argmax, as JSON."""
+    """Generation: the filtered answer. Log-likelihood: JSON of the log-likelihoods, their argmax and the options."""
     filtered = line.get("filtered_resps")
     if isinstance(filtered, list) and filtered and isinstance(filtered[0], list):
         lls = [float(r[0]) for r in filtered]
         args = line.get("arguments", {})
-        options = [a.get("arg_1", "").strip() for a in args.values()] if isinstance(args, Mapping) else []
-        best = max(range(len(lls)), key=lls.__getitem__)
-        return json.dumps({"argmax": best, "choices": options, "loglikelihoods": lls}, ensure_ascii=False)
+        options = [str(a.get("arg_1", "")).strip() for a in args.values()] if isinstance(args, Mapping) else []
+        out: dict[str, Any] = {"argmax": max(range(len(lls)), key=lls.__getitem__), "loglikelihoods": lls}
+        # multiple-input tasks (winogrande) score one continuation after several contexts: no options to list
+        if len(set(options)) == len(lls):
+            out["choices"] = options
+        return json.dumps(out, ensure_ascii=False)
     if isinstance(filtered, list) and len(filtered) == 1:
         filtered = filtered[0]
     return _text(filtered)

@@ -1,0 +1,82 @@
+"""The lm-eval adapter end to end: real lm-eval subprocesses against a real vLLM server on the demo checkpoint,
+reading the shipped offline data (`pytest -m integration tests/integration/test_lm_eval_real.py`, ~2 min on CPU)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from evalkit.benchmarks.base import RunContext
+from evalkit.benchmarks.lm_eval_suite import LmEvalSuite, parse_settings
+from evalkit.offline import expand_tasks, load_task_catalog, offline_env, render_override_tasks, resolve_overrides
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _bench(name: str) -> dict[str, Any]:
+    return yaml.safe_load((REPO / "conf" / "benchmarks" / f"{name}.yaml").read_text())["settings"]
+
+
+def _overrides() -> dict[str, dict[str, str]]:
+    return resolve_overrides(yaml.safe_load((REPO / "conf" / "data" / "demo.yaml").read_text()), REPO)
+
+
+def test_demo_suites_read_only_shipped_data() -> None:
+    """Every task of the demo suites is served from conf/data/demo.yaml, with every split it reads."""
+    catalog = load_task_catalog()
+    overrides = _overrides()
+    for suite in ("demo_leaderboard_v1", "demo_leaderboard_v2"):
+        for run in parse_settings(_bench(suite)).runs:
+            files = render_override_tasks(run.tasks, catalog, overrides, run.num_fewshot)
+            assert {f.removesuffix(".yaml") for f in files} == set(expand_tasks(run.tasks, catalog)), run.name
+
+
+def test_loglikelihood_and_generation_tasks_end_to_end(demo_server: Any, tmp_path: Path) -> None:
+    endpoint = demo_server.endpoint
+    demo = parse_settings(_bench("demo_leaderboard_v1"))
+    # winogrande: 5-shot log-likelihoods, no chat template, BOS added; arc_challenge_llama: generation in the chat
+    # template with Meta's gen_prefix. The shared test server may have a shorter context than the protocol's.
+    runs = [
+        replace(r, max_length=min(r.max_length, endpoint.max_model_len))
+        for r in demo.runs
+        if r.name in ("winogrande", "arc_challenge")
+    ]
+    settings = {"num_concurrent": demo.num_concurrent, "runs": [vars(r) for r in runs]}
+    ctx = RunContext(
+        endpoint=endpoint,
+        work_dir=tmp_path / "cell",
+        settings=settings,
+        data_overrides=_overrides(),
+        env={"HF_HOME": str(tmp_path / "hf"), **offline_env()},
+    )
+    adapter = LmEvalSuite()
+    adapter.generate(ctx)
+    result = adapter.score(ctx)
+
+    primary = {s.task: s for s in result.scores if s.is_primary}
+    assert set(primary) == {"winogrande", "arc_challenge_llama"}
+    wino, arc = primary["winogrande"], primary["arc_challenge_llama"]
+    assert (wino.metric, wino.n_samples) == ("acc", 5)
+    assert (arc.metric, arc.filter, arc.n_samples) == ("exact_match", "", 5)  # the 3-option question is dropped
+    for score in primary.values():
+        assert score.value is not None and 0 <= score.value <= 100 and score.stderr is not None
+
+    by_task: dict[str, list] = {}
+    for s in result.samples:
+        by_task.setdefault(s.task, []).append(s)
+    assert {t: len(v) for t, v in by_task.items()} == {"winogrande": 5, "arc_challenge_llama": 5}
+    for s in by_task["winogrande"]:
+        resp = json.loads(s.response)
+        assert len(resp["loglikelihoods"]) == 2 and all(ll < 0 for ll in resp["loglikelihoods"])
+        assert "choices" not in resp  # multiple-input task: the options are the two contexts
+        assert s.metrics["acc"] in (0.0, 1.0)
+    assert all(set(s.metrics) == {"exact_match"} and s.prompt_hash for s in by_task["arc_challenge_llama"])
+    # the command each run used is kept next to its log, for reruns by hand
+    assert (ctx.work_dir / "lm_eval" / "arc_challenge" / "command.sh").read_text().count("--apply_chat_template") == 1
