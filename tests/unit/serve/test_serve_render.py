@@ -1,0 +1,142 @@
+"""The vLLM command and environment are pure: golden files pin them, the rules around them are unit-tested."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+from omegaconf.errors import ConfigAttributeError
+
+from evalkit.errors import ConfigError
+from evalkit.serve import (
+    ServerConfig,
+    format_args_list,
+    merge_args,
+    render_command,
+    render_env,
+    shell_command,
+    validate_server_config,
+)
+
+GOLDEN = Path(__file__).parents[1] / "golden"
+
+
+def check_golden(name: str, text: str) -> None:
+    path = GOLDEN / name
+    if os.environ.get("EVALKIT_UPDATE_GOLDEN") == "1":
+        path.write_text(text)
+    assert path.exists(), f"no golden file {path}; create it: EVALKIT_UPDATE_GOLDEN=1 pytest {__file__}"
+    assert text == path.read_text(), (
+        f"rendered text differs from {path}; if the change is intended, regenerate and review the diff:\n"
+        f"  EVALKIT_UPDATE_GOLDEN=1 pytest {__file__} && git diff {path}"
+    )
+
+
+def cpu_demo() -> ServerConfig:
+    return ServerConfig(
+        python="/opt/evalkit/.venv/bin/python",
+        max_model_len=2048,
+        enforce_eager=True,
+        served_model_name="smollm2-135m-instruct__bf16",
+        env={"VLLM_CPU_KVCACHE_SPACE": "2"},
+    )
+
+
+def gpu_tp8() -> ServerConfig:
+    return ServerConfig(
+        python="/opt/evalkit/.venv/bin/python",
+        tensor_parallel_size=8,
+        max_model_len=8192,
+        gpu_memory_utilization=0.9,
+        max_num_seqs=256,
+        enable_chunked_prefill=True,
+        served_model_name="llama-3.1-405b-instruct__fp8",
+        extra_args=["--max-num-batched-tokens", "16384"],
+    )
+
+
+def test_cpu_demo_golden() -> None:
+    cfg = cpu_demo()
+    argv = render_command(cfg, "/work/main/.cache/demo/bf16", 8123)
+    env = render_env(cfg, device="cpu", work_dir=Path("/jobs/demo/smollm2__bf16"), base_env={"PATH": "/usr/bin"})
+    check_golden("serve_cpu_demo.sh", shell_command(argv, env) + "\n")
+
+
+def test_gpu_tp8_golden() -> None:
+    cfg = gpu_tp8()
+    argv = render_command(cfg, "/ckpt/llama-3.1-405b-instruct/fp8", 8123, format_args={"kv-cache-dtype": "fp8"})
+    # the cluster's node-local TMPDIR is kept; only the cache root is defaulted into the job dir
+    env = render_env(cfg, device="gpu", work_dir=Path("/jobs/study/llama405b__fp8"), base_env={"TMPDIR": "/scratch"})
+    check_golden("serve_gpu_tp8.sh", shell_command(argv, env) + "\n")
+
+
+def test_format_args_override_config_and_extra_args() -> None:
+    cfg = ServerConfig(max_model_len=4096, enable_chunked_prefill=True, extra_args=["--max-num-seqs", "8"])
+    argv = render_command(
+        cfg, "/ckpt", 1, format_args=["--max-model-len=2048", "--no-enable-chunked-prefill", "--max-num-seqs", "4"]
+    )
+    assert "4096" not in argv and "--enable-chunked-prefill" not in argv and "8" not in argv
+    assert argv[-4:] == ["--max-model-len=2048", "--no-enable-chunked-prefill", "--max-num-seqs", "4"]
+
+
+def test_merge_args_keeps_values_and_negative_numbers() -> None:
+    assert merge_args(["--a", "1", "--flag", "--b", "-1"], ["--a", "2"]) == ["--flag", "--b", "-1", "--a", "2"]
+
+
+def test_format_args_mapping() -> None:
+    args = {"kv_cache_dtype": "fp8", "--enforce-eager": True, "enable-prefix-caching": False, "seed": None,
+            "served-model-name": ["a", "b"]}  # fmt: skip
+    assert format_args_list(args) == [
+        "--kv-cache-dtype", "fp8", "--enforce-eager", "--no-enable-prefix-caching", "--served-model-name", "a", "b",
+    ]  # fmt: skip
+
+
+def test_format_args_string_is_rejected() -> None:
+    with pytest.raises(ConfigError, match="list or a mapping"):
+        format_args_list("--enforce-eager")
+
+
+def test_cpu_needs_kv_cache_space() -> None:
+    with pytest.raises(ConfigError, match="VLLM_CPU_KVCACHE_SPACE") as err:
+        render_env(ServerConfig(), device="cpu", work_dir=Path("/j"), base_env={})
+    assert "server.env.VLLM_CPU_KVCACHE_SPACE" in str(err.value)
+    # set by the inherited environment is enough; gpu never needs it
+    assert "VLLM_CPU_KVCACHE_SPACE" not in render_env(
+        ServerConfig(), device="cpu", work_dir=Path("/j"), base_env={"VLLM_CPU_KVCACHE_SPACE": "4"}
+    )
+    render_env(ServerConfig(), device="gpu", work_dir=Path("/j"), base_env={})
+
+
+def test_env_defaults_do_not_override_what_is_set() -> None:
+    cfg = ServerConfig(env={"VLLM_CACHE_ROOT": "/shared/vllm", "VLLM_CPU_KVCACHE_SPACE": "2"})
+    env = render_env(cfg, device="cpu", work_dir=Path("/j"), base_env={"TMPDIR": "/scratch"})
+    assert env["VLLM_CACHE_ROOT"] == "/shared/vllm" and "TMPDIR" not in env
+
+
+def test_python_defaults_to_current_interpreter() -> None:
+    import sys
+
+    assert render_command(ServerConfig(), "/ckpt", 1)[:3] == [
+        sys.executable,
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "match"),
+    [("device", "tpu", "auto, cpu, gpu"), ("port", 70000, "use 0"), ("tensor_parallel_size", 0, ">= 1")],
+)
+def test_validate_names_the_bad_value(field: str, value: object, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        validate_server_config(ServerConfig(**{field: value}))
+
+
+def test_structured_config_catches_typos() -> None:
+    cfg = OmegaConf.structured(ServerConfig)
+    with pytest.raises(ConfigAttributeError):
+        cfg.enforce_eagre = True
+    cfg.env.VLLM_CPU_KVCACHE_SPACE = 2  # YAML ints become the declared str
+    assert OmegaConf.to_object(cfg).env == {"VLLM_CPU_KVCACHE_SPACE": "2"}  # type: ignore[union-attr]
