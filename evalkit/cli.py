@@ -78,12 +78,12 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_aggregate(args: argparse.Namespace) -> int:
-    from evalkit.aggregate import recovery_table
+    from evalkit.aggregate import REQUIRED_COLUMNS, recovery_table
     from evalkit.report import render_recovery
     from evalkit.store import ResultsStore
 
     results = Path(args.results)
-    table = recovery_table(ResultsStore(results).read_scores(), args.baseline)
+    table = recovery_table(ResultsStore(results).read_scores(required=REQUIRED_COLUMNS), args.baseline)
     print(render_recovery(table, args.baseline))
     out = results / "aggregate"
     out.mkdir(parents=True, exist_ok=True)

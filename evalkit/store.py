@@ -306,25 +306,32 @@ class ResultsStore:
                 hint=f"move it aside (mv {path} {path}.corrupt) and re-run the sweep: the cell will be recomputed",
             ) from exc
 
-    def read_scores(self) -> pd.DataFrame:
-        return self._read_table(self.scores_dir, SCORES_SCHEMA)
+    def read_scores(self, required: Iterable[str] | None = None) -> pd.DataFrame:
+        """The scores table. `required`: the columns a reader needs (default: the whole contract); other contract
+        columns missing from a file (a hand-entered table) come back as nulls."""
+        return self._read_table(self.scores_dir, SCORES_SCHEMA, required)
 
     def read_samples(self) -> pd.DataFrame:
-        return self._read_table(self.samples_dir, SAMPLES_SCHEMA)
+        return self._read_table(self.samples_dir, SAMPLES_SCHEMA, None)
 
-    def _read_table(self, directory: Path, schema: pa.Schema) -> pd.DataFrame:
-        files = sorted(directory.glob("*.parquet"))
-        tables = [self._read_file(f) for f in files]
-        for f, t in zip(files, tables):
+    def _read_table(self, directory: Path, schema: pa.Schema, required: Iterable[str] | None) -> pd.DataFrame:
+        need = set(schema.names if required is None else required)
+        tables = []
+        for f in sorted(directory.glob("*.parquet")):
+            t = self._read_file(f)
             missing = [n for n in schema.names if n not in t.column_names]
-            if missing:
+            if need & set(missing):
                 raise StoreError(
-                    f"{f} does not follow the results contract: missing columns {missing}",
+                    f"{f} does not follow the results contract: missing columns {sorted(need & set(missing))}",
                     hint="see evalkit/store.py (SCORES_SCHEMA / SAMPLES_SCHEMA) for the contract",
                 )
+            for name in missing:
+                t = t.append_column(schema.field(name).with_nullable(True), pa.nulls(t.num_rows, schema.field(name).type))
+            tables.append(t.select(schema.names))
         if not tables:
             return schema.empty_table().to_pandas()
-        return pa.concat_tables([t.select(schema.names).cast(schema) for t in tables]).to_pandas()
+        relaxed = pa.schema([f.with_nullable(True) for f in schema])
+        return pa.concat_tables([t.cast(relaxed) for t in tables]).to_pandas()
 
 
 def _identity(cell: Cell, run: RunInfo) -> dict[str, object]:

@@ -6,6 +6,8 @@ Nothing here starts a process or reads the machine, so the rendered command is g
 
 from __future__ import annotations
 
+import hashlib
+
 import shlex
 import sys
 from collections.abc import Mapping, Sequence
@@ -172,6 +174,19 @@ def render_command(cfg: ServerConfig, checkpoint: str | Path, port: int, format_
     return [cfg.python or sys.executable, "-m", cfg.module, *args]
 
 
+IPC_PATH_MAX = 107
+"""sizeof(sockaddr_un.sun_path) - 1 on Linux: vLLM's ZMQ sockets live at <TMPDIR>/<uuid4> and must fit."""
+
+
+def server_tmpdir(work_dir: Path) -> str:
+    """`<work_dir>/tmp` when vLLM's IPC socket paths fit under it, else a short per-job dir under /tmp (deep job
+    folders on clusters exceed the socket path limit, and vLLM then dies at start-up with a ZMQError)."""
+    candidate = str(work_dir / "tmp")
+    if len(candidate) + len("/") + 36 <= IPC_PATH_MAX:
+        return candidate
+    return f"/tmp/evalkit-{hashlib.sha256(candidate.encode()).hexdigest()[:12]}"
+
+
 def render_env(cfg: ServerConfig, *, device: Device, work_dir: Path, base_env: Mapping[str, str]) -> dict[str, str]:
     """The variables evalkit sets for the server on top of `base_env` (the environment it inherits).
 
@@ -185,7 +200,7 @@ def render_env(cfg: ServerConfig, *, device: Device, work_dir: Path, base_env: M
             env[name] = value
 
     default("VLLM_CACHE_ROOT", str(work_dir / "vllm-cache"))
-    default("TMPDIR", str(work_dir / "tmp"))
+    default("TMPDIR", server_tmpdir(work_dir))
     default("VLLM_NO_USAGE_STATS", "1")  # a batch job makes no calls home
     default("PYTHONUNBUFFERED", "1")  # log lines reach the file when written, so the tail in errors is current
     if device == "cpu":

@@ -140,3 +140,14 @@ def test_structured_config_catches_typos() -> None:
         cfg.enforce_eagre = True
     cfg.env.VLLM_CPU_KVCACHE_SPACE = 2  # YAML ints become the declared str
     assert OmegaConf.to_object(cfg).env == {"VLLM_CPU_KVCACHE_SPACE": "2"}  # type: ignore[union-attr]
+
+
+def test_tmpdir_short_enough_for_vllm_ipc_sockets(tmp_path: Path) -> None:
+    from evalkit.serve.render import IPC_PATH_MAX, server_tmpdir
+
+    shallow = Path("/w/jobs/demo/m.bf16")
+    assert server_tmpdir(shallow) == "/w/jobs/demo/m.bf16/tmp"
+    deep = Path("/tmp/pytest-of-root/pytest-39/pipeline0/jobs/it/smollm2-135m-instruct.bf16")
+    short = server_tmpdir(deep)
+    assert len(short) + 1 + 36 <= IPC_PATH_MAX and short.startswith("/tmp/evalkit-")
+    assert server_tmpdir(deep) == short  # stable: the rerun line a user copies names the same dir

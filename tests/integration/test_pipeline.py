@@ -1,0 +1,128 @@
+"""The whole pipeline through the `evalkit` command, as a user runs it: GGUF conversion, one real vLLM server per
+model x format, real lm-eval tasks on shipped data, Parquet results; resume, single-cell re-run, kill -9."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+GRID = ["format=bf16", "benchmark=smoke_loglikelihood,smoke_generate"]
+
+pytestmark = pytest.mark.integration
+
+
+def evalkit(tmp: Path, *args: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    where = [f"paths.results={tmp / 'results'}", f"paths.jobs={tmp / 'jobs'}", "sweep=it"]
+    cmd = [sys.executable, "-m", "evalkit.cli", *args, *where]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{cmd} exited {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def scores(tmp: Path) -> pd.DataFrame:
+    return pd.read_parquet(tmp / "results" / "scores")
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One real sweep: bf16 x {smoke_loglikelihood, smoke_generate}, one job, one server."""
+    tmp = tmp_path_factory.mktemp("pipeline")
+    out = evalkit(tmp, "sweep", *GRID)
+    assert "2 to run" in out.stdout
+    return tmp
+
+
+def test_sweep_writes_both_tables_for_every_cell(swept: Path) -> None:
+    df = scores(swept)
+    assert set(df["benchmark"]) == {"smoke_loglikelihood", "smoke_generate"}
+    assert set(df["status"]) == {"ok"}
+    assert df.groupby("benchmark")["is_primary"].sum().to_dict() == {"smoke_generate": 1, "smoke_loglikelihood": 1}
+    wino = df[(df.task == "winogrande") & df.is_primary].iloc[0]
+    assert 0 <= wino["value"] <= 100 and wino["n_samples"] == 5
+    assert wino["lm_eval_version"] == "0.4.13" and wino["vllm_version"] not in ("", "unknown")
+    assert wino["checkpoint"].startswith("gguf:") and Path(wino["checkpoint_path"]).is_dir()
+    samples = pd.read_parquet(swept / "results" / "samples")
+    assert set(samples["run_id"]) == set(df["run_id"])
+    assert (samples["task"] == "winogrande").sum() == 5
+    # one server for the two cells of the job
+    server_logs = list((swept / "jobs" / "it").glob("*/server.log"))
+    assert len(server_logs) == 1
+
+
+def test_second_sweep_runs_nothing_and_says_so(swept: Path) -> None:
+    before = scores(swept)
+    out = evalkit(swept, "sweep", *GRID)
+    assert "nothing to do" in out.stdout
+    after = scores(swept)
+    assert sorted(after["run_id"]) == sorted(before["run_id"])
+
+
+def test_status_shows_done(swept: Path) -> None:
+    out = evalkit(swept, "status", *GRID)
+    line = next(ln for ln in out.stdout.splitlines() if ln.startswith("smollm2-135m-instruct/bf16"))
+    assert line.split()[1:] == ["done", "done"]
+
+
+def test_run_replaces_exactly_one_cell(swept: Path) -> None:
+    before = scores(swept)
+    evalkit(swept, "run", "format=bf16", "benchmark=smoke_loglikelihood")
+    after = scores(swept)
+    gen_before = before[before.benchmark == "smoke_generate"]
+    gen_after = after[after.benchmark == "smoke_generate"]
+    assert gen_after["run_id"].tolist() == gen_before["run_id"].tolist()
+    ll_before = set(before[before.benchmark == "smoke_loglikelihood"]["run_id"])
+    ll_after = set(after[after.benchmark == "smoke_loglikelihood"]["run_id"])
+    assert len(ll_after) == 1 and ll_after != ll_before
+    assert len(after) == len(before)
+
+
+def test_kill_minus_9_mid_cell_leaves_nothing_then_sweep_completes(tmp_path: Path) -> None:
+    grid = ["format=bf16", "benchmark=smoke_loglikelihood"]
+    where = [f"paths.results={tmp_path / 'results'}", f"paths.jobs={tmp_path / 'jobs'}", "sweep=kill"]
+    job_log = tmp_path / "jobs" / "kill" / "smollm2-135m-instruct.bf16" / "job.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "evalkit.cli", "run", *grid, *where],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 600
+        while "[1/1]" not in (job_log.read_text() if job_log.exists() else ""):
+            assert proc.poll() is None, "evalkit exited before the cell started"
+            assert time.monotonic() < deadline, "the cell never started"
+            time.sleep(1)
+        lm_log = tmp_path / "jobs" / "kill" / "smollm2-135m-instruct.bf16" / "smoke_loglikelihood"
+        while not list(lm_log.rglob("lm_eval.log")):  # lm-eval is running: the cell is mid-way
+            assert time.monotonic() < deadline
+            time.sleep(0.5)
+        time.sleep(3)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    results = tmp_path / "results"
+    if (results / "scores").exists():
+        assert pd.read_parquet(results / "scores").empty
+        assert pd.read_parquet(results / "samples").empty
+    # the server and lm-eval were children of the killed job: they must not outlive it
+    job_dir = tmp_path / "jobs" / "kill" / "smollm2-135m-instruct.bf16"
+    port = re.search(r"--port (\d+)", (job_dir / "server.log").read_text()).group(1)  # type: ignore[union-attr]
+    time.sleep(5)
+    for pattern in (f"--port {port}", str(job_dir)):
+        leftovers = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True).stdout.split()
+        assert not leftovers, f"processes of the killed job survive ({pattern}): {leftovers}"
+    out = evalkit(tmp_path, "sweep", *grid, check=True)
+    assert "1 to run" in out.stdout
+    df = pd.read_parquet(results / "scores")
+    assert set(df["status"]) == {"ok"} and set(df["benchmark"]) == {"smoke_loglikelihood"}
