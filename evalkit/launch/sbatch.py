@@ -1,0 +1,82 @@
+"""The sbatch script Hydra's submitit launcher submits for a job, rendered without a cluster.
+
+Pure: no process, no file, no look at the machine. It takes the launcher's own schema (`SlurmQueueConf`, what
+`hydra.launcher` holds under `launcher=slurm`) and maps it to sbatch options exactly as the submit path does
+(hydra_submitit_launcher 1.2.0 `BaseSubmititLauncher.launch` -> submitit `AutoExecutor` -> `SlurmExecutor`), then calls
+submitit's own `_make_sbatch_string`. So a golden file of the result shows what a submitit or launcher upgrade
+changes in the scripts users' jobs run with, and `tests/slurm` checks it against the file submitit really writes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shlex
+from pathlib import PurePosixPath
+from typing import Any
+
+from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf, SlurmQueueConf
+from submitit.slurm.slurm import SlurmExecutor, _convert_mem, _make_sbatch_string
+
+from evalkit.errors import ConfigError
+
+# Keys the launcher consumes itself (executor construction), not sbatch options.
+_EXECUTOR_KEYS = frozenset({"_target_", "submitit_folder", "max_num_timeout"})
+# The launcher passes BaseQueueConf's keys unprefixed, as submitit's generic parameters (renamed below by
+# SlurmExecutor's equivalence table, e.g. timeout_min -> time); every other key is Slurm-specific and kept as is.
+_GENERIC_KEYS = frozenset(f.name for f in dataclasses.fields(BaseQueueConf)) - {"submitit_folder"}
+_RENAMED: dict[str, str] = {k: str(v) for k, v in (SlurmExecutor._equivalence_dict() or {}).items()}
+
+
+def submit_command(python: str, folder: str) -> str:
+    """The command line inside the script that runs the pickled job (SlurmExecutor._submitit_command_str)."""
+    return " ".join([python, "-u -m submitit.core._submit", shlex.quote(folder)])
+
+
+def sbatch_parameters(conf: SlurmQueueConf, *, array_size: int = 1) -> dict[str, Any]:
+    """The keyword arguments the submit path hands to `_make_sbatch_string` (minus command and folder).
+
+    `array_size` > 1: the launcher submitted that many jobs at once, which submitit turns into one job array.
+    """
+    if array_size < 1:
+        raise ConfigError(f"array_size={array_size}: a submission has at least one job")
+    params: dict[str, Any] = {}
+    for f in dataclasses.fields(conf):
+        value = getattr(conf, f.name)
+        # submitit treats None as "not set" (no #SBATCH line)
+        if f.name in _EXECUTOR_KEYS or value is None:
+            continue
+        if f.name in _GENERIC_KEYS:
+            if f.name == "mem_gb":
+                params["mem"] = _convert_mem(value)
+            else:
+                params[_RENAMED.get(f.name, f.name)] = value
+        else:
+            params[f.name] = dict(value) if f.name == "additional_parameters" else value
+    if isinstance(params.get("setup"), tuple | list):
+        params["setup"] = list(params["setup"])
+    if array_size > 1:
+        params["map_count"] = array_size
+    return params
+
+
+def render_sbatch(conf: SlurmQueueConf, *, python: str, array_size: int = 1) -> str:
+    """The sbatch script for `conf`, as submitit would write it to `<submitit_folder>/<job id>_submission.sh`.
+
+    `conf.submitit_folder` must be absolute: submitit absolutizes a relative folder against the current directory,
+    which would make the script depend on where it was rendered. `python` is the interpreter the job runs
+    (submitit uses the submitting process's `sys.executable`).
+    """
+    unresolved = [f.name for f in dataclasses.fields(conf) if "${" in str(getattr(conf, f.name))]
+    if unresolved:
+        raise ConfigError(
+            f"launcher fields {', '.join(unresolved)} hold unresolved interpolations",
+            hint="resolve the config first (OmegaConf.to_object), or set them explicitly",
+        )
+    folder = PurePosixPath(conf.submitit_folder)
+    if not folder.is_absolute():
+        raise ConfigError(
+            f"submitit_folder {conf.submitit_folder!r} is relative",
+            hint="pass an absolute folder; submitit would resolve it against the current directory",
+        )
+    params = sbatch_parameters(conf, array_size=array_size)
+    return _make_sbatch_string(command=submit_command(python, str(folder)), folder=str(folder), **params)

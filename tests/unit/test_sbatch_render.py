@@ -1,0 +1,170 @@
+"""The sbatch scripts of the study's model sizes are pure renderings: golden files pin them, the rules are unit-tested.
+
+The launcher config comes from conf/launcher/slurm.yaml itself (so a change there shows in the goldens), resolved
+against fixed, machine-independent values; the resources from conf/model/*.yaml.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hydra_plugins.hydra_submitit_launcher.config import SlurmQueueConf
+from omegaconf import OmegaConf
+
+from evalkit.config import ModelConfig
+from evalkit.errors import ConfigError
+from evalkit.launch import JobResources, job_resources, launcher_conf, render_sbatch, sbatch_parameters
+
+ROOT = Path(__file__).parents[2]
+GOLDEN = Path(__file__).parent / "golden"
+# Where the project would live on a cluster: fixed, so the goldens do not depend on this machine.
+PROJECT = "/opt/evalkit"
+PYTHON = f"{PROJECT}/.venv/bin/python"
+# What a site sets on the command line (hydra.launcher.partition=... etc.)
+SITE = {"partition": "gpu", "account": "llm-eval", "qos": "normal"}
+
+
+def check_golden(name: str, text: str) -> None:
+    path = GOLDEN / name
+    if os.environ.get("EVALKIT_UPDATE_GOLDEN") == "1":
+        path.write_text(text)
+    assert path.exists(), f"no golden file {path}; create it: EVALKIT_UPDATE_GOLDEN=1 pytest {__file__}"
+    assert text == path.read_text(), (
+        f"rendered text differs from {path}; if the change is intended, regenerate and review the diff:\n"
+        f"  EVALKIT_UPDATE_GOLDEN=1 pytest {__file__} && git diff {path}"
+    )
+
+
+def load_model(name: str) -> ModelConfig:
+    cfg = OmegaConf.merge(OmegaConf.structured(ModelConfig), OmegaConf.load(ROOT / "conf/model" / f"{name}.yaml"))
+    model = OmegaConf.to_object(cfg)
+    assert isinstance(model, ModelConfig)
+    return model
+
+
+def launcher_base(model: ModelConfig, **site: Any) -> SlurmQueueConf:
+    """hydra.launcher of conf/launcher/slurm.yaml, resolved as Hydra would in a sweep of `model` named "study"."""
+    root = OmegaConf.merge(
+        {
+            "sweep": "study",
+            "paths": {"jobs": f"{PROJECT}/jobs"},
+            "model": OmegaConf.structured(model),
+            "hydra": {"runtime": {"cwd": PROJECT}},
+        },
+        OmegaConf.load(ROOT / "conf/launcher/slurm.yaml"),
+    )
+    OmegaConf.resolve(root)
+    launcher = OmegaConf.merge(OmegaConf.structured(SlurmQueueConf), root.hydra.launcher, site)
+    conf = OmegaConf.to_object(launcher)
+    assert isinstance(conf, SlurmQueueConf)
+    return conf
+
+
+# (model, format, jobs in the submission): 8B's formats share resources, so its sweep is one array of four
+CASES = [
+    ("llama-3.1-8b-instruct", "bf16", 4),
+    ("llama-3.1-70b-instruct", "bf16", 1),
+    ("llama-3.1-70b-instruct", "w4a16", 1),
+    ("llama-3.1-405b-instruct", "fp8", 1),
+    ("llama-3.1-405b-instruct", "bf16", 1),
+]
+
+
+@pytest.mark.parametrize(("model_name", "fmt", "array_size"), CASES, ids=[f"{m}.{f}" for m, f, _ in CASES])
+def test_sbatch_golden(model_name: str, fmt: str, array_size: int) -> None:
+    model = load_model(model_name)
+    conf = launcher_conf(launcher_base(model, **SITE), job_resources(model, fmt))
+    script = render_sbatch(conf, python=PYTHON, array_size=array_size)
+    check_golden(f"sbatch_{model_name}.{fmt}.sh", script)
+    assert "/work/" not in script and os.getcwd() not in script
+
+
+EXPECTED = {
+    ("llama-3.1-8b-instruct", "bf16"): (1, 1, 1, 1),
+    ("llama-3.1-70b-instruct", "bf16"): (4, 1, 4, 1),
+    ("llama-3.1-70b-instruct", "w4a16"): (2, 1, 2, 1),
+    ("llama-3.1-405b-instruct", "fp8"): (8, 1, 8, 1),
+    ("llama-3.1-405b-instruct", "bf16"): (8, 2, 8, 2),
+}
+
+
+@pytest.mark.parametrize(("key", "expected"), EXPECTED.items(), ids=[f"{m}.{f}" for m, f in EXPECTED])
+def test_job_resources_per_model_and_format(key: tuple[str, str], expected: tuple[int, int, int, int]) -> None:
+    r = job_resources(load_model(key[0]), key[1])
+    assert (r.gpus_per_node, r.nodes, r.tensor_parallel_size, r.pipeline_parallel_size) == expected
+
+
+def test_cpu_model_requests_no_gpu() -> None:
+    model = load_model("smollm2-135m-instruct")
+    r = job_resources(model, "w4a16")
+    assert (r.gpus_per_node, r.tensor_parallel_size) == (0, 1)
+    script = render_sbatch(launcher_conf(launcher_base(model), r), python=PYTHON)
+    assert "gpu" not in script and "--partition" not in script
+
+
+def test_launcher_yaml_keys_are_the_launchers() -> None:
+    """A misspelt key in conf/launcher/slurm.yaml fails here, not at submission time on a cluster."""
+    model = load_model("llama-3.1-8b-instruct")
+    conf = launcher_base(model)
+    assert conf.submitit_folder == f"{PROJECT}/jobs/study/.submitit/%j"
+    assert conf.setup == [f"source {PROJECT}/.venv/bin/activate"]
+    assert conf.name == "evalkit.study"
+    assert conf.max_num_timeout == 3
+
+
+def test_mapping_follows_submitit_names() -> None:
+    conf = SlurmQueueConf(
+        submitit_folder="/x/%j", name="n", timeout_min=90, mem_gb=64, gpus_per_node=2, tasks_per_node=1, nodes=1
+    )
+    params = sbatch_parameters(conf, array_size=3)
+    assert params["time"] == 90 and params["mem"] == "64GB" and params["job_name"] == "n"
+    assert params["ntasks_per_node"] == 1 and params["map_count"] == 3
+    assert "max_num_timeout" not in params and "submitit_folder" not in params
+
+
+def test_array_line() -> None:
+    conf = SlurmQueueConf(submitit_folder="/x/%j", name="n", array_parallelism=2)
+    assert "#SBATCH --array=0-4%2" in render_sbatch(conf, python="python", array_size=5)
+    assert "--array" not in render_sbatch(conf, python="python")
+
+
+def test_relative_folder_is_refused() -> None:
+    with pytest.raises(ConfigError, match="relative"):
+        render_sbatch(SlurmQueueConf(submitit_folder="jobs/%j", name="n"), python="python")
+
+
+def test_unresolved_interpolation_is_refused() -> None:
+    # the schema's default name is "${hydra.job.name}"
+    with pytest.raises(ConfigError, match="name"):
+        render_sbatch(SlurmQueueConf(submitit_folder="/x/%j"), python="python")
+
+
+def test_unknown_resource_field_lists_valid_ones() -> None:
+    model = dataclasses.replace(load_model("llama-3.1-70b-instruct"), resources_by_format={"fp8": {"gpu": 2}})
+    with pytest.raises(ConfigError, match="valid fields: gpus_per_node, nodes"):
+        job_resources(model, "fp8")
+
+
+def test_tensor_parallel_beyond_a_node_is_refused() -> None:
+    model = dataclasses.replace(load_model("llama-3.1-70b-instruct"), tp_by_format={"bf16": 8})
+    with pytest.raises(ConfigError, match="exceeds the 4 GPUs"):
+        job_resources(model, "bf16")
+
+
+def test_gpus_not_a_multiple_of_tp_are_refused() -> None:
+    model = dataclasses.replace(
+        load_model("llama-3.1-70b-instruct"), resources_by_format={"bf16": {"gpus_per_node": 6}}
+    )
+    with pytest.raises(ConfigError, match="not a multiple"):
+        job_resources(model, "bf16")
+
+
+def test_job_resources_is_frozen() -> None:
+    r = JobResources(1, 1, 8, 64, 240, 1, 1)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        r.nodes = 2  # type: ignore[misc]
+    assert r.gpus == 1
