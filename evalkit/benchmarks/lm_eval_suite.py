@@ -18,6 +18,8 @@ import shutil
 import signal
 import subprocess
 import sys
+import types
+import typing
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
@@ -112,8 +114,8 @@ def parse_settings(raw: Mapping[str, Any]) -> LmEvalSuiteSettings:
         if not isinstance(run, Mapping):
             raise ConfigError(f"{where} must be a mapping")
         _check_keys(run, LmEvalRun, where)
-        parsed_runs.append(LmEvalRun(**{k: _typed(k, v, where) for k, v in run.items()}))
-    top = {k: _typed(k, v, "settings") for k, v in raw.items() if k != "runs"}
+        parsed_runs.append(LmEvalRun(**{k: _typed(LmEvalRun, k, v, where) for k, v in run.items()}))
+    top = {k: _typed(LmEvalSuiteSettings, k, v, "settings") for k, v in raw.items() if k != "runs"}
     return LmEvalSuiteSettings(runs=parsed_runs, **top)
 
 
@@ -133,32 +135,37 @@ def _check_keys(raw: Mapping[str, Any], cls: type, where: str) -> None:
             raise ConfigError(f"{where}.{key}: unknown key", hint=f"valid keys: {', '.join(valid)}")
 
 
-_TYPES: dict[str, tuple[type, ...]] = {
-    "name": (str,),
-    "tasks": (list,),
-    "num_fewshot": (int, type(None)),
-    "model": (str,),
-    "apply_chat_template": (bool,),
-    "fewshot_as_multiturn": (bool,),
-    "max_length": (int,),
-    "add_bos_token": (bool,),
-    "gen_kwargs": (dict,),
-    "demo_max_gen_toks": (int, type(None)),
-    "num_concurrent": (int,),
-    "request_timeout_s": (int,),
-    "max_retries": (int,),
-}
-
-
-def _typed(key: str, value: Any, where: str) -> Any:
-    expected = _TYPES[key]
-    # bool is an int subclass: a `true` where a count is expected is a typo, not 1
-    if not isinstance(value, expected) or (isinstance(value, bool) and bool not in expected):
-        names = " or ".join("null" if t is type(None) else t.__name__ for t in expected)
-        raise ConfigError(f"{where}.{key}={value!r} should be {names}")
-    if isinstance(value, list) and not all(isinstance(t, str) for t in value):
-        raise ConfigError(f"{where}.tasks must be a list of task names")
+def _typed(cls: type, key: str, value: Any, where: str) -> Any:
+    """`value` checked against the dataclass field's annotation (scalars, optionals, list[str], dict)."""
+    hint = typing.get_type_hints(cls)[key]
+    if not _accepts(hint, value):
+        raise ConfigError(f"{where}.{key}={value!r} should be {_type_name(hint)}")
     return list(value) if isinstance(value, list) else dict(value) if isinstance(value, dict) else value
+
+
+def _accepts(hint: Any, value: Any) -> bool:
+    if hint is Any:
+        return True
+    if hint is type(None):
+        return value is None
+    args = typing.get_args(hint)
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_accepts(a, value) for a in args)
+    if origin is list:
+        return isinstance(value, list) and all(_accepts(args[0], v) for v in value)
+    if origin is dict:
+        return isinstance(value, dict)
+    # bool is an int subclass: a `true` where a count is expected is a typo, not 1
+    return isinstance(value, hint) and not (isinstance(value, bool) and hint is not bool)
+
+
+def _type_name(hint: Any) -> str:
+    if hint is type(None):
+        return "null"
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return " | ".join(_type_name(a) for a in typing.get_args(hint))
+    return hint.__name__ if isinstance(hint, type) else str(hint).replace("typing.", "")
 
 
 def validate_settings(raw: Mapping[str, Any], catalog: TaskCatalog | None) -> LmEvalSuiteSettings:

@@ -233,3 +233,13 @@ def test_demo_few_shot_pools_are_large_enough() -> None:
         count(f"hails/mmlu_no_train:{s}", "dev") >= 5 for s in ("astronomy", "high_school_geography", "world_religions")
     )
     assert count("TIGER-Lab/MMLU-Pro", "validation") >= 5
+
+
+def test_adapter_prefetch_fetches_every_dataset_of_every_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    from evalkit.benchmarks import lm_eval_suite
+
+    fetched: list[str] = []
+    monkeypatch.setattr(lm_eval_suite, "prefetch_datasets", lambda refs: fetched.extend(r.id for r in refs))
+    settings = {"runs": [{"name": "a", "tasks": ["mmlu_x"]}, {"name": "b", "tasks": ["gsm", "hs"]}]}
+    lm_eval_suite.LmEvalSuite(catalog=lambda: CATALOG).prefetch(settings)
+    assert fetched == ["Rowan/hellaswag", "hails/mmlu_no_train:a", "hails/mmlu_no_train:b", "openai/gsm8k:main"]
