@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from evalkit.errors import CheckpointError
+from evalkit.procs import die_with_parent
 
 TAIL_LINES = 25
 
@@ -78,7 +79,14 @@ def run_stage(
         log.flush()
         started = time.monotonic()
         # own session: on interruption we kill the whole group (tokenizer / dataloader helpers included)
-        proc = subprocess.Popen(list(argv), stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        proc = subprocess.Popen(
+            list(argv),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+            preexec_fn=die_with_parent(),
+        )
         try:
             status, rusage = _wait(proc, timeout_s, started)
         except BaseException:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import ctypes
 import functools
 import json
 import logging
@@ -32,6 +31,7 @@ from typing import Any, cast
 
 from evalkit.benchmarks.base import Endpoint
 from evalkit.errors import ConfigError, ServerError
+from evalkit.procs import die_with_parent
 from evalkit.serve.render import (
     Device,
     FormatArgs,
@@ -238,20 +238,6 @@ def stop_process_group(proc: subprocess.Popen[bytes], timeout_s: float) -> float
         if not _wait_group_gone(proc, 10.0):
             log.error("vLLM processes %s survived SIGKILL (uninterruptible I/O?)", group_pids(proc.pid))
     return time.monotonic() - t0
-
-
-def _die_with_parent_hook() -> Callable[[], None] | None:
-    """A preexec hook asking Linux to SIGTERM the server if evalkit dies without cleaning up (SIGKILL, OOM
-    killer): a 5 GB orphan on a shared node is worse than a lost run. Only the leader gets it; vLLM's leader then
-    stops its engine. None where prctl is unavailable."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        prctl = ctypes.CDLL("libc.so.6", use_errno=True).prctl  # resolved before fork: the hook must not import
-    except (OSError, AttributeError):
-        return None
-    pr_set_pdeathsig = 1
-    return lambda: prctl(pr_set_pdeathsig, int(signal.SIGTERM))
 
 
 def _signal_name(signum: int) -> str:
@@ -512,7 +498,7 @@ class VLLMServer:
                 stderr=subprocess.STDOUT,
                 env=dict(child_env),
                 start_new_session=True,  # own process group: stop() signals vLLM and every process it forked
-                preexec_fn=_die_with_parent_hook(),  # only calls prctl: safe between fork and exec
+                preexec_fn=die_with_parent(),  # a 5 GB orphan on a shared node is worse than a lost run
             )
         self._t_start = time.monotonic()
         atexit.register(self.stop)
