@@ -13,7 +13,14 @@ import yaml
 
 from evalkit.benchmarks.base import RunContext
 from evalkit.benchmarks.lm_eval_suite import LmEvalSuite, parse_settings
-from evalkit.offline import expand_tasks, load_task_catalog, offline_env, render_override_tasks, resolve_overrides
+from evalkit.offline import (
+    expand_tasks,
+    load_task_catalog,
+    offline_env,
+    render_override_tasks,
+    resolve_overrides,
+    write_override_tasks,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -36,6 +43,18 @@ def test_demo_suites_read_only_shipped_data() -> None:
         for run in parse_settings(_bench(suite)).runs:
             files = render_override_tasks(run.tasks, catalog, overrides, run.num_fewshot)
             assert {f.removesuffix(".yaml") for f in files} == set(expand_tasks(run.tasks, catalog)), run.name
+
+
+def test_overriding_one_subject_keeps_the_groups_other_members(tmp_path: Path) -> None:
+    """lm-eval lets an include-path task replace the built-in one by name; the generated YAML must not re-declare
+    the upstream tags, or this directory's one-subject tag list would replace the built-in 19-subject one."""
+    from lm_eval.tasks import TaskManager
+
+    files = render_override_tasks(["mmlu_llama_astronomy"], load_task_catalog(), _overrides())
+    index = TaskManager(include_path=str(write_override_tasks(files, tmp_path))).task_index
+    assert index["mmlu_llama_astronomy"].yaml_path == tmp_path / "mmlu_llama_astronomy.yaml"
+    stem = index["mmlu_llama_stem_tasks"].tags
+    assert len(stem) == 19 and "mmlu_llama_astronomy" in stem
 
 
 def test_loglikelihood_and_generation_tasks_end_to_end(demo_server: Any, tmp_path: Path) -> None:
