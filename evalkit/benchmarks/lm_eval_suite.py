@@ -38,6 +38,7 @@ from evalkit.offline import (
     render_override_tasks,
     write_override_tasks,
 )
+from evalkit.procs import die_with_parent
 from evalkit.records import SampleRecord, TaskScore
 
 MODEL_TYPES = ("local-completions", "local-chat-completions")
@@ -498,6 +499,66 @@ def _with_group_normalization(rows: list[TaskScore], group_members: Mapping[str,
     return out
 
 
+SUITE_GROUPS: dict[str, tuple[str, str]] = {
+    # suite-level benchmark -> (prefix of its subtasks, how the leaderboard combines them)
+    "mmlu_llama": ("mmlu_llama_", "size_weighted"),
+    "mmlu_cot_llama": ("mmlu_cot_llama_", "size_weighted"),
+    "leaderboard_bbh": ("leaderboard_bbh_", "mean_normalized"),
+    "leaderboard_musr": ("leaderboard_musr_", "mean_normalized"),
+    "leaderboard_gpqa": ("leaderboard_gpqa_", "size_weighted"),
+    "leaderboard_math_hard": ("leaderboard_math_", "size_weighted"),
+}
+"""Benchmarks the study averages as ONE task each (a suite's average is over MMLU, ARC, GSM8K, ..., not over MMLU's
+57 subjects). lm-eval reports such a group itself when the whole group runs; a run of some subtasks (the demo, a
+re-run) gets the same row computed here, the way lm-eval and the v2 leaderboard aggregate."""
+
+
+def promote_benchmarks(rows: list[TaskScore]) -> list[TaskScore]:
+    """Make the suite-level benchmark row the primary one and its subtasks' rows secondary (pure).
+
+    Where lm-eval emitted the group row, it becomes primary; where only subtasks ran, a group row is derived from
+    their primary metrics: size-weighted mean (lm-eval's default for MMLU, GPQA, MATH) or, for BBH and MuSR, the
+    mean of the subtasks' normalised scores as the v2 leaderboard computes its benchmark score.
+    """
+    out = list(rows)
+    for group, (prefix, how) in SUITE_GROUPS.items():
+        leaves = [r for r in out if r.is_primary and r.task.startswith(prefix) and r.task != group]
+        if not leaves:
+            continue
+        metric, filt = leaves[0].metric, leaves[0].filter
+        out = [replace(r, is_primary=False) if r in leaves else r for r in out]
+        existing = [i for i, r in enumerate(out) if r.task == group and (r.metric, r.filter) == (metric, filt)]
+        if existing:
+            out[existing[0]] = replace(out[existing[0]], is_primary=True)
+            continue
+        n = sum(r.n_samples for r in leaves)
+        values = [r.value for r in leaves if r.value is not None]
+        normalized = [r.normalized for r in leaves if r.normalized is not None]
+        if how == "size_weighted":
+            weighted = [(r.value, r.n_samples) for r in leaves if r.value is not None]
+            total = sum(w for _, w in weighted)
+            value = sum(v * w for v, w in weighted) / total if total else None
+            choices = v2_num_choices(leaves[0].task)
+            norm = normalize_v2(value, choices) if value is not None and choices is not None else None
+        else:
+            value = sum(values) / len(values) if values else None
+            norm = sum(normalized) / len(normalized) if normalized else None
+        out.append(
+            TaskScore(
+                task=group,
+                metric=metric,
+                value=value,
+                stderr=None,
+                n_samples=n,
+                filter=filt,
+                higher_is_better=leaves[0].higher_is_better,
+                normalized=norm,
+                is_primary=True,
+            )
+        )
+    return out
+
+
 def parse_samples(task: str, lines: Iterable[Mapping[str, Any]]) -> list[SampleRecord]:
     """SampleRecords from one lm-eval samples JSONL (pure): one per document, all filters' metrics merged."""
     by_doc: dict[int, list[Mapping[str, Any]]] = defaultdict(list)
@@ -649,7 +710,7 @@ class LmEvalSuite:
             s, r = read_run_outputs(files)
             scores += s
             samples += r
-        return BenchmarkResult(scores=scores, samples=samples)
+        return BenchmarkResult(scores=promote_benchmarks(scores), samples=samples)
 
     def prefetch(self, settings: dict[str, Any]) -> None:
         """Cache the Hub datasets of every task of every run (needs internet; HF_HOME picks the cache)."""
@@ -698,7 +759,13 @@ def _run_logged(argv: Sequence[str], log: Path, env: Mapping[str, str], cwd: Pat
     """Run argv with stdout+stderr to `log`; kill its whole process group if we are interrupted."""
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            argv, stdout=out, stderr=subprocess.STDOUT, env=dict(env), cwd=cwd, start_new_session=True
+            argv,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=dict(env),
+            cwd=cwd,
+            start_new_session=True,
+            preexec_fn=die_with_parent(),  # a harness orphaned by kill -9 would keep writing into the cell's folder
         )
         try:
             return proc.wait()
