@@ -1,10 +1,10 @@
 """`evalkit` command: sweep, run, status, aggregate, prefetch. Hydra overrides pass through unchanged.
 
-    evalkit sweep model=smollm2-135m-instruct format=bf16,fp8,w8a8,w4a16 benchmark=demo_leaderboard_v1,demo_leaderboard_v2
-    evalkit run model=... format=fp8 benchmark=demo_leaderboard_v1      # re-run exactly this cell
-    evalkit status format=bf16,fp8 [--failed]
-    evalkit aggregate [--results DIR]
-    evalkit prefetch model=llama-3.1-8b-instruct format=bf16,fp8 benchmark=leaderboard_v1
+evalkit sweep model=smollm2-135m-instruct format=bf16,fp8,w8a8,w4a16 benchmark=demo_leaderboard_v1,demo_leaderboard_v2
+evalkit run model=... format=fp8 benchmark=demo_leaderboard_v1      # re-run exactly this cell
+evalkit status format=bf16,fp8 [--failed]
+evalkit aggregate [--results DIR]
+evalkit prefetch model=llama-3.1-8b-instruct format=bf16,fp8 benchmark=leaderboard_v1
 """
 
 from __future__ import annotations
@@ -61,15 +61,17 @@ def _report_status(overrides: Sequence[str], failed_only: bool) -> int:
     matrix: dict[str, dict[str, str]] = {}
     failed = []
     for plan in plans:
-        for cell, rec in zip(plan.cells, plan.records):  # type: ignore[attr-defined]
+        for cell, rec in zip(plan.cells, plan.records, strict=True):  # type: ignore[attr-defined]
             matrix.setdefault(f"{cell.model}/{cell.format}", {})[cell.benchmark] = rec.state.value
             if rec.state is CellState.FAILED:
                 failed.append((cell, rec))
     if not failed_only:
         print(render_status(pd.DataFrame.from_dict(matrix, orient="index").fillna("")))
     for cell, rec in failed:
-        print(f"\nFAILED {cell.key}\n  error: {rec.error}\n  log:   {rec.log_path}\n"
-              f"  rerun: evalkit run model={cell.model} format={cell.format} benchmark={cell.benchmark}")
+        print(
+            f"\nFAILED {cell.key}\n  error: {rec.error}\n  log:   {rec.log_path}\n"
+            f"  rerun: evalkit run model={cell.model} format={cell.format} benchmark={cell.benchmark}"
+        )
     return 1 if failed else 0
 
 
@@ -101,7 +103,9 @@ def cmd_prefetch(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="evalkit", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="evalkit", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("sweep", help="run the model x format x benchmark grid (only cells not yet complete)")

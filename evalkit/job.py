@@ -138,8 +138,13 @@ def _run_cell(
             result = adapter.score(ctx)
             run = RunInfo(new_run_id(), started, datetime.now(timezone.utc), log_path, prov)
             store.commit_cell(cell, run, result.scores, result.samples)
-            log.info("    %s done in %.0fs: %d scores, %d samples", cell.benchmark, time.monotonic() - t0,
-                     len(result.scores), len(result.samples))
+            log.info(
+                "    %s done in %.0fs: %d scores, %d samples",
+                cell.benchmark,
+                time.monotonic() - t0,
+                len(result.scores),
+                len(result.samples),
+            )
             summary.done.append(cell.benchmark)
             return
         except ServerError:
@@ -152,4 +157,3 @@ def _run_cell(
     now = datetime.now(timezone.utc)
     store.record_failure(cell, RunInfo(new_run_id(), now, now, log_path, prov), error)
     summary.failed[cell.benchmark] = error
-

@@ -31,7 +31,7 @@ class JobPlan:
         """Cells to run: all of them when forced, else those not done (missing, failed or stale)."""
         if self.cfg.force:
             return list(self.cells)
-        return [c for c, r in zip(self.cells, self.records) if r.state is not CellState.DONE]
+        return [c for c, r in zip(self.cells, self.records, strict=True) if r.state is not CellState.DONE]
 
 
 def typed(cfg: DictConfig) -> EvalkitConfig:

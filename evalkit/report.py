@@ -16,13 +16,17 @@ def _fmt(x: object, digits: int = 1) -> str:
     return str(x)
 
 
-def text_table(header: Sequence[str], rows: Sequence[Sequence[object]], align_right: Sequence[bool] | None = None) -> str:
+def text_table(
+    header: Sequence[str], rows: Sequence[Sequence[object]], align_right: Sequence[bool] | None = None
+) -> str:
     cells = [[_fmt(c) for c in row] for row in rows]
     widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(header)]
     right = list(align_right) if align_right is not None else [False] * len(header)
 
     def line(values: Sequence[str]) -> str:
-        return "  ".join(v.rjust(w) if r else v.ljust(w) for v, w, r in zip(values, widths, right)).rstrip()
+        return "  ".join(
+            v.rjust(w) if r else v.ljust(w) for v, w, r in zip(values, widths, right, strict=True)
+        ).rstrip()
 
     out = [line(header), line(["-" * w for w in widths])]
     out += [line(r) for r in cells]
@@ -35,7 +39,7 @@ def render_recovery(table: pd.DataFrame, baseline_format: str) -> str:
         return "No successful results to aggregate."
     blocks = []
     for model, mgroup in table.groupby("model", sort=False):
-        formats = [baseline_format] + sorted(f for f in mgroup["format"].unique() if f != baseline_format)
+        formats = [baseline_format, *sorted(f for f in mgroup["format"].unique() if f != baseline_format)]
         for section, sgroup in mgroup.groupby("section", sort=False):
             rows = []
             for suite, g in sgroup.groupby("suite", sort=False):
@@ -56,13 +60,23 @@ def render_recovery(table: pd.DataFrame, baseline_format: str) -> str:
     return "\n\n".join(blocks)
 
 
-STATE_MARK = {"done": "done", "failed": "FAILED", "stale": "stale", "missing": "-", "running": "running", "queued": "queued"}
+STATE_MARK = {
+    "done": "done",
+    "failed": "FAILED",
+    "stale": "stale",
+    "missing": "-",
+    "running": "running",
+    "queued": "queued",
+}
 
 
 def render_status(matrix: pd.DataFrame) -> str:
     """`matrix`: index = "model/format", columns = benchmarks, values = state names."""
     header = ["model/format", *[str(c) for c in matrix.columns]]
-    rows = [[idx, *[STATE_MARK.get(str(v), str(v)) for v in row]] for idx, row in zip(matrix.index, matrix.values)]
+    rows = [
+        [idx, *[STATE_MARK.get(str(v), str(v)) for v in row]]
+        for idx, row in zip(matrix.index, matrix.values, strict=True)
+    ]
     return text_table(header, rows)
 
 
@@ -76,8 +90,13 @@ def render_plan(plans: Sequence[object]) -> str:
         states = [r.state.value for r in plan.records]  # type: ignore[attr-defined]
         total += len(cells)
         pending += len(todo)
-        rows.append([plan.name, ", ".join(c.benchmark for c in cells if c.key in todo) or "(all done)",  # type: ignore[attr-defined]
-                     ", ".join(f"{c.benchmark}={s}" for c, s in zip(cells, states))])
+        rows.append(
+            [
+                plan.name,
+                ", ".join(c.benchmark for c in cells if c.key in todo) or "(all done)",  # type: ignore[attr-defined]
+                ", ".join(f"{c.benchmark}={s}" for c, s in zip(cells, states, strict=True)),
+            ]
+        )
     head = f"sweep: {len(plans)} job(s), {total} cell(s); {total - pending} complete, {pending} to run"
     if pending == 0:
         head += " - nothing to do (every cell is complete; use `evalkit run ...` to re-run one)"

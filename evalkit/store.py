@@ -326,7 +326,9 @@ class ResultsStore:
                     hint="see evalkit/store.py (SCORES_SCHEMA / SAMPLES_SCHEMA) for the contract",
                 )
             for name in missing:
-                t = t.append_column(schema.field(name).with_nullable(True), pa.nulls(t.num_rows, schema.field(name).type))
+                t = t.append_column(
+                    schema.field(name).with_nullable(True), pa.nulls(t.num_rows, schema.field(name).type)
+                )
             tables.append(t.select(schema.names))
         if not tables:
             return schema.empty_table().to_pandas()

@@ -7,7 +7,6 @@ Nothing here starts a process or reads the machine, so the rendered command is g
 from __future__ import annotations
 
 import hashlib
-
 import shlex
 import sys
 from collections.abc import Mapping, Sequence

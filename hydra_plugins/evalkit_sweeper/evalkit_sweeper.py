@@ -10,7 +10,7 @@ import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from hydra.core.utils import JobReturn, JobStatus
@@ -34,11 +34,11 @@ ConfigStore.instance().store(group="hydra/sweeper", name="evalkit", node=Evalkit
 class EvalkitSweeper(Sweeper):
     def __init__(self, dry_run: bool = False) -> None:
         self.dry_run = dry_run
-        self.hydra_context: Optional[HydraContext] = None
-        self.config: Optional[DictConfig] = None
+        self.hydra_context: HydraContext | None = None
+        self.config: DictConfig | None = None
         self.launcher: Any = None
-        self.plans: List[Any] = []
-        self.returns: List[JobReturn] = []
+        self.plans: list[Any] = []
+        self.returns: list[JobReturn] = []
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         from hydra.core.plugins import Plugins
@@ -49,7 +49,7 @@ class EvalkitSweeper(Sweeper):
             hydra_context=hydra_context, task_function=task_function, config=config
         )
 
-    def sweep(self, arguments: List[str]) -> Any:
+    def sweep(self, arguments: list[str]) -> Any:
         from evalkit import grid
         from evalkit.errors import EvalkitError
         from evalkit.plan import plan_job
@@ -69,12 +69,14 @@ class EvalkitSweeper(Sweeper):
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
-        todo = [(job, plan) for job, plan in zip(jobs, self.plans) if plan.pending]
+        todo = [(job, plan) for job, plan in zip(jobs, self.plans, strict=True) if plan.pending]
         if self.dry_run or not todo:
             return []
         batch = [
-            [*(o for o in job if not o.startswith(f"{grid.GROUPED_KEY}=")), grid.grouped_override(
-                [c.benchmark for c in plan.pending])]
+            [
+                *(o for o in job if not o.startswith(f"{grid.GROUPED_KEY}=")),
+                grid.grouped_override([c.benchmark for c in plan.pending]),
+            ]
             for job, plan in todo
         ]
         self.returns = list(self.launcher.launch(batch, initial_job_idx=0))
