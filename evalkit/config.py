@@ -210,7 +210,7 @@ def validate(cfg: EvalkitConfig) -> None:
     if spec is None:
         raise ConfigError(
             f"model {cfg.model.name!r} has no checkpoint for format {cfg.format.name!r}",
-            hint=f"add model.checkpoints.{cfg.format.name} (formats it has: {', '.join(sorted(cfg.model.checkpoints))})",
+            hint=f"add model.checkpoints.{cfg.format.name} (it has: {', '.join(sorted(cfg.model.checkpoints))})",
         )
     if spec.source not in CHECKPOINT_SOURCES:
         raise ConfigError(
