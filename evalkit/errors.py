@@ -42,3 +42,12 @@ class BenchmarkError(EvalkitError):
 
 class StoreError(EvalkitError):
     """The results store is unreadable or inconsistent (e.g. a corrupt Parquet file)."""
+
+
+class SlurmError(EvalkitError):
+    """A Slurm command (sbatch, squeue, sacct, scancel) failed or did not answer."""
+
+
+class SubmissionError(SlurmError):
+    """Slurm refused a job at submission (no such partition, GPUs the cluster lacks, ...); `what` is sbatch's own
+    message. Raised before anything of the sweep is submitted when it comes from the dry check."""

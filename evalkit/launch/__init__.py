@@ -4,7 +4,7 @@ Pure parts (`resources`, `sbatch`) are golden-file tested without a cluster; the
 commands and is tested against the local cluster of scripts/slurm (pytest marker `slurm`).
 """
 
-from evalkit.launch.errors import SlurmError, SubmissionError
+from evalkit.errors import SlurmError, SubmissionError
 from evalkit.launch.resources import JobResources, job_resources, launcher_conf
 from evalkit.launch.sbatch import render_sbatch, sbatch_parameters, submit_command
 from evalkit.launch.slurm_state import JobState, cancel, job_states

@@ -12,8 +12,8 @@ import re
 from collections.abc import Iterable, Mapping
 from enum import Enum
 
+from evalkit.errors import SlurmError
 from evalkit.launch._run import run
-from evalkit.launch.errors import SlurmError
 
 
 class JobState(str, Enum):

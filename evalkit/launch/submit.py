@@ -14,8 +14,8 @@ from contextlib import contextmanager
 
 from submitit.core.utils import FailedJobError
 
+from evalkit.errors import SubmissionError
 from evalkit.launch._run import run
-from evalkit.launch.errors import SubmissionError
 
 HINT = (
     "fix the request (partition, account, qos, gpus_per_node, nodes, mem_gb) in the launcher config"
