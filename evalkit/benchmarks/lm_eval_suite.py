@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import os
 import re
@@ -18,6 +19,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 import types
 import typing
 from collections import defaultdict
@@ -40,6 +42,8 @@ from evalkit.offline import (
 )
 from evalkit.procs import die_with_parent
 from evalkit.records import SampleRecord, TaskScore
+
+log = logging.getLogger("evalkit.lm_eval")
 
 MODEL_TYPES = ("local-completions", "local-chat-completions")
 """lm-eval model types that talk to an OpenAI-compatible server."""
@@ -673,8 +677,17 @@ class LmEvalSuite:
         root = ctx.work_dir / "lm_eval"
         catalog = self._catalog() if ctx.data_overrides else None
         env = self._env(ctx, root)
-        for run in settings.runs:
+        for i, run in enumerate(settings.runs, 1):
             files = RunFiles(root / run.name)
+            log.info(
+                "    lm-eval run %d/%d %s: %s (log: %s)",
+                i,
+                len(settings.runs),
+                run.name,
+                ",".join(run.tasks),
+                files.log,
+            )
+            t0 = time.monotonic()
             # a fresh folder per attempt: `score` must never read a previous attempt's results
             shutil.rmtree(files.dir, ignore_errors=True)
             files.dir.mkdir(parents=True)
@@ -700,6 +713,7 @@ class LmEvalSuite:
                     log=files.log,
                     hint=f"fix the cause and rerun the cell; to reproduce by hand: bash {files.command}",
                 )
+            log.info("    lm-eval run %s finished in %.0f s", run.name, time.monotonic() - t0)
 
     def score(self, ctx: RunContext) -> BenchmarkResult:
         settings = parse_settings(ctx.settings)
