@@ -7,6 +7,7 @@ benchmarks per model x format and skips finished cells; `evalkit run` runs one j
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from omegaconf import DictConfig
@@ -23,7 +24,23 @@ def task(cfg: DictConfig) -> JobSummary:
 
     from evalkit.job import run_job
 
-    return run_job(cfg, Path(HydraConfig.get().runtime.output_dir))
+    return run_job(cfg, Path(HydraConfig.get().runtime.output_dir), phase=cfg.phase)
+
+
+def compose_job(overrides: Sequence[str]) -> DictConfig:
+    """The job config for these overrides, composed as Hydra's sweeper composes a job (without the `hydra` node).
+
+    Used where no Hydra app runs: in a Slurm job (which must see the config the sweeper validated; the caller
+    compares `plan.config_hash`), by `evalkit status` / `cancel`, and by the checkpoint entry point.
+    """
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    register_configs()
+    if GlobalHydra.instance().is_initialized():  # inside a running Hydra app: compose with its search path
+        return compose("config", overrides=list(overrides))
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        return compose("config", overrides=list(overrides))
 
 
 def hydra_main(argv: list[str]) -> None:

@@ -48,7 +48,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from evalkit.app import hydra_main
 
     overrides = grid.normalize(args.overrides)
-    hydra_main([*overrides, f"force={'false' if args.resume else 'true'}"])
+    hydra_main([*overrides, f"force={'false' if args.resume else 'true'}", f"phase={args.phase}"])
     return _report_status(args.overrides, failed_only=False)
 
 
@@ -74,6 +74,15 @@ def _report_status(overrides: Sequence[str], failed_only: bool) -> int:
             f"  rerun: evalkit run model={cell.model} format={cell.format} benchmark={cell.benchmark}"
         )
     return 1 if failed else 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    """The CPU step: score every generated, not yet committed cell of the grid, with no server."""
+    from evalkit import grid
+    from evalkit.app import hydra_main
+
+    hydra_main(["-m", *grid.group_benchmarks(args.overrides), "phase=score"])
+    return _report_status(args.overrides, failed_only=False)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -116,8 +125,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="run one model x format now, replacing the rows of its cells")
     r.add_argument("--resume", action="store_true", help="skip cells that are already complete")
+    r.add_argument(
+        "--phase",
+        choices=["all", "generate", "score"],
+        default="all",
+        help="generate: serve and generate only (scoring follows with `evalkit score`); default: both",
+    )
     r.add_argument("overrides", nargs="*")
     r.set_defaults(func=cmd_run)
+
+    sc = sub.add_parser("score", help="score generated cells without a server (the CPU step after GPU jobs)")
+    sc.add_argument("overrides", nargs="*")
+    sc.set_defaults(func=cmd_score)
 
     st = sub.add_parser("status", help="done / failed / stale / missing per cell of a grid")
     st.add_argument("--failed", action="store_true", help="list only the failed cells, with error and log")

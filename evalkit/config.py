@@ -121,6 +121,11 @@ class QuantizeConfig:
     """Interpreter of the environment that has llmcompressor."""
     threads: int = 2
     """OMP/torch threads for GPTQ; set deliberately: threads that fight over cores make GPTQ 15-24x slower."""
+    resources: ResourcesConfig = field(
+        default_factory=lambda: ResourcesConfig(gpus_per_node=0, cpus_per_task=2, mem_gb=8, timeout_min=60)
+    )
+    """What the quantize job asks Slurm for (launcher=slurm), when a sweep needs a checkpoint not cached yet.
+    Sized for the demo model; a 70B GPTQ run needs far more memory (and time)."""
 
 
 @dataclass
@@ -159,6 +164,13 @@ class EvalkitConfig:
     """Run jobs with the Hub offline (HF_HUB_OFFLINE / HF_DATASETS_OFFLINE); `prefetch` caches first."""
     force: bool = False
     """Re-run cells even when complete (`evalkit run` sets it to replace one cell's rows)."""
+    split_scoring: bool = False
+    """Score after the server is gone: the job only generates (GPU time is spent on generation alone) and scoring
+    (judges, sandboxed code, parsing) runs afterwards without a server: in the same process locally, as a CPU
+    step on a cluster (`evalkit score`). Off: each cell is scored right after its generation."""
+    phase: str = "all"
+    """What a job does: all | generate (server up, outputs and a marker per cell) | score (no server). Set by the
+    launchers and `evalkit score`; see evalkit/job.py."""
     retries: int = 1
     """How many times a failed cell is retried within a job before it is recorded as failed."""
     seed: int = 1234
@@ -230,6 +242,8 @@ def validate(cfg: EvalkitConfig) -> None:
             f"but model {cfg.model.name!r} declares none",
             hint=f"add model.checkpoints.{cfg.baseline_format}",
         )
+    if cfg.phase not in ("all", "generate", "score"):
+        raise ConfigError(f"phase={cfg.phase!r} is not a job phase", hint="valid choices: all, generate, score")
     for fmt in cfg.model.recipe_overrides:
         if fmt not in cfg.model.checkpoints:
             raise ConfigError(

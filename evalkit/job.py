@@ -7,17 +7,20 @@ recorded for every cell still pending. Nothing is committed for a cell until its
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
 import traceback
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any, Literal
 
 from omegaconf import DictConfig
 
-from evalkit.benchmarks import RunContext, get_adapter
+from evalkit.benchmarks import Endpoint, RunContext, get_adapter
 from evalkit.cell import Cell
 from evalkit.config import EvalkitConfig
 from evalkit.errors import EvalkitError, ServerError
@@ -46,11 +49,16 @@ def harness_env(cfg: EvalkitConfig) -> dict[str, str]:
     return env
 
 
-def run_job(dcfg: DictConfig, job_dir: Path) -> JobSummary:
-    from evalkit.checkpoints.resolve import resolve_checkpoint
-    from evalkit.offline import resolve_overrides
-    from evalkit.serve import VLLMServer
+Phase = Literal["all", "generate", "score"]
+"""all: generate and score each cell while the server is up (locally, or when scoring is cheap);
+generate: only talk to the server (a GPU job), leaving each cell's outputs and a marker in its folder;
+score: no server at all (a CPU step after the GPU job): judge, execute code, parse, commit."""
 
+GENERATED = ".generated.json"
+"""Marker a cell's folder gets when its generation finished, with what the score phase needs to record."""
+
+
+def run_job(dcfg: DictConfig, job_dir: Path, phase: Phase = "all") -> JobSummary:
     store = ResultsStore(Path(dcfg.paths.results).resolve())
     plan = plan_job(dcfg, store)
     cfg = plan.cfg
@@ -59,26 +67,66 @@ def run_job(dcfg: DictConfig, job_dir: Path) -> JobSummary:
         log.info("%s: all %d cells complete, nothing to run", plan.name, len(plan.cells))
         return summary
     job_dir.mkdir(parents=True, exist_ok=True)
-    env = harness_env(cfg)
-    job_log = str(job_dir / "job.log")
+    ctx_of = _contexts(cfg, job_dir)
+    if phase == "score":
+        _score_generated(plan.pending, cfg, ctx_of, store, summary)
+        return summary
+    split = phase == "generate" or cfg.split_scoring
     log.info("%s: %d cell(s) to run: %s", plan.name, len(plan.pending), ", ".join(c.benchmark for c in plan.pending))
+    _serve_and_run(plan.pending, cfg, dcfg, job_dir, ctx_of, store, summary, generate_only=split)
+    if phase == "all" and split:
+        _score_generated([c for c in plan.pending if c.benchmark not in summary.failed], cfg, ctx_of, store, summary)
+    return summary
+
+
+def _contexts(cfg: EvalkitConfig, job_dir: Path) -> Callable[[Cell, Endpoint | None], RunContext]:
+    from evalkit.offline import resolve_overrides
+
+    env = harness_env(cfg)
+    overrides = resolve_overrides(cfg.data)
+
+    def ctx_of(cell: Cell, endpoint: Endpoint | None) -> RunContext:
+        return RunContext(
+            endpoint=endpoint,
+            work_dir=job_dir / cell.benchmark,
+            settings=dict(cfg.benchmarks[cell.benchmark].settings),
+            data_overrides=overrides,
+            env=env,
+            seed=cfg.seed,
+        )
+
+    return ctx_of
+
+
+def _serve_and_run(
+    cells: list[Cell],
+    cfg: EvalkitConfig,
+    dcfg: DictConfig,
+    job_dir: Path,
+    ctx_of: Callable[[Cell, Endpoint | None], RunContext],
+    store: ResultsStore,
+    summary: JobSummary,
+    generate_only: bool,
+) -> None:
+    from evalkit.checkpoints.resolve import resolve_checkpoint
+    from evalkit.serve import VLLMServer
+
     cfg_hash = config_hash(dcfg)
 
-    def fail_all(cells: list[Cell], err: EvalkitError | str, log_path: str) -> None:
+    def fail_all(failed: list[Cell], err: EvalkitError, log_path: str) -> None:
         now = datetime.now(timezone.utc)
         prov = Provenance(*tool_versions(vllm_version="unknown"), checkpoint_path="", config_hash=cfg_hash)
-        for cell in cells:
-            store.record_failure(cell, RunInfo(new_run_id(), now, now, log_path, prov), str(err))
-            summary.failed[cell.benchmark] = str(err)
+        for cell in failed:
+            store.record_failure(cell, RunInfo(new_run_id(), now, now, log_path, prov), err.message)
+            summary.failed[cell.benchmark] = err.message
 
     try:
         checkpoint = resolve_checkpoint(cfg, job_dir)
     except EvalkitError as err:
-        log.error("%s: checkpoint unavailable:\n  %s", plan.name, err)
-        fail_all(plan.pending, err, str(err.log or job_log))
-        return summary
-
-    remaining = list(plan.pending)
+        log.error("%s: checkpoint unavailable:\n  %s", summary.job, err)
+        fail_all(cells, err, str(err.log or job_dir / "job.log"))
+        return
+    remaining = list(cells)
     server_log = job_dir / "server.log"
     try:
         with VLLMServer(
@@ -88,7 +136,7 @@ def run_job(dcfg: DictConfig, job_dir: Path) -> JobSummary:
             extra_args=cfg.format.vllm_args,
             tensor_parallel_size=cfg.model.tp_by_format.get(cfg.format.name, cfg.model.tensor_parallel_size),
             max_model_len=cfg.model.max_model_len,
-            env=env,
+            env=harness_env(cfg),
             work_dir=job_dir,
         ) as server:
             summary.server_starts += 1
@@ -97,28 +145,37 @@ def run_job(dcfg: DictConfig, job_dir: Path) -> JobSummary:
                 checkpoint_path=str(checkpoint),
                 config_hash=cfg_hash,
             )
-            overrides = resolve_overrides(cfg.data)
-            for i, cell in enumerate(plan.pending, 1):
-                log.info("[%d/%d] %s: %s", i, len(plan.pending), plan.name, cell.benchmark)
+            for i, cell in enumerate(cells, 1):
+                log.info("[%d/%d] %s: %s", i, len(cells), summary.job, cell.benchmark)
                 server.check_alive()
-                bench = cfg.benchmarks[cell.benchmark]
-                ctx = RunContext(
-                    endpoint=server.endpoint,
-                    work_dir=job_dir / cell.benchmark,
-                    settings=dict(bench.settings),
-                    data_overrides=overrides,
-                    env=env,
-                    seed=cfg.seed,
-                )
-                _run_cell(cell, bench.adapter, ctx, store, prov, cfg.retries, summary)
+                adapter = cfg.benchmarks[cell.benchmark].adapter
+                _attempt(cell, adapter, ctx_of(cell, server.endpoint), store, prov, cfg.retries, summary, generate_only)
                 remaining.remove(cell)
     except ServerError as err:
-        log.error("%s: server failed:\n  %s", plan.name, err)
+        log.error("%s: server failed:\n  %s", summary.job, err)
         fail_all(remaining, err, str(err.log or server_log))
-    return summary
 
 
-def _run_cell(
+def _score_generated(
+    cells: list[Cell],
+    cfg: EvalkitConfig,
+    ctx_of: Callable[[Cell, Endpoint | None], RunContext],
+    store: ResultsStore,
+    summary: JobSummary,
+) -> None:
+    """The CPU step: score cells whose generation finished (their folder has the marker for this cell id)."""
+    for cell in cells:
+        ctx = ctx_of(cell, None)
+        marker = _read_marker(ctx.work_dir, cell)
+        if marker is None:
+            log.info("    %s: not generated yet, nothing to score", cell.benchmark)
+            continue
+        prov = Provenance(**marker["provenance"])
+        log.info("    scoring %s (no server)", cell.benchmark)
+        _attempt(cell, cfg.benchmarks[cell.benchmark].adapter, ctx, store, prov, cfg.retries, summary, score_only=True)
+
+
+def _attempt(
     cell: Cell,
     adapter_name: str,
     ctx: RunContext,
@@ -126,7 +183,10 @@ def _run_cell(
     prov: Provenance,
     retries: int,
     summary: JobSummary,
+    generate_only: bool = False,
+    score_only: bool = False,
 ) -> None:
+    """Run one phase (or both) of a cell with retries; commit on success, record the failure otherwise."""
     adapter = get_adapter(adapter_name)
     ctx.work_dir.mkdir(parents=True, exist_ok=True)
     error, log_path = "", str(ctx.work_dir)
@@ -134,7 +194,17 @@ def _run_cell(
         started = datetime.now(timezone.utc)
         t0 = time.monotonic()
         try:
-            adapter.generate(ctx)
+            if not score_only:
+                (ctx.work_dir / GENERATED).unlink(missing_ok=True)
+                adapter.generate(ctx)
+                if generate_only:
+                    _write_marker(ctx.work_dir, cell, prov, started)
+                    log.info(
+                        "    %s generated in %.0fs; scoring follows without the server",
+                        cell.benchmark,
+                        time.monotonic() - t0,
+                    )
+                    return
             result = adapter.score(ctx)
             run = RunInfo(new_run_id(), started, datetime.now(timezone.utc), log_path, prov)
             store.commit_cell(cell, run, result.scores, result.samples)
@@ -157,3 +227,17 @@ def _run_cell(
     now = datetime.now(timezone.utc)
     store.record_failure(cell, RunInfo(new_run_id(), now, now, log_path, prov), error)
     summary.failed[cell.benchmark] = error
+
+
+def _write_marker(work_dir: Path, cell: Cell, prov: Provenance, started: datetime) -> None:
+    tmp = work_dir / (GENERATED + ".tmp")
+    tmp.write_text(json.dumps({"cell_id": cell.cell_id, "started_at": started.isoformat(), "provenance": asdict(prov)}))
+    os.replace(tmp, work_dir / GENERATED)
+
+
+def _read_marker(work_dir: Path, cell: Cell) -> dict[str, Any] | None:
+    try:
+        marker: dict[str, Any] = json.loads((work_dir / GENERATED).read_text())
+    except (OSError, ValueError):
+        return None
+    return marker if marker.get("cell_id") == cell.cell_id else None

@@ -126,3 +126,20 @@ def test_kill_minus_9_mid_cell_leaves_nothing_then_sweep_completes(tmp_path: Pat
     assert "1 to run" in out.stdout
     df = pd.read_parquet(results / "scores")
     assert set(df["status"]) == {"ok"} and set(df["benchmark"]) == {"smoke_loglikelihood"}
+
+
+def test_generate_then_score_without_server(tmp_path: Path) -> None:
+    """The cluster flow (issue: GPUs for generation only): a job that only generates leaves the cell uncommitted
+    with its outputs and a marker; `evalkit score` then commits it with no server running."""
+    grid = ["format=bf16", "benchmark=smoke_loglikelihood"]
+    evalkit(tmp_path, "run", "--phase", "generate", *grid)
+    job_dir = tmp_path / "jobs" / "it" / "smollm2-135m-instruct.bf16"
+    assert (job_dir / "smoke_loglikelihood" / ".generated.json").is_file()
+    assert not (tmp_path / "results" / "scores").exists() or pd.read_parquet(tmp_path / "results" / "scores").empty
+    server_log = (job_dir / "server.log").read_text()
+    out = evalkit(tmp_path, "score", *grid)
+    assert (job_dir / "server.log").read_text() == server_log  # no server was started to score
+    assert "done" in out.stdout
+    df = scores(tmp_path)
+    assert set(df["status"]) == {"ok"} and df["vllm_version"].iloc[0] not in ("", "unknown")
+    assert "(no server)" in (job_dir / "job.log").read_text()
