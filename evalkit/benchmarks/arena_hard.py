@@ -70,6 +70,11 @@ GENERATION_FILE = "generation.json"
 ANSWER_DIR = "model_answer"
 
 
+SERVED_JUDGE = "served"
+"""judge_base_url value meaning "the model this cell serves" (demo and tests: any OpenAI-compatible server stands in
+for GPT-4; a real study names an independent judge)."""
+
+
 @dataclass(frozen=True)
 class ArenaHardSettings:
     """The `settings` of an arena_hard benchmark section. Relative paths are from where evalkit runs (the repo)."""
@@ -165,8 +170,11 @@ class ArenaHardSettings:
             raise bad("retry_backoff_s", "must be >= 0")
         if self.limit is not None and (not isinstance(self.limit, int) or self.limit < 1):
             raise bad("limit", "must be an integer >= 1 or null")
-        if not re.match(r"^https?://", self.judge_base_url):
-            raise bad("judge_base_url", "must be an http(s) URL such as https://api.openai.com/v1")
+        if self.judge_base_url != SERVED_JUDGE and not re.match(r"^https?://", self.judge_base_url):
+            raise bad(
+                "judge_base_url",
+                f"must be an http(s) URL such as https://api.openai.com/v1, or {SERVED_JUDGE!r} (the served model)",
+            )
         try:
             names = {f for _, f, _, _ in string.Formatter().parse(self.judge_prompt_template) if f is not None}
         except ValueError as exc:
@@ -176,11 +184,21 @@ class ArenaHardSettings:
         if self.judge_api_key_env is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.judge_api_key_env):
             raise bad("judge_api_key_env", "must be the NAME of an environment variable, not a key")
 
-    def judge_config(self) -> JudgeConfig:
+    def judge_config(self, served: Endpoint | None = None) -> JudgeConfig:
+        """The judge's client settings; `served` is the cell's own endpoint, used when judge_base_url is "served"."""
         key = os.environ.get(self.judge_api_key_env) if self.judge_api_key_env else None
+        base_url, model = self.judge_base_url, self.judge_model
+        if base_url == SERVED_JUDGE:
+            if served is None:
+                raise ConfigError(
+                    'arena_hard: judge_base_url "served" judges with the served model, but scoring runs without a '
+                    "server here (phase=score / split_scoring)",
+                    hint="name a real judge endpoint (judge_base_url, judge_model), or score with the server up",
+                )
+            base_url, model = served.base_url, served.model
         return JudgeConfig(
-            base_url=self.judge_base_url,
-            model=self.judge_model,
+            base_url=base_url,
+            model=model,
             api_key=key or None,
             temperature=self.judge_temperature,
             max_tokens=self.judge_max_tokens,
@@ -192,9 +210,9 @@ class ArenaHardSettings:
             backoff_s=self.retry_backoff_s,
         )
 
-    def cache_file(self, work_dir: Path) -> Path:
+    def cache_file(self, work_dir: Path, judge_model: str | None = None) -> Path:
         root = Path(self.cache_dir) if self.cache_dir else work_dir.parent / "judgments"
-        return root / f"{_safe_name(self.judge_model)}.jsonl"
+        return root / f"{_safe_name(judge_model or self.judge_model)}.jsonl"
 
     def questions(self) -> list[Question]:
         questions = read_questions(self.questions_file)
@@ -325,8 +343,8 @@ class ArenaHard:
                 log=answers_path,
                 hint="run the generate phase again; it resumes where it stopped",
             )
-        config = s.judge_config()
-        cache = JudgmentCache(s.cache_file(ctx.work_dir))
+        config = s.judge_config(ctx.endpoint)
+        cache = JudgmentCache(s.cache_file(ctx.work_dir, config.model))
         tasks = [
             JudgeTask(q.question_id, q.prompt, baseline[q.question_id].content, answers[q.question_id].content, game, p)
             for q in questions

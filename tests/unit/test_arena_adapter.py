@@ -176,3 +176,24 @@ def test_prefetch_downloads_missing_files_and_checks_them(tmp_path: Path) -> Non
                 s | {"questions_file": str(tmp_path / "q2.jsonl"), "questions_url": root + "/missing.jsonl"}
             )
         assert not (tmp_path / "q2.jsonl").exists()
+
+
+def test_served_judge_uses_the_cells_endpoint_and_refuses_without_one() -> None:
+    from evalkit.benchmarks.arena_hard import ArenaHardSettings
+    from evalkit.benchmarks.base import Endpoint
+    from evalkit.errors import ConfigError
+
+    s = ArenaHardSettings.from_dict(
+        {
+            "questions_file": "data/arena_hard/demo/question.jsonl",
+            "baseline_answers_file": "data/arena_hard/demo/model_answer/gpt-4-0314.jsonl",
+            "judge_base_url": "served",
+            "judge_model": "served",
+            "judge_api_key_env": None,
+        }
+    )
+    ep = Endpoint("http://127.0.0.1:9/v1", "/ckpt/demo", "/ckpt/demo", 4096)
+    cfg = s.judge_config(ep)
+    assert (cfg.base_url, cfg.model) == (ep.base_url, ep.model)
+    with pytest.raises(ConfigError, match="without a server"):
+        s.judge_config(None)
