@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -29,6 +30,12 @@ from evalkit.provenance import tool_versions
 from evalkit.store import Provenance, ResultsStore, RunInfo, new_run_id
 
 log = logging.getLogger("evalkit.job")
+
+STOPPING = threading.Event()
+"""Set when the job is being stopped from outside: Slurm sends SIGTERM to every process of a job it cancels,
+requeues or preempts, so the server and the harness die a moment before the job does. The failures that follow are
+consequences of the stop, not results: they are not recorded, and the cells stay pending for the requeued job or
+the next sweep. (evalkit.launch.tasks sets it; a local run is stopped by KeyboardInterrupt, which records nothing.)"""
 
 
 @dataclass
@@ -114,6 +121,9 @@ def _serve_and_run(
     cfg_hash = config_hash(dcfg)
 
     def fail_all(failed: list[Cell], err: EvalkitError, log_path: str) -> None:
+        if STOPPING.is_set():
+            log.warning("%s: stopped from outside; %d cell(s) left pending, not failed", summary.job, len(failed))
+            return
         now = datetime.now(timezone.utc)
         prov = Provenance(*tool_versions(vllm_version="unknown"), checkpoint_path="", config_hash=cfg_hash)
         for cell in failed:
@@ -146,6 +156,8 @@ def _serve_and_run(
                 config_hash=cfg_hash,
             )
             for i, cell in enumerate(cells, 1):
+                if STOPPING.is_set():
+                    break
                 log.info("[%d/%d] %s: %s", i, len(cells), summary.job, cell.benchmark)
                 server.check_alive()
                 adapter = cfg.benchmarks[cell.benchmark].adapter
@@ -223,6 +235,9 @@ def _attempt(
             error, log_path = err.message, str(err.log or ctx.work_dir)
         except Exception as err:  # an adapter bug must not take the other cells down
             error = f"{type(err).__name__}: {err}\n{traceback.format_exc(limit=5)}"
+        if STOPPING.is_set():
+            log.warning("    %s interrupted by the job's stop; left pending", cell.benchmark)
+            return
         log.warning("    %s attempt %d/%d failed: %s", cell.benchmark, attempt + 1, retries + 1, error)
     now = datetime.now(timezone.utc)
     store.record_failure(cell, RunInfo(new_run_id(), now, now, log_path, prov), error)

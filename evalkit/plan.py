@@ -34,13 +34,25 @@ class JobPlan:
         return [c for c, r in zip(self.cells, self.records, strict=True) if r.state is not CellState.DONE]
 
 
+def without_hydra(cfg: DictConfig) -> DictConfig:
+    """The job's own config: Hydra's `hydra` node removed (its `${hydra:...}` values resolve only inside an app)."""
+    if "hydra" not in cfg:
+        return cfg
+    cfg = cfg.copy()
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return cfg
+
+
 def typed(cfg: DictConfig) -> EvalkitConfig:
     """Typed config of a job, without Hydra's own `hydra` node."""
-    if "hydra" in cfg:
-        cfg = cfg.copy()
-        with open_dict(cfg):
-            del cfg["hydra"]
-    return to_object(cfg)
+    return to_object(without_hydra(cfg))
+
+
+def job_dir_of(cfg: EvalkitConfig) -> Path:
+    """The job's folder, `paths.jobs/<sweep>/<model>.<format>`: what conf/config.yaml's hydra.sweep.dir/subdir
+    make of it (a unit test keeps the two in step), for code that runs without Hydra (Slurm jobs, entry points)."""
+    return Path(cfg.paths.jobs).resolve() / cfg.sweep / f"{cfg.model.name}.{cfg.format.name}"
 
 
 def results_dir(cfg: EvalkitConfig) -> Path:
@@ -67,7 +79,4 @@ def plan_job(
 def config_hash(cfg: DictConfig) -> str:
     from evalkit.cell import stable_hash
 
-    container = OmegaConf.to_container(cfg, resolve=True)
-    if isinstance(container, dict):
-        container.pop("hydra", None)
-    return stable_hash(container)[:16]
+    return stable_hash(OmegaConf.to_container(without_hydra(cfg), resolve=True))[:16]

@@ -3,17 +3,28 @@
 hub: served by id (jobs run with the Hub offline, so `evalkit prefetch` must have cached it);
 path: a local directory; gguf: converted once to bf16 and cached; recipe: the baseline format's checkpoint
 quantized once with the format's recipe (and this model's overrides) and cached by recipe and calibration hash.
+
+Also an entry point that produces one job's checkpoint and nothing else (the quantize step of a Slurm sweep runs
+it as its own job, ahead of the evaluation job that needs it):
+
+    python -m evalkit.checkpoints.resolve model=smollm2-135m-instruct format=fp8 [--job-dir DIR]
 """
 
 from __future__ import annotations
 
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 
-from evalkit.checkpoints.gguf import ensure_converted
-from evalkit.checkpoints.quantize import ensure_quantized
+from evalkit.checkpoints.calibration import sha256_file
+from evalkit.checkpoints.gguf import converted_name, ensure_converted, resolve_gguf
+from evalkit.checkpoints.manifest import is_complete
+from evalkit.checkpoints.quantize import ensure_quantized, find_quantized
 from evalkit.checkpoints.recipes import RecipeConfig, apply_overrides
 from evalkit.config import EvalkitConfig
-from evalkit.errors import CheckpointError
+from evalkit.errors import CheckpointError, EvalkitError
 
 
 def effective_recipe(cfg: EvalkitConfig, format_name: str | None = None) -> RecipeConfig | None:
@@ -54,6 +65,34 @@ def _resolve(cfg: EvalkitConfig, fmt: str, job_dir: Path) -> str:
     return str(ensure_quantized(base, recipe, cache_root, python, log, threads=cfg.quantize.threads))
 
 
+def cached_checkpoint(cfg: EvalkitConfig, format_name: str | None = None) -> str | None:
+    """What `resolve_checkpoint` would return, if it can without producing anything; None when a conversion or a
+    quantization would have to run first. Looks only at local files (a hub id counts as available: jobs read it
+    from the Hugging Face cache that `evalkit prefetch` fills)."""
+    fmt = format_name or cfg.format.name
+    spec = cfg.model.checkpoints[fmt]
+    cache_root = Path(cfg.paths.checkpoints).resolve() / cfg.model.name
+    if spec.source == "hub":
+        return str(spec.id)
+    if spec.source == "path":
+        return str(Path(str(spec.id)).expanduser().resolve())
+    if spec.source == "gguf":
+        gguf = resolve_gguf(str(spec.id))
+        entry = cache_root / converted_name(gguf, sha256_file(gguf))
+        return str(entry) if is_complete(entry) else None
+    base = cached_checkpoint(cfg, cfg.baseline_format)
+    recipe = effective_recipe(cfg, fmt)
+    if base is None or recipe is None or not Path(base).is_dir():
+        return None
+    found = find_quantized(Path(base), recipe, cache_root)
+    return str(found) if found is not None else None
+
+
+def needs_quantization(cfg: EvalkitConfig) -> bool:
+    """Whether this job's checkpoint comes from a recipe and is not cached yet (so a quantize step must run first)."""
+    return cfg.model.checkpoints[cfg.format.name].source == "recipe" and cached_checkpoint(cfg) is None
+
+
 def _local_dir(checkpoint: str, fmt: str) -> Path:
     """The quantizer reads a directory: a hub id is looked up in the local Hugging Face cache (no download)."""
     path = Path(checkpoint)
@@ -68,3 +107,31 @@ def _local_dir(checkpoint: str, fmt: str) -> Path:
             f"format {fmt} is produced from {checkpoint}, which is not in the local Hugging Face cache",
             hint="run `evalkit prefetch` with the same overrides on a machine with internet",
         ) from exc
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Produce (or find in the cache) the checkpoint of one model x format and print its path."""
+    from evalkit.app import compose_job
+    from evalkit.plan import job_dir_of, typed
+
+    parser = argparse.ArgumentParser(
+        prog="python -m evalkit.checkpoints.resolve",
+        description="Produce the checkpoint of one model x format (convert / quantize, cached) and print its path.",
+    )
+    parser.add_argument("--job-dir", type=Path, help="where the stage logs go (default: the job's folder)")
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides selecting the model and format")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
+    try:
+        cfg = typed(compose_job(args.overrides))
+        job_dir = args.job_dir or job_dir_of(cfg)
+        job_dir.mkdir(parents=True, exist_ok=True)
+        print(resolve_checkpoint(cfg, job_dir), flush=True)
+    except EvalkitError as err:
+        print(f"evalkit: error: {err.message}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -78,3 +78,20 @@ def launcher_conf(base: SlurmQueueConf, resources: JobResources) -> SlurmQueueCo
         mem_gb=resources.mem_gb,
         timeout_min=resources.timeout_min,
     )
+
+
+def plain_resources(resources: ResourcesConfig) -> JobResources:
+    """Resources of a job that serves no model (quantize, aggregate): no parallelism to derive."""
+    return JobResources(**dataclasses.asdict(resources), tensor_parallel_size=1, pipeline_parallel_size=1)
+
+
+AGGREGATE_RESOURCES = JobResources(
+    gpus_per_node=0,
+    nodes=1,
+    cpus_per_task=1,
+    mem_gb=2,
+    timeout_min=30,
+    tensor_parallel_size=1,
+    pipeline_parallel_size=1,
+)
+"""`evalkit aggregate` reads Parquet tables and writes a small one: seconds, little memory."""

@@ -1,10 +1,12 @@
-"""The sbatch script Hydra's submitit launcher submits for a job, rendered without a cluster.
+"""The sbatch script of a job of a Slurm sweep, rendered without a cluster.
 
 Pure: no process, no file, no look at the machine. It takes the launcher's own schema (`SlurmQueueConf`, what
-`hydra.launcher` holds under `launcher=slurm`) and maps it to sbatch options exactly as the submit path does
+`hydra.launcher` holds under `launcher=slurm`) and maps it to sbatch options as Hydra's submitit launcher does
 (hydra_submitit_launcher 1.2.0 `BaseSubmititLauncher.launch` -> submitit `AutoExecutor` -> `SlurmExecutor`), then calls
-submitit's own `_make_sbatch_string`. So a golden file of the result shows what a submitit or launcher upgrade
-changes in the scripts users' jobs run with, and `tests/slurm` checks it against the file submitit really writes.
+submitit's own `_make_sbatch_string`. evalkit's own submission (`evalkit.launch.executor`) hands the same parameters
+to submitit's `SlurmExecutor`, so the script a dry run prints and `sbatch --test-only` checks is the one submitted.
+A golden file of the result shows what a submitit upgrade changes in the scripts users' jobs run with, and
+`tests/slurm` checks it against the file submitit really writes.
 """
 
 from __future__ import annotations
@@ -32,10 +34,12 @@ def submit_command(python: str, folder: str) -> str:
     return " ".join([python, "-u -m submitit.core._submit", shlex.quote(folder)])
 
 
-def sbatch_parameters(conf: SlurmQueueConf, *, array_size: int = 1) -> dict[str, Any]:
+def sbatch_parameters(conf: SlurmQueueConf, *, array_size: int = 1, dependency: str | None = None) -> dict[str, Any]:
     """The keyword arguments the submit path hands to `_make_sbatch_string` (minus command and folder).
 
     `array_size` > 1: the launcher submitted that many jobs at once, which submitit turns into one job array.
+    `dependency`: sbatch's --dependency ("afterok:12_0"). Such a job is also killed when its dependency can never
+    be satisfied (the job it waits for failed), instead of staying PENDING forever.
     """
     if array_size < 1:
         raise ConfigError(f"array_size={array_size}: a submission has at least one job")
@@ -54,12 +58,15 @@ def sbatch_parameters(conf: SlurmQueueConf, *, array_size: int = 1) -> dict[str,
             params[f.name] = dict(value) if f.name == "additional_parameters" else value
     if isinstance(params.get("setup"), tuple | list):
         params["setup"] = list(params["setup"])
+    if dependency:
+        params["dependency"] = dependency
+        params["additional_parameters"] = {**params.get("additional_parameters", {}), "kill-on-invalid-dep": "yes"}
     if array_size > 1:
         params["map_count"] = array_size
     return params
 
 
-def render_sbatch(conf: SlurmQueueConf, *, python: str, array_size: int = 1) -> str:
+def render_sbatch(conf: SlurmQueueConf, *, python: str, array_size: int = 1, dependency: str | None = None) -> str:
     """The sbatch script for `conf`, as submitit would write it to `<submitit_folder>/<job id>_submission.sh`.
 
     `conf.submitit_folder` must be absolute: submitit absolutizes a relative folder against the current directory,
@@ -78,5 +85,5 @@ def render_sbatch(conf: SlurmQueueConf, *, python: str, array_size: int = 1) -> 
             f"submitit_folder {conf.submitit_folder!r} is relative",
             hint="pass an absolute folder; submitit would resolve it against the current directory",
         )
-    params = sbatch_parameters(conf, array_size=array_size)
+    params = sbatch_parameters(conf, array_size=array_size, dependency=dependency)
     return _make_sbatch_string(command=submit_command(python, str(folder)), folder=str(folder), **params)
