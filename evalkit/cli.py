@@ -1,8 +1,9 @@
-"""`evalkit` command: sweep, run, status, aggregate, prefetch. Hydra overrides pass through unchanged.
+"""`evalkit` command: sweep, run, status, cancel, aggregate, prefetch. Hydra overrides pass through unchanged.
 
 evalkit sweep model=smollm2-135m-instruct format=bf16,fp8,w8a8,w4a16 benchmark=demo_leaderboard_v1,demo_leaderboard_v2
 evalkit run model=... format=fp8 benchmark=demo_leaderboard_v1      # re-run exactly this cell
 evalkit status format=bf16,fp8 [--failed]
+evalkit cancel sweep=study launcher=slurm            # scancel the sweep's Slurm jobs
 evalkit aggregate [--results DIR]
 evalkit prefetch model=llama-3.1-8b-instruct format=bf16,fp8 benchmark=leaderboard_v1
 """
@@ -13,8 +14,12 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from evalkit.errors import EvalkitError
+
+if TYPE_CHECKING:
+    from evalkit.status import CellView
 
 
 def _compose_jobs(overrides: Sequence[str], check_adapters: bool = True) -> list[object]:
@@ -37,6 +42,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from evalkit.app import hydra_main
 
     extra = ["hydra.sweeper.dry_run=true"] if args.dry_run else []
+    extra += ["hydra.sweeper.wait=true"] if args.wait else []
     hydra_main(["-m", *grid.group_benchmarks(args.overrides), *extra])
     if args.dry_run:
         return 0
@@ -52,28 +58,63 @@ def cmd_run(args: argparse.Namespace) -> int:
     return _report_status(args.overrides, failed_only=False)
 
 
-def _report_status(overrides: Sequence[str], failed_only: bool) -> int:
-    import pandas as pd
+def _views(plans: Sequence[object]) -> list[CellView]:
+    """Status of every cell of the planned jobs: the store, and Slurm's job states where the sweep went to Slurm."""
+    from evalkit.plan import JobPlan, job_dir_of
+    from evalkit.status import grid_views
 
-    from evalkit.report import render_status
-    from evalkit.store import CellState
-
-    plans = _compose_jobs(overrides)
-    matrix: dict[str, dict[str, str]] = {}
-    failed = []
+    by_sweep: dict[Path, list[JobPlan]] = {}
     for plan in plans:
-        for cell, rec in zip(plan.cells, plan.records, strict=True):  # type: ignore[attr-defined]
-            matrix.setdefault(f"{cell.model}/{cell.format}", {})[cell.benchmark] = rec.state.value
-            if rec.state is CellState.FAILED:
-                failed.append((cell, rec))
+        assert isinstance(plan, JobPlan)
+        by_sweep.setdefault(job_dir_of(plan.cfg).parent, []).append(plan)
+    views: list[CellView] = []
+    for sweep_dir, group in by_sweep.items():
+        found, note = grid_views([c for p in group for c in p.cells], [r for p in group for r in p.records], sweep_dir)
+        if note:
+            print(f"evalkit: warning: {note}", file=sys.stderr)
+        views += found
+    return views
+
+
+def _report_status(overrides: Sequence[str], failed_only: bool) -> int:
+    from evalkit.report import render_failures, render_grid_status
+    from evalkit.status import CellStatus
+
+    views = _views(_compose_jobs(overrides))
     if not failed_only:
-        print(render_status(pd.DataFrame.from_dict(matrix, orient="index").fillna("")))
-    for cell, rec in failed:
-        print(
-            f"\nFAILED {cell.key}\n  error: {rec.error}\n  log:   {rec.log_path}\n"
-            f"  rerun: evalkit run model={cell.model} format={cell.format} benchmark={cell.benchmark}"
-        )
-    return 1 if failed else 0
+        print(render_grid_status(views))
+    failures = render_failures(views)
+    if failures:
+        print("\n" + failures)
+    return 1 if any(v.status is CellStatus.FAILED for v in views) else 0
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    """scancel the sweep's Slurm jobs that have not ended: all of them, or only those running the cells of the
+    model / format / benchmark given. Idempotent: jobs that already ended are left alone."""
+    from evalkit import grid
+    from evalkit.launch import JobState, cancel, job_states
+    from evalkit.launch import record as slurm_record
+    from evalkit.plan import JobPlan, job_dir_of
+
+    plans = [p for p in _compose_jobs(args.overrides, check_adapters=False) if isinstance(p, JobPlan)]
+    narrowed = any(o.get_key_element() in ("model", "format", "benchmark") for o in grid.parse(args.overrides))
+    cells = {c.key for p in plans for c in p.cells} if narrowed else None
+    for sweep_dir in dict.fromkeys(job_dir_of(p.cfg).parent for p in plans):
+        rec = slurm_record.read(sweep_dir)
+        if rec is None:
+            print(f"sweep {sweep_dir.name}: nothing was submitted to Slurm ({slurm_record.path_of(sweep_dir)} missing)")
+            continue
+        jobs = rec.jobs_for(cells)
+        states = job_states([j.job_id for j in jobs])
+        live = [j for j in jobs if not states.get(j.job_id, JobState.NOT_FOUND).finished]
+        if not live:
+            print(f"sweep {rec.sweep}: nothing to cancel; its {len(jobs)} Slurm job(s) have all ended")
+            continue
+        cancel([j.job_id for j in live])
+        for j in live:
+            print(f"cancelled {j.job_id} ({j.kind} {j.name}, was {states[j.job_id].value})")
+    return 0
 
 
 def cmd_score(args: argparse.Namespace) -> int:
@@ -119,7 +160,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("sweep", help="run the model x format x benchmark grid (only cells not yet complete)")
-    s.add_argument("--dry-run", action="store_true", help="print the jobs and their cells, launch nothing")
+    s.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the jobs and their cells (on Slurm: resources and sbatch scripts, checked), launch nothing",
+    )
+    s.add_argument("--wait", action="store_true", help="launcher=slurm: follow the submitted jobs until they end")
     s.add_argument("overrides", nargs="*", help="Hydra overrides; comma lists sweep")
     s.set_defaults(func=cmd_sweep)
 
@@ -138,10 +184,16 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("overrides", nargs="*")
     sc.set_defaults(func=cmd_score)
 
-    st = sub.add_parser("status", help="done / failed / stale / missing per cell of a grid")
+    st = sub.add_parser("status", help="done / running / queued / failed / stale / missing per cell of a grid")
     st.add_argument("--failed", action="store_true", help="list only the failed cells, with error and log")
     st.add_argument("overrides", nargs="*")
     st.set_defaults(func=cmd_status)
+
+    c = sub.add_parser("cancel", help="cancel the Slurm jobs of a sweep (scancel; idempotent)")
+    c.add_argument(
+        "overrides", nargs="*", help="the sweep's overrides; model/format/benchmark narrow it to those cells"
+    )
+    c.set_defaults(func=cmd_cancel)
 
     a = sub.add_parser("aggregate", help="recovery tables (quantized / baseline) from a results directory")
     a.add_argument("--results", default="results", help="directory holding scores/ (default: results)")

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 
 import pandas as pd
 
+from evalkit.status import CellStatus, CellView
+
 
 def _fmt(x: object, digits: int = 1) -> str:
     if x is None or (isinstance(x, float) and math.isnan(x)):
@@ -68,16 +70,51 @@ STATE_MARK = {
     "running": "running",
     "queued": "queued",
 }
+"""How a status reads in the matrix: failures stand out, missing cells recede."""
 
 
-def render_status(matrix: pd.DataFrame) -> str:
-    """`matrix`: index = "model/format", columns = benchmarks, values = state names."""
-    header = ["model/format", *[str(c) for c in matrix.columns]]
-    rows = [
-        [idx, *[STATE_MARK.get(str(v), str(v)) for v in row]]
-        for idx, row in zip(matrix.index, matrix.values, strict=True)
-    ]
-    return text_table(header, rows)
+def render_grid_status(views: Sequence[CellView]) -> str:
+    """The grid as a matrix: model/format rows, benchmark columns, a cell's status in each; when the sweep went to
+    Slurm, a last column with the row's job(s) and their states; then the count per status."""
+    rows: dict[str, dict[str, str]] = {}
+    jobs: dict[str, dict[str, str]] = {}
+    benchmarks: list[str] = []
+    for v in views:
+        row = f"{v.cell.model}/{v.cell.format}"
+        rows.setdefault(row, {})[v.cell.benchmark] = STATE_MARK[v.status.value]
+        if v.cell.benchmark not in benchmarks:
+            benchmarks.append(v.cell.benchmark)
+        if v.job_id is not None:
+            state = v.job_state.value if v.job_state is not None else "?"
+            jobs.setdefault(row, {})[v.job_id] = state
+    header = ["model/format", *benchmarks] + (["slurm job"] if jobs else [])
+    table = []
+    for row, by_bench in rows.items():
+        line = [row, *[by_bench.get(b, "") for b in benchmarks]]
+        if jobs:
+            line.append(", ".join(f"{j} {s}" for j, s in jobs.get(row, {}).items()) or "-")
+        table.append(line)
+    counts: dict[str, int] = {}
+    for v in views:
+        counts[v.status.value] = counts.get(v.status.value, 0) + 1
+    summary = f"{len(views)} cell(s): " + ", ".join(f"{n} {s}" for s, n in counts.items())
+    return text_table(header, table) + "\n" + summary
+
+
+def render_failures(views: Sequence[CellView]) -> str:
+    """Each failed cell with its error, its log and the command that re-runs it."""
+    blocks = []
+    for v in views:
+        if v.status is not CellStatus.FAILED:
+            continue
+        c = v.cell
+        blocks.append(
+            f"FAILED {c.key}" + (f" (Slurm job {v.job_id})" if v.job_id else "") + "\n"
+            f"  error: {v.error}\n  log:   {v.log_path}\n"
+            f"  rerun: evalkit run model={c.model} format={c.format} benchmark={c.benchmark}"
+            "  (or the same sweep again: it runs missing and failed cells)"
+        )
+    return "\n\n".join(blocks)
 
 
 def render_plan(plans: Sequence[object]) -> str:
@@ -92,8 +129,8 @@ def render_plan(plans: Sequence[object]) -> str:
         pending += len(todo)
         rows.append(
             [
-                plan.name,
-                ", ".join(c.benchmark for c in cells if c.key in todo) or "(all done)",  # type: ignore[attr-defined]
+                plan.name,  # type: ignore[attr-defined]
+                ", ".join(c.benchmark for c in cells if c.key in todo) or "(all done)",
                 ", ".join(f"{c.benchmark}={s}" for c, s in zip(cells, states, strict=True)),
             ]
         )

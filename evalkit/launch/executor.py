@@ -14,13 +14,14 @@ from submitit import SlurmExecutor
 from evalkit.launch.sbatch import sbatch_parameters
 
 
-def slurm_executor(conf: SlurmQueueConf, *, python: str, dependency: str | None = None) -> SlurmExecutor:
+def slurm_executor(conf: SlurmQueueConf, *, dependency: str | None = None) -> SlurmExecutor:
     """An executor that submits with `conf` (resources, site settings, folder) and `dependency` (sbatch syntax).
 
-    `python` runs the job (shell-quoted); `conf.max_num_timeout` bounds how often a job is requeued after its time
-    limit (preemptions do not count, as in submitit).
+    Jobs run this process's interpreter (submitit's default; it also ignores any other for arrays).
+    `conf.max_num_timeout` bounds how often a job is requeued after its time limit (preemptions do not count, as in
+    submitit).
     """
-    executor = SlurmExecutor(folder=conf.submitit_folder, max_num_timeout=conf.max_num_timeout, python=python)
+    executor = SlurmExecutor(folder=conf.submitit_folder, max_num_timeout=conf.max_num_timeout)
     # map_count is submitit's own (it sets it for arrays); everything else is what render_sbatch renders
     executor.update_parameters(**sbatch_parameters(conf, dependency=dependency))
     return executor

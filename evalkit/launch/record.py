@@ -79,6 +79,18 @@ class SweepRecord:
                     return job
         return None
 
+    def jobs_for(self, cells: set[str] | None) -> list[SubmittedJob]:
+        """Jobs concerned by these cells (None: every job): the eval jobs running any of them, and the quantize
+        jobs only they wait for. The aggregate job belongs to the whole sweep, so only None selects it."""
+        jobs = [job for sub in self.submissions for job in sub.jobs]
+        if cells is None:
+            return jobs
+        return [
+            job
+            for job in jobs
+            if (job.kind == "eval" and cells & set(job.cells)) or (job.kind == "quantize" and set(job.cells) <= cells)
+        ]
+
     def job_ids(self) -> list[str]:
         return [job.job_id for sub in self.submissions for job in sub.jobs]
 

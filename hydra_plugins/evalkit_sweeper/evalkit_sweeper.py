@@ -1,7 +1,8 @@
 """The evalkit sweeper: Hydra multirun where benchmarks are grouped per model x format and finished cells skipped.
 
 Hydra requires sweepers to live in the `hydra_plugins` namespace; the logic is in `evalkit.grid` / `evalkit.plan`,
-this module only connects it to Hydra's launcher (basic locally, submitit on Slurm).
+this module only connects it to a launcher: Hydra's (basic) locally; on Slurm (`launcher=slurm`) evalkit.launch
+submits with submitit itself, reading Hydra's launcher config for the site settings (see README, "Slurm").
 """
 
 # No `from __future__ import annotations`: Hydra execs plugin modules outside sys.modules, where dataclasses
@@ -26,14 +27,18 @@ class EvalkitSweeperConf:
     _target_: str = "hydra_plugins.evalkit_sweeper.evalkit_sweeper.EvalkitSweeper"
     dry_run: bool = False
     """Print the jobs (and their cells and resources) without launching anything."""
+    wait: bool = False
+    """launcher=slurm: after submitting, follow the jobs until all have ended (otherwise the sweep returns as soon
+    as Slurm has accepted them)."""
 
 
 ConfigStore.instance().store(group="hydra/sweeper", name="evalkit", node=EvalkitSweeperConf, provider="evalkit")
 
 
 class EvalkitSweeper(Sweeper):
-    def __init__(self, dry_run: bool = False) -> None:
+    def __init__(self, dry_run: bool = False, wait: bool = False) -> None:
         self.dry_run = dry_run
+        self.wait = wait
         self.hydra_context: HydraContext | None = None
         self.config: DictConfig | None = None
         self.launcher: Any = None
@@ -70,8 +75,7 @@ class EvalkitSweeper(Sweeper):
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
         todo = [(job, plan) for job, plan in zip(jobs, self.plans, strict=True) if plan.pending]
-        if self.dry_run or not todo:
-            return []
+        # each job runs its pending cells only
         batch = [
             [
                 *(o for o in job if not o.startswith(f"{grid.GROUPED_KEY}=")),
@@ -79,9 +83,60 @@ class EvalkitSweeper(Sweeper):
             ]
             for job, plan in todo
         ]
+        if self._slurm():
+            try:
+                self._submit_to_slurm(batch)
+            except EvalkitError as err:
+                print(f"evalkit: error: {err.message}", file=sys.stderr)
+                raise SystemExit(2) from err
+            return []
+        if self.dry_run or not todo:
+            return []
         self.returns = list(self.launcher.launch(batch, initial_job_idx=0))
         for ret in self.returns:
             if ret.status is JobStatus.FAILED:
                 # A job fails as a whole only when something outside its cells broke; cells record their own errors.
                 log.error("job %s failed: %r", ret.overrides, ret._return_value)
         return [self.returns]
+
+    def _slurm(self) -> bool:
+        from evalkit.launch.sweep import is_slurm
+
+        assert self.config is not None
+        return is_slurm(self.config.hydra.launcher)
+
+    def _submit_to_slurm(self, batch: list[list[str]]) -> None:
+        import os
+
+        from evalkit.launch.groups import plan_submission
+        from evalkit.launch.resources import AGGREGATE_RESOURCES, plain_resources
+        from evalkit.launch.sweep import SlurmSweep, job_spec, launch, launcher_base
+        from evalkit.plan import plan_job
+
+        assert self.config is not None and self.hydra_context is not None
+        if not batch:
+            print("Slurm: nothing to submit.", flush=True)
+            return
+        config, loader = self.config, self.hydra_context.config_loader
+
+        def compose(overrides: list[str]) -> DictConfig:
+            return loader.load_sweep_config(config, overrides)
+
+        specs = []
+        for overrides in batch:
+            cfg = compose(overrides)
+            # validated again with the pending cells only: exactly the config the Slurm job will compose
+            specs.append(job_spec(plan_job(cfg), overrides, cfg))
+        primary = self.plans[0].cfg
+        cwd = os.getcwd()
+        sweep = SlurmSweep(
+            name=primary.sweep,
+            sweep_dir=Path(config.hydra.sweep.dir).resolve(),
+            base=launcher_base(config.hydra.launcher, cwd),
+            cwd=cwd,
+            overrides=list(config.hydra.overrides.task),
+            results=str(Path(primary.paths.results).resolve()),
+            baseline=primary.baseline_format,
+        )
+        plan = plan_submission(specs, plain_resources(primary.quantize.resources), AGGREGATE_RESOURCES)
+        launch(sweep, plan, compose, dry_run=self.dry_run, wait=self.wait)
