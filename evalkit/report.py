@@ -85,8 +85,9 @@ def render_grid_status(views: Sequence[CellView]) -> str:
         if v.cell.benchmark not in benchmarks:
             benchmarks.append(v.cell.benchmark)
         if v.job_id is not None:
-            state = v.job_state.value if v.job_state is not None else "?"
-            jobs.setdefault(row, {})[v.job_id] = state
+            row_jobs = jobs.setdefault(row, {})
+            if v.job_state is not None or v.job_id not in row_jobs:
+                row_jobs[v.job_id] = v.job_state.value if v.job_state is not None else "?"
     header = ["model/format", *benchmarks] + (["slurm job"] if jobs else [])
     table = []
     for row, by_bench in rows.items():
