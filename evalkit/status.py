@@ -66,13 +66,13 @@ def cell_view(
     record: SweepRecord | None = None,
 ) -> CellView:
     """The status of one cell from its store record and (on Slurm) its latest job and the job states."""
-    if rec.state is CellState.DONE:
-        return CellView(cell, CellStatus.DONE, log_path=rec.log_path)
     stored = CellView(cell, CellStatus(rec.state.value), rec.error, rec.log_path)
     if slurm is None:
         return stored
     submission, job = slurm
     state = (states or {}).get(job.job_id, JobState.NOT_FOUND)
+    if rec.state is CellState.DONE:
+        return CellView(cell, CellStatus.DONE, None, rec.log_path, job.job_id, state)
     if rec.state is CellState.FAILED and _recorded_by(rec, submission):
         return CellView(cell, CellStatus.FAILED, rec.error, rec.log_path, job.job_id, state)
     if state in _RUNNING:

@@ -80,10 +80,10 @@ class SweepRecord:
         return None
 
     def jobs_for(self, cells: set[str] | None) -> list[SubmittedJob]:
-        """Jobs concerned by these cells (None: every job): the eval jobs running any of them, and the quantize
-        jobs only they wait for. The aggregate job belongs to the whole sweep, so only None selects it."""
+        """Jobs concerned by these cells (None: all of them): the eval jobs running any of them, the quantize jobs
+        only they wait for, and the aggregate jobs when they are all of the sweep's cells."""
         jobs = [job for sub in self.submissions for job in sub.jobs]
-        if cells is None:
+        if cells is None or {c for job in jobs if job.kind == "eval" for c in job.cells} <= cells:
             return jobs
         return [
             job

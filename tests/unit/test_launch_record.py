@@ -61,6 +61,9 @@ def test_jobs_for_cells_selects_evals_and_their_own_quantize_jobs() -> None:
     assert [j.job_id for j in rec.jobs_for(None)] == ["7", "8_0", "8_1"]
     assert [j.job_id for j in rec.jobs_for({"m__fp8__b"})] == ["7", "8_1"]
     assert [j.job_id for j in rec.jobs_for({"m__bf16__b"})] == ["8_0"]
+    # all of the sweep's cells: the whole sweep, aggregate job included
+    whole = SweepRecord("s", [Submission("t", [], [*FIRST.jobs, job("9", "aggregate", after=["7", "8"])])])
+    assert [j.job_id for j in whole.jobs_for({"m__bf16__b", "m__fp8__b", "other"})] == ["7", "8_0", "8_1", "9"]
 
 
 def test_append_keeps_history_and_leaves_no_temporary_file(tmp_path: Path) -> None:
