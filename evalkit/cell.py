@@ -96,7 +96,7 @@ def make_cell(cfg: EvalkitConfig, benchmark: str) -> Cell:
         format=cfg.format.name,
         benchmark=bench.name,
         suite=bench.suite,
-        checkpoint=identity["checkpoint"],
+        checkpoint=str(identity["checkpoint"]),
         fingerprint=stable_hash(identity),
     )
 

@@ -29,6 +29,12 @@ def _values(override: Override) -> list[str]:
     return [override.get_value_element_as_str()]
 
 
+def _line(ov: Override) -> str:
+    """The override as the user wrote it (always set for parsed command-line overrides)."""
+    assert ov.input_line is not None
+    return ov.input_line
+
+
 def parse(overrides: Sequence[str]) -> list[Override]:
     try:
         return OverridesParser.create().parse_overrides(list(overrides))
@@ -46,7 +52,7 @@ def group_benchmarks(overrides: Sequence[str]) -> list[str]:
     out = []
     for ov in parse(overrides):
         is_bench = ov.get_key_element() == GROUPED_KEY and not ov.is_delete()
-        out.append(grouped_override(_values(ov)) if is_bench else ov.input_line)
+        out.append(grouped_override(_values(ov)) if is_bench else _line(ov))
     return out
 
 
@@ -62,7 +68,7 @@ def normalize(overrides: Sequence[str]) -> list[str]:
                 hint="use `evalkit sweep` for a grid",
             )
         else:
-            out.append(ov.input_line)
+            out.append(_line(ov))
     return out
 
 
@@ -77,7 +83,7 @@ def expand(overrides: Sequence[str]) -> list[list[str]]:
         elif ov.is_sweep_override():
             axes.append([f"{key}={v}" for v in _values(ov)])
         else:
-            axes.append([ov.input_line])
+            axes.append([_line(ov)])
     jobs = [list(combo) for combo in itertools.product(*axes)]
     if grouped is not None:
         jobs = [[*job, grouped_override(grouped)] for job in jobs]

@@ -23,6 +23,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 from enum import Enum
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -336,7 +337,7 @@ class ResultsStore:
         return pa.concat_tables([t.cast(relaxed) for t in tables]).to_pandas()
 
 
-def _identity(cell: Cell, run: RunInfo) -> dict[str, object]:
+def _identity(cell: Cell, run: RunInfo) -> dict[str, Any]:
     p = run.provenance
     return {
         "model": cell.model,
