@@ -168,3 +168,12 @@ def test_job_resources_is_frozen() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         r.nodes = 2  # type: ignore[misc]
     assert r.gpus == 1
+
+
+def test_dependency_line_and_kill_on_invalid_dependency() -> None:
+    conf = SlurmQueueConf(submitit_folder="/x/%j", name="n", additional_parameters={"comment": "c"})
+    script = render_sbatch(conf, python="python", dependency="afterok:12_0")
+    assert "#SBATCH --dependency=afterok:12_0" in script
+    # a job whose dependency failed is removed instead of pending forever
+    assert "#SBATCH --kill-on-invalid-dep=yes" in script and "#SBATCH --comment=c" in script
+    assert "dependency" not in render_sbatch(conf, python="python")
