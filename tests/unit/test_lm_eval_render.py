@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import yaml
+from golden import check_golden
 
 from evalkit.benchmarks.base import Endpoint, RunContext
 from evalkit.benchmarks.lm_eval_suite import (
@@ -56,14 +56,7 @@ def _render_suite(suite: str) -> str:
 @pytest.mark.parametrize("suite", SUITES)
 def test_rendered_commands_match_golden(suite: str) -> None:
     got = _render_suite(suite)
-    path = GOLDEN / f"lm_eval_{suite}.args"
-    if os.environ.get("EVALKIT_UPDATE_GOLDEN") == "1":
-        path.write_text(got)
-    assert path.is_file(), f"missing golden file {path}; create it with EVALKIT_UPDATE_GOLDEN=1 pytest {__file__}"
-    assert got == path.read_text(), (
-        f"rendered lm-eval commands for {suite} differ from {path}. If the change is intended, regenerate with "
-        f"EVALKIT_UPDATE_GOLDEN=1 pytest {__file__} and review the diff."
-    )
+    check_golden(GOLDEN / f"lm_eval_{suite}.args", got)
 
 
 def test_chat_runs_send_token_ids_without_an_extra_bos() -> None:

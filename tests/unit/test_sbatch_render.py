@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from golden import check_golden as _check
 from hydra_plugins.hydra_submitit_launcher.config import SlurmQueueConf
 from omegaconf import OmegaConf
 
@@ -29,14 +30,7 @@ SITE = {"partition": "gpu", "account": "llm-eval", "qos": "normal"}
 
 
 def check_golden(name: str, text: str) -> None:
-    path = GOLDEN / name
-    if os.environ.get("EVALKIT_UPDATE_GOLDEN") == "1":
-        path.write_text(text)
-    assert path.exists(), f"no golden file {path}; create it: EVALKIT_UPDATE_GOLDEN=1 pytest {__file__}"
-    assert text == path.read_text(), (
-        f"rendered text differs from {path}; if the change is intended, regenerate and review the diff:\n"
-        f"  EVALKIT_UPDATE_GOLDEN=1 pytest {__file__} && git diff {path}"
-    )
+    _check(GOLDEN / name, text)
 
 
 def load_model(name: str) -> ModelConfig:

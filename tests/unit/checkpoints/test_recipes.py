@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from pathlib import Path
 
 import pytest
 import yaml
+from golden import check_golden as _check
 from omegaconf import OmegaConf
 
 from evalkit.checkpoints.recipes import (
@@ -34,16 +34,7 @@ def format_recipe(name: str) -> RecipeConfig:
 
 
 def check_golden(name: str, text: str) -> None:
-    path = GOLDEN / name
-    if os.environ.get("EVALKIT_UPDATE_GOLDEN") == "1":
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    assert path.exists(), f"no golden file {path}; create it: EVALKIT_UPDATE_GOLDEN=1 pytest {__file__}"
-    assert text == path.read_text(), (
-        f"rendered text differs from {path}; if the change is intended, regenerate and review the diff:\n"
-        f"  EVALKIT_UPDATE_GOLDEN=1 pytest {__file__} && git diff {path}\n"
-        "and bump RECIPE_FORMAT_VERSION if it changes what the quantizer produces."
-    )
+    _check(GOLDEN / name, text, "and bump RECIPE_FORMAT_VERSION if it changes what the quantizer produces.")
 
 
 @pytest.mark.parametrize("fmt", FORMATS)

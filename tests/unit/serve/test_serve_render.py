@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
+from golden import check_golden as _check
 from omegaconf import OmegaConf
 from omegaconf.errors import ConfigAttributeError
 
@@ -24,14 +24,7 @@ GOLDEN = Path(__file__).parents[1] / "golden"
 
 
 def check_golden(name: str, text: str) -> None:
-    path = GOLDEN / name
-    if os.environ.get("EVALKIT_UPDATE_GOLDEN") == "1":
-        path.write_text(text)
-    assert path.exists(), f"no golden file {path}; create it: EVALKIT_UPDATE_GOLDEN=1 pytest {__file__}"
-    assert text == path.read_text(), (
-        f"rendered text differs from {path}; if the change is intended, regenerate and review the diff:\n"
-        f"  EVALKIT_UPDATE_GOLDEN=1 pytest {__file__} && git diff {path}"
-    )
+    _check(GOLDEN / name, text)
 
 
 def cpu_demo() -> ServerConfig:
