@@ -133,14 +133,22 @@ def test_fixed_port_in_use_fails_before_launch(tmp_path: Path) -> None:
 
 
 def test_sigterm_unwinds_and_stops_the_group(tmp_path: Path) -> None:
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
-    with pytest.raises(SystemExit) as exc, VLLMServer(fake_cfg("serve"), tmp_path, log_path=tmp_path / "s.log") as s:
-        pgid = s.pid
-        os.kill(os.getpid(), signal.SIGTERM)  # what Slurm or `kill` sends to evalkit
-        time.sleep(5)  # interrupted by the handler
-    assert exc.value.code == 128 + signal.SIGTERM
-    assert pgid is not None and group_pids(pgid) == []
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # restored
+    # As in a fresh `evalkit` process: nobody handles SIGTERM yet. (In a full pytest run a session-scoped server of
+    # the integration tests may still own the handler; it gets it back afterwards.)
+    outer = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        with (
+            pytest.raises(SystemExit) as exc,
+            VLLMServer(fake_cfg("serve"), tmp_path, log_path=tmp_path / "s.log") as s,
+        ):
+            pgid = s.pid
+            os.kill(os.getpid(), signal.SIGTERM)  # what Slurm or `kill` sends to evalkit
+            time.sleep(5)  # interrupted by the handler
+        assert exc.value.code == 128 + signal.SIGTERM
+        assert pgid is not None and group_pids(pgid) == []
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # restored
+    finally:
+        signal.signal(signal.SIGTERM, outer)
 
 
 def test_config_problems_found_at_start_are_server_errors(tmp_path: Path) -> None:
