@@ -21,6 +21,7 @@ def test_success_reports_time_and_peak_rss(tmp_path: Path) -> None:
     assert "threads 3" in text
     assert text.splitlines()[1] == f"# {run.command}"
     assert "OMP_NUM_THREADS=3" in run.command and "TOKENIZERS_PARALLELISM=false" in run.command
+    assert "OMP_WAIT_POLICY=PASSIVE" in run.command
 
 
 def test_failure_and_signals_are_reported_not_raised(tmp_path: Path) -> None:
