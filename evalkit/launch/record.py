@@ -53,7 +53,7 @@ class SubmittedJob:
 @dataclass(frozen=True)
 class Submission:
     submitted_at: str
-    """ISO time (UTC) of the submission; a store record finished after it belongs to one of its jobs."""
+    """ISO time (UTC) just before the first sbatch; a store record finished after it belongs to one of its jobs."""
     overrides: list[str]
     """The sweep's overrides, to show what was asked."""
     jobs: list[SubmittedJob]

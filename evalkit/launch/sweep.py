@@ -154,6 +154,8 @@ def submit(plan: SubmissionPlan, sweep: SlurmSweep, compose: Callable[[list[str]
     from evalkit.launch.tasks import AggregateTask, EvalTask, QuantizeTask
 
     submitted: list[SubmittedJob] = []
+    # before the first sbatch: anything a job writes to the store is later than this
+    submitted_at = datetime.now(timezone.utc).isoformat()
 
     def note(
         job: Any,
@@ -205,7 +207,7 @@ def submit(plan: SubmissionPlan, sweep: SlurmSweep, compose: Callable[[list[str]
     except BaseException:
         cancel([j.job_id for j in submitted])
         raise
-    submission = Submission(datetime.now(timezone.utc).isoformat(), list(sweep.overrides), submitted)
+    submission = Submission(submitted_at, list(sweep.overrides), submitted)
     record.append(sweep.sweep_dir, sweep.name, submission)
     return submitted
 
