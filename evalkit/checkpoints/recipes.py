@@ -90,7 +90,7 @@ class RecipeConfig:
     directory, then the project root. Its content hash, not its path, is part of the checkpoint's identity."""
     num_calibration_samples: int = 64
     """Calibration samples drawn from the file (all of them if it has fewer; the manifest records how many). The
-    study used 512 long sequences; 64 short chats keep GPTQ on the demo model to about a minute on 2 CPU cores."""
+    study used 512 long sequences; 64 short chats keep GPTQ on the demo model to ~1.5 minutes on 2 CPU cores."""
     max_seq_length: int = 2048
     """Calibration samples are truncated to this many tokens."""
     calibration_seed: int = 0
