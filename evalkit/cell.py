@@ -56,14 +56,14 @@ def stable_hash(obj: Any) -> str:
 
 
 def checkpoint_identity(cfg: EvalkitConfig) -> str:
-    from evalkit.checkpoints.recipes import recipe_hash
+    from evalkit.checkpoints.quantize import recipe_identity
     from evalkit.checkpoints.resolve import effective_recipe
 
     spec = cfg.model.checkpoints[cfg.format.name]
     recipe = effective_recipe(cfg)
     if spec.source == "recipe" and recipe is not None:
         base = cfg.model.checkpoints[cfg.baseline_format]
-        return f"recipe:{stable_hash({'base': [base.source, base.id], 'recipe': recipe_hash(recipe)})[:16]}"
+        return f"recipe:{stable_hash({'base': [base.source, base.id], 'recipe': recipe_identity(recipe)})[:16]}"
     return f"{spec.source}:{spec.id}"
 
 

@@ -119,8 +119,9 @@ class QuantizeConfig:
 
     python: str = ".venv-quant/bin/python"
     """Interpreter of the environment that has llmcompressor."""
-    threads: int = 2
-    """OMP/torch threads for GPTQ; set deliberately: threads that fight over cores make GPTQ 15-24x slower."""
+    threads: int = 1
+    """OMP/torch threads for GPTQ. Part of what a checkpoint is (GPTQ output differs between 1 and 2 threads), so keep
+    it fixed per deployment; 1 was fastest on 2 shared cores (w8a8 1:20 vs 1:50)."""
     resources: ResourcesConfig = field(
         default_factory=lambda: ResourcesConfig(gpus_per_node=0, cpus_per_task=2, mem_gb=8, timeout_min=60)
     )
