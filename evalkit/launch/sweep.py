@@ -90,6 +90,21 @@ def job_spec(plan: JobPlan, overrides: Sequence[str], cfg: DictConfig) -> EvalJo
     )
 
 
+def in_flight(sweep_dir: Path, keys: Sequence[str]) -> dict[str, str]:
+    """Cells (by key) whose latest Slurm job has not ended, with that job's id. Submitting them again would make two
+    jobs write one cell. A job Slurm no longer knows counts as ended."""
+    rec = record.read(sweep_dir)
+    if rec is None:
+        return {}
+    latest = {key: found[1].job_id for key in keys if (found := rec.job_for_cell(key)) is not None}
+    states = job_states(latest.values())
+    return {
+        key: job_id
+        for key, job_id in latest.items()
+        if not (state := states.get(job_id, JobState.NOT_FOUND)).finished and state is not JobState.NOT_FOUND
+    }
+
+
 def _conf(sweep: SlurmSweep, resources: JobResources) -> SlurmQueueConf:
     return launcher_conf(sweep.base, resources)
 

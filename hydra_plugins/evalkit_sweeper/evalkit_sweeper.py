@@ -74,24 +74,17 @@ class EvalkitSweeper(Sweeper):
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
-        todo = [(job, plan) for job, plan in zip(jobs, self.plans, strict=True) if plan.pending]
-        # each job runs its pending cells only
-        batch = [
-            [
-                *(o for o in job if not o.startswith(f"{grid.GROUPED_KEY}=")),
-                grid.grouped_override([c.benchmark for c in plan.pending]),
-            ]
-            for job, plan in todo
-        ]
+        todo = [(job, plan.pending) for job, plan in zip(jobs, self.plans, strict=True) if plan.pending]
         if self._slurm():
             try:
-                self._submit_to_slurm(batch)
+                self._submit_to_slurm(todo, sweep_dir)
             except EvalkitError as err:
                 print(f"evalkit: error: {err.message}", file=sys.stderr)
                 raise SystemExit(2) from err
             return []
         if self.dry_run or not todo:
             return []
+        batch = [_job_overrides(job, cells) for job, cells in todo]
         self.returns = list(self.launcher.launch(batch, initial_job_idx=0))
         for ret in self.returns:
             if ret.status is JobStatus.FAILED:
@@ -105,15 +98,25 @@ class EvalkitSweeper(Sweeper):
         assert self.config is not None
         return is_slurm(self.config.hydra.launcher)
 
-    def _submit_to_slurm(self, batch: list[list[str]]) -> None:
+    def _submit_to_slurm(self, todo: list[tuple[list[str], list[Any]]], sweep_dir: Path) -> None:
         import os
 
         from evalkit.launch.groups import plan_submission
         from evalkit.launch.resources import AGGREGATE_RESOURCES, plain_resources
-        from evalkit.launch.sweep import SlurmSweep, job_spec, launch, launcher_base
+        from evalkit.launch.sweep import SlurmSweep, in_flight, job_spec, launch, launcher_base
         from evalkit.plan import plan_job
 
         assert self.config is not None and self.hydra_context is not None
+        # a cell whose job is still queued or running is not submitted again: two jobs would write it
+        busy = in_flight(sweep_dir.resolve(), [c.key for _, cells in todo for c in cells])
+        if busy:
+            print(
+                f"Slurm: {len(busy)} cell(s) already queued or running, not submitted again: "
+                + ", ".join(f"{key} (job {job_id})" for key, job_id in busy.items()),
+                flush=True,
+            )
+        todo = [(job, left) for job, cells in todo if (left := [c for c in cells if c.key not in busy])]
+        batch = [_job_overrides(job, cells) for job, cells in todo]
         if not batch:
             print("Slurm: nothing to submit.", flush=True)
             return
@@ -140,3 +143,11 @@ class EvalkitSweeper(Sweeper):
         )
         plan = plan_submission(specs, plain_resources(primary.quantize.resources), AGGREGATE_RESOURCES)
         launch(sweep, plan, compose, dry_run=self.dry_run, wait=self.wait)
+
+
+def _job_overrides(job: list[str], cells: list[Any]) -> list[str]:
+    """The job's overrides, running only these cells (its pending ones)."""
+    from evalkit import grid
+
+    kept = [o for o in job if not o.startswith(f"{grid.GROUPED_KEY}=")]
+    return [*kept, grid.grouped_override([c.benchmark for c in cells])]
