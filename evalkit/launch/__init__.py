@@ -1,7 +1,10 @@
-"""Running sweeps on Slurm: resources per job, the sbatch script they become, submission checks, job states.
+"""Running sweeps on Slurm.
 
-Pure parts (`resources`, `sbatch`) are golden-file tested without a cluster; the rest talks to Slurm's client
-commands and is tested against the local cluster of scripts/slurm (pytest marker `slurm`).
+Pure, tested without a cluster: `resources` (what a job asks for), `sbatch` (the script it becomes), `groups` (jobs
+into arrays, quantize dependencies), `record` (jobs/<sweep>/slurm_jobs.json), `describe` (dry run and submission
+tables). At the edge, tested against the local cluster of scripts/slurm (pytest marker `slurm`): `submit` (sbatch
+--test-only, refusals), `executor` and `sweep` (submission with submitit), `tasks` (what runs inside the jobs),
+`slurm_state` (squeue / sacct / scancel).
 """
 
 from evalkit.errors import SlurmError, SubmissionError

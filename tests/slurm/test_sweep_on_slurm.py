@@ -100,6 +100,11 @@ class Sweep:
     def evalkit(self, *args: str, grid: Sequence[str], timeout: float = 300) -> subprocess.CompletedProcess[str]:
         cmd = [sys.executable, "-m", "evalkit.cli", *args, *grid, *self.overrides]
         proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout)
+        # every command's output beside the sweep, for whoever reads a failure
+        out = self.tmp / "commands"
+        out.mkdir(exist_ok=True)
+        n = len(list(out.iterdir())) + 1
+        (out / f"{n:02d}-{args[0]}.txt").write_text(f"$ {' '.join(cmd)}\n{proc.stdout}\n--- stderr\n{proc.stderr}")
         if proc.returncode != 0:
             raise AssertionError(f"{cmd} exited {proc.returncode}\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
         return proc
