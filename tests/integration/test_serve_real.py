@@ -36,10 +36,15 @@ def post(base_url: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
 def test_serves_chat_and_prompt_logprobs_then_leaves_no_process(
     tmp_path: Path, demo_checkpoint: Path, demo_server_config: Config
 ) -> None:
-    server = VLLMServer(demo_server_config(), demo_checkpoint, log_path=tmp_path / "server.log")
+    config = demo_server_config()
+    server = VLLMServer(config, demo_checkpoint, log_path=tmp_path / "server.log")
     with server:
-        ep = server.endpoint
-        assert (ep.model, ep.tokenizer, ep.max_model_len) == ("demo", str(demo_checkpoint.resolve()), 2048)
+        ep = server.endpoint  # what the server reports about itself, compared with what was asked
+        assert (ep.model, ep.tokenizer, ep.max_model_len) == (
+            "demo",
+            str(demo_checkpoint.resolve()),
+            config.max_model_len,
+        )
         pgid, port = server.pid, int(ep.base_url.rsplit(":", 1)[1].split("/")[0])
         assert pgid is not None and len(group_pids(pgid)) >= 2  # API server + engine core (+ worker)
         print(f"\nstartup {server.startup_s:.1f} s, RSS of the group {server.rss_bytes() / 2**30:.2f} GiB")
