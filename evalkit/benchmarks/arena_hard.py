@@ -27,8 +27,8 @@ import string
 import threading
 import time
 from collections import Counter
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, fields
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,7 @@ from evalkit.benchmarks.arena.judge import (
     judge_all,
 )
 from evalkit.benchmarks.base import BenchmarkResult, Endpoint, RunContext
+from evalkit.benchmarks.parallel import run_parallel
 from evalkit.errors import BenchmarkError, ConfigError
 from evalkit.records import SampleRecord, TaskScore
 
@@ -311,18 +312,14 @@ class ArenaHard:
                     flush()
 
         try:
-            with ThreadPoolExecutor(max_workers=s.concurrency) as pool:
-                futures = [pool.submit(one, q) for q in todo]
-                finished, _ = wait(futures, return_when=FIRST_EXCEPTION)
-                errors = [f.exception() for f in finished if f.exception() is not None]
-                if errors:
-                    for f in futures:
-                        f.cancel()
-                    raise BenchmarkError(
-                        f"arena_hard: answer generation failed: {errors[0]}",
-                        log=path,
-                        hint="answers written so far are kept; rerun generate to resume",
-                    ) from errors[0]
+            try:
+                run_parallel([partial(one, q) for q in todo], s.concurrency)
+            except Exception as exc:
+                raise BenchmarkError(
+                    f"arena_hard: answer generation failed: {exc}",
+                    log=path,
+                    hint="answers written so far are kept; rerun generate to resume",
+                ) from exc
         finally:
             with lock:
                 flush()

@@ -30,13 +30,14 @@ import re
 import statistics
 import threading
 from collections.abc import Callable, Iterable
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field, fields
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
 from evalkit.benchmarks import humaneval_exec as hx
 from evalkit.benchmarks.base import BenchmarkResult, RunContext
+from evalkit.benchmarks.parallel import run_parallel
 from evalkit.benchmarks.passk import pass_at_k
 from evalkit.errors import BenchmarkError, ConfigError
 from evalkit.records import SampleRecord, TaskScore
@@ -394,18 +395,14 @@ class HumanEval:
             }
             _append_jsonl(samples_path, [row], lock)
 
-        with ThreadPoolExecutor(max_workers=settings.concurrency) as pool:
-            futures = [pool.submit(one, p, i) for p, i in todo]
-            finished, _ = wait(futures, return_when=FIRST_EXCEPTION)
-            errors = [f.exception() for f in finished if f.exception() is not None]
-            if errors:
-                for f in futures:
-                    f.cancel()
-                raise BenchmarkError(
-                    f"humaneval: generation failed: {errors[0]}",
-                    log=samples_path,
-                    hint="samples written so far are kept; rerun generate to resume",
-                ) from errors[0]
+        try:
+            run_parallel([partial(one, p, i) for p, i in todo], settings.concurrency)
+        except Exception as exc:
+            raise BenchmarkError(
+                f"humaneval: generation failed: {exc}",
+                log=samples_path,
+                hint="samples written so far are kept; rerun generate to resume",
+            ) from exc
 
     def _check_generation_meta(self, ctx: RunContext, settings: HumanEvalSettings, plan: PromptPlan) -> None:
         """Refuse to mix samples generated under different settings in one file."""
@@ -604,17 +601,12 @@ def _task_scores(task: str, counts: list[tuple[int, int]]) -> list[TaskScore]:
 
 def _run_all(workers: int, jobs: list[tuple[Callable[..., None], tuple[Any, ...]]]) -> None:
     """Run jobs on a thread pool (each spawns its own sandbox process); the first error stops the rest."""
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(fn, *args) for fn, args in jobs]
-        wait(futures, return_when=FIRST_EXCEPTION)
-        for f in futures:
-            if f.done() and f.exception() is not None:
-                for other in futures:
-                    other.cancel()
-                exc = f.exception()
-                if isinstance(exc, BenchmarkError):
-                    raise exc
-                raise BenchmarkError(f"humaneval: scoring failed: {exc!r}") from exc
+    try:
+        run_parallel([partial(fn, *args) for fn, args in jobs], workers)
+    except BenchmarkError:
+        raise
+    except Exception as exc:
+        raise BenchmarkError(f"humaneval: scoring failed: {exc!r}") from exc
 
 
 def _post_completion(session: Any, url: str, body: dict[str, Any], timeout: float) -> dict[str, Any]:

@@ -12,10 +12,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import cloudpickle
+import polling
 import pytest
 import submitit
 from hydra_plugins.hydra_submitit_launcher.config import SlurmQueueConf
@@ -40,6 +42,7 @@ cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 ROOT = Path(__file__).parents[2]
 WAIT_S = 120.0
+until = partial(polling.until, timeout=WAIT_S)
 
 
 # ---------------------------------------------------------------- helpers
@@ -51,21 +54,14 @@ def executor(folder: Path, **params: Any) -> submitit.AutoExecutor:
     return ex
 
 
-def until(what: str, check: Callable[[], Any], timeout: float = WAIT_S, every: float = 0.2) -> Any:
-    """Poll `check` until it returns something truthy; fail (never hang) after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(every)
-
-
 def result(job: submitit.Job[Any], timeout: float = WAIT_S) -> Any:
     """job.result() with a deadline (submitit's own waits forever while it reads a state as unfinished)."""
-    until(f"job {job.job_id} to finish (log: {job.paths.stdout})", lambda: job.done(force_check=True), timeout, 0.5)
+    until(
+        f"job {job.job_id} to finish (log: {job.paths.stdout})",
+        lambda: job.done(force_check=True),
+        timeout=timeout,
+        every=0.5,
+    )
     # A job that ended without a result pickle (cancelled) makes result() wait 15 s for a slow shared filesystem;
     # on one local disk 1 s is plenty.
     job._results_timeout_s = 1

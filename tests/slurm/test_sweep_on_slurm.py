@@ -25,10 +25,12 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import polling
 import pytest
 
 from evalkit.launch import JobState, job_states
@@ -62,16 +64,7 @@ ONE_DOC = [
 STEP_S = 900.0  # any one wait: a job start plus a server start (~45-120 s) plus a cell, on a loaded machine
 
 
-def until(what: str, check: Callable[[], Any], timeout: float = STEP_S, every: float = 0.5) -> Any:
-    """Poll `check` until it returns something truthy; fail (never hang) after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(every)
+until = partial(polling.until, timeout=STEP_S, every=0.5)
 
 
 @dataclass
