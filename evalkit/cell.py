@@ -8,11 +8,12 @@ the store treats the old rows of that model x format x benchmark as stale.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from evalkit.hashing import sha256_file, sha256_text
 
 if TYPE_CHECKING:
     from evalkit.config import EvalkitConfig
@@ -52,7 +53,7 @@ def _canonical(obj: Any) -> Any:
 def stable_hash(obj: Any) -> str:
     """sha256 of a canonical JSON rendering (sorted keys), so equal configs hash equal across runs and machines."""
     blob = json.dumps(_canonical(obj), sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()
+    return sha256_text(blob)
 
 
 def checkpoint_identity(cfg: EvalkitConfig) -> str:
@@ -73,7 +74,7 @@ def file_digest(path: str) -> str:
     p = Path(path)
     if not p.is_file():
         return f"missing:{path}"
-    return hashlib.sha256(p.read_bytes()).hexdigest()
+    return sha256_file(p)
 
 
 def make_cell(cfg: EvalkitConfig, benchmark: str) -> Cell:

@@ -37,7 +37,6 @@ from evalkit.benchmarks.arena.data import (
     Answer,
     Question,
     download,
-    file_sha256,
     read_answers,
     read_questions,
     write_answers,
@@ -55,9 +54,10 @@ from evalkit.benchmarks.arena.judge import (
     JudgmentCache,
     judge_all,
 )
-from evalkit.benchmarks.base import BenchmarkResult, Endpoint, RunContext
+from evalkit.benchmarks.base import BenchmarkResult, Endpoint, RunContext, pin_generation_settings
 from evalkit.benchmarks.parallel import run_parallel
 from evalkit.errors import BenchmarkError, ConfigError
+from evalkit.hashing import sha256_file
 from evalkit.records import SampleRecord, TaskScore
 
 log = logging.getLogger(__name__)
@@ -478,25 +478,13 @@ def _prompt_counter(tokenizer: str) -> Any:
 def _check_generation_meta(out_dir: Path, s: ArenaHardSettings, endpoint: Endpoint) -> None:
     """Refuse to mix answers generated under different settings in one file."""
     meta = {
-        "questions_sha256": file_sha256(Path(s.questions_file)),
+        "questions_sha256": sha256_file(Path(s.questions_file)),
         "model": endpoint.model,
         "answer_max_tokens": s.answer_max_tokens,
         "answer_temperature": s.answer_temperature,
         "fit_answer_to_context": s.fit_answer_to_context,
     }
-    path = out_dir / GENERATION_FILE
-    if path.exists():
-        old = json.loads(path.read_text())
-        changed = sorted(k for k in meta if old.get(k) != meta[k])
-        if changed:
-            raise BenchmarkError(
-                f"arena_hard: existing answers were generated with different {changed}",
-                log=path,
-                hint=f"restore the old settings, or delete {out_dir} to start over",
-            )
-    else:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(meta, indent=1) + "\n")
+    pin_generation_settings(out_dir / GENERATION_FILE, meta, "arena_hard: existing answers", f"delete {out_dir}")
 
 
 def _answers_file(out_dir: Path) -> Path:

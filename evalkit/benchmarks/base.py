@@ -8,10 +8,12 @@ parsing happen here). For harnesses that score inside the same process (lm-eval)
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from evalkit.errors import BenchmarkError
 from evalkit.records import SampleRecord, TaskScore
 
 
@@ -71,3 +73,24 @@ class Benchmark(Protocol):
         """On a machine with internet: download and cache the data this benchmark reads (used by `evalkit prefetch`;
         jobs then run with the Hub offline)."""
         ...
+
+
+def pin_generation_settings(path: Path, settings: dict[str, Any], what: str, start_over: str) -> None:
+    """Record the settings a resumable generation runs under in `path`, or check them against the recorded ones.
+
+    Generation appends to its output file across runs (a killed job resumes where it stopped), so samples made under
+    other settings (another model, temperature, data file) must never be mixed in: a mismatch raises
+    `BenchmarkError` naming the keys that changed; `start_over` says what to delete to begin again.
+    """
+    if path.exists():
+        old = json.loads(path.read_text())
+        changed = sorted(k for k in settings if old.get(k) != settings[k])
+        if changed:
+            raise BenchmarkError(
+                f"{what} were generated with different {changed}",
+                log=path,
+                hint=f"restore the old settings, or {start_over} to start over",
+            )
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(settings, indent=1) + "\n")

@@ -23,7 +23,6 @@ per scored sample).
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import logging
 import re
@@ -36,10 +35,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from evalkit.benchmarks import humaneval_exec as hx
-from evalkit.benchmarks.base import BenchmarkResult, RunContext
+from evalkit.benchmarks.base import BenchmarkResult, RunContext, pin_generation_settings
 from evalkit.benchmarks.parallel import run_parallel
 from evalkit.benchmarks.passk import pass_at_k
 from evalkit.errors import BenchmarkError, ConfigError
+from evalkit.hashing import sha256_file, sha256_text
 from evalkit.records import SampleRecord, TaskScore
 from evalkit.sandbox import Sandbox, SandboxLimits
 
@@ -318,14 +318,6 @@ def _load_jsonl_repairing(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in data.decode().splitlines() if line.strip()]
 
 
-def _sha256(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 # ----------------------------------------------------------------------------------------------- adapter
 
 
@@ -380,7 +372,7 @@ class HumanEval:
                 "stop": plan.server_stop,
                 "n": 1,
                 # per-sample seed: a rerun of the same cell reproduces its samples
-                "seed": int(_sha256(f"{ctx.seed}:{problem.task_id}:{index}")[:8], 16),
+                "seed": int(sha256_text(f"{ctx.seed}:{problem.task_id}:{index}")[:8], 16),
                 # the chat template already starts with BOS; direct prompts need the tokenizer's
                 "add_special_tokens": plan.mode == "direct",
             }
@@ -391,7 +383,7 @@ class HumanEval:
                 "completion": cut_at_stop(choice["text"], plan.stop),
                 "finish_reason": choice.get("finish_reason"),
                 "mode": plan.mode,
-                "prompt_hash": _sha256(prompt),
+                "prompt_hash": sha256_text(prompt),
             }
             _append_jsonl(samples_path, [row], lock)
 
@@ -409,7 +401,7 @@ class HumanEval:
         assert ctx.endpoint is not None
         meta = {
             "dataset": settings.dataset,
-            "problems_sha256": _file_sha256(settings.problems_path()),
+            "problems_sha256": sha256_file(settings.problems_path()),
             "model": ctx.endpoint.model,
             "mode": plan.mode,
             "temperature": settings.temperature,
@@ -417,18 +409,12 @@ class HumanEval:
             "max_tokens": settings.max_tokens,
             "seed": ctx.seed,
         }
-        path = ctx.work_dir / GENERATION_FILE
-        if path.exists():
-            old = json.loads(path.read_text())
-            changed = sorted(k for k in meta if old.get(k) != meta[k])
-            if changed:
-                raise BenchmarkError(
-                    f"humaneval: existing samples were generated with different {changed}",
-                    log=path,
-                    hint=f"restore the old settings, or delete {SAMPLES_FILE} and {GENERATION_FILE} to start over",
-                )
-        else:
-            path.write_text(json.dumps(meta, indent=1) + "\n")
+        pin_generation_settings(
+            ctx.work_dir / GENERATION_FILE,
+            meta,
+            "humaneval: existing samples",
+            f"delete {SAMPLES_FILE} and {GENERATION_FILE}",
+        )
 
     # -- score ------------------------------------------------------------------------------------------
 
@@ -490,7 +476,7 @@ class HumanEval:
             inputs = p.base_input if split == "base" else p.plus_input
             assert inputs is not None
             program = p.prompt + p.canonical_solution
-            key = _sha256(json.dumps([program, p.entry_point, inputs]))
+            key = sha256_text(json.dumps([program, p.entry_point, inputs]))
             if key in cached:
                 row = cached[key]
             else:
@@ -524,7 +510,7 @@ class HumanEval:
         def check(p: Problem, index: int) -> None:
             sample = by_task[p.task_id][index]
             solution = sanitize(solution_of(sample, p), p.entry_point)
-            digest = _sha256(solution)
+            digest = sha256_text(solution)
             old = results.get((p.task_id, index))
             if old is not None and old["solution_sha256"] == digest:
                 return

@@ -14,7 +14,6 @@ Hub copy holds the same essays as rows, so documents are built the same way but 
 from __future__ import annotations
 
 import functools
-import hashlib
 import importlib
 import inspect
 import json
@@ -34,6 +33,7 @@ from typing import Any
 
 from evalkit.benchmarks.ruler import TASKS, DataSource
 from evalkit.errors import BenchmarkError
+from evalkit.hashing import sha256_file
 
 log = logging.getLogger("evalkit.ruler")
 
@@ -76,11 +76,7 @@ FILES: dict[DataSource, DataFile] = {
 @functools.lru_cache(maxsize=16)
 def _digest(path: Path, mtime_ns: int, size: int) -> str:
     del mtime_ns, size  # cache key only: a rewritten file is hashed again
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return sha256_file(path)
 
 
 def missing_or_wrong(data_dir: Path, sources: Iterable[DataSource]) -> list[str]:

@@ -10,7 +10,6 @@ calibration text ships with the project (data/calibration/). Two formats:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 from pathlib import Path
@@ -34,14 +33,6 @@ def resolve_calibration_file(path: str | Path) -> Path:
         f"calibration file {path} not found (looked at: {', '.join(str(c) for c in candidates)})",
         hint="set the recipe's calibration_file to an existing .jsonl or .txt file",
     )
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _parse_message_list(obj: Any, where: str) -> list[dict[str, str]]:

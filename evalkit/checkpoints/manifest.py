@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from evalkit.checkpoints.calibration import sha256_file
 from evalkit.errors import CheckpointError
+from evalkit.hashing import sha256_file
 
 MANIFEST_NAME = "evalkit-manifest.json"
 MANIFEST_VERSION = 1

@@ -21,7 +21,6 @@ from evalkit.checkpoints.calibration import (
     load_samples,
     resolve_calibration_file,
     select_samples,
-    sha256_file,
 )
 from evalkit.checkpoints.manifest import (
     CalibrationRecord,
@@ -40,6 +39,7 @@ from evalkit.checkpoints.recipes import (
 )
 from evalkit.checkpoints.runner import StageRun, log_tail, run_stage, thread_env
 from evalkit.errors import CheckpointError
+from evalkit.hashing import sha256_file
 
 WORKER = Path(__file__).with_name("quantize_worker.py")
 WORKER_RESULT = ".worker-result.json"

@@ -18,13 +18,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from evalkit.checkpoints.calibration import sha256_file
 from evalkit.checkpoints.gguf import converted_name, ensure_converted, resolve_gguf
 from evalkit.checkpoints.manifest import is_complete
 from evalkit.checkpoints.quantize import ensure_quantized, find_quantized
 from evalkit.checkpoints.recipes import RecipeConfig, apply_overrides
 from evalkit.config import EvalkitConfig
 from evalkit.errors import CheckpointError, EvalkitError
+from evalkit.hashing import sha256_file
 
 
 def effective_recipe(cfg: EvalkitConfig, format_name: str | None = None) -> RecipeConfig | None:

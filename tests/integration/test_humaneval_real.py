@@ -15,6 +15,7 @@ import pytest
 
 from evalkit.benchmarks import humaneval as he
 from evalkit.benchmarks.base import Endpoint, RunContext
+from evalkit.hashing import sha256_text
 from evalkit.sandbox import Sandbox, SandboxError
 
 pytestmark = pytest.mark.integration
@@ -58,7 +59,7 @@ def test_generate_and_score_two_problems(endpoint: Endpoint, tmp_path: Path) -> 
         he.load_problems(he.HumanEvalSettings.from_dict(settings))[0].prompt
     )
     assert prompt.startswith("<|im_start|>") and prompt.endswith("```python\n")
-    assert {s["prompt_hash"] for s in samples if s["task_id"] == "HumanEvalDemo/0"} == {he._sha256(prompt)}
+    assert {s["prompt_hash"] for s in samples if s["task_id"] == "HumanEvalDemo/0"} == {sha256_text(prompt)}
 
     started = time.monotonic()
     result = bench.score(ctx.__class__(endpoint=None, work_dir=tmp_path, settings=settings))

@@ -8,7 +8,6 @@ Arena-Hard v0.1 is single-turn with one choice per answer: the first turn of the
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from evalkit.errors import BenchmarkError
+from evalkit.hashing import sha256_text
 
 
 @dataclass(frozen=True)
@@ -65,18 +65,6 @@ class Answer:
             "choices": [{"index": 0, "turns": [turn]}],
             "tstamp": self.tstamp or time.time(),
         }
-
-
-def sha256_text(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _rows(path: Path, what: str) -> Iterator[tuple[int, dict[str, Any]]]:

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from evalkit.benchmarks.arena.bradley_terry import LABELS
-from evalkit.benchmarks.arena.data import sha256_text
+from evalkit.hashing import sha256_text
 
 log = logging.getLogger(__name__)
 
