@@ -25,6 +25,7 @@ from evalkit.benchmarks import Endpoint, RunContext, get_adapter
 from evalkit.cell import Cell
 from evalkit.config import EvalkitConfig
 from evalkit.errors import EvalkitError, ServerError
+from evalkit.files import write_text_atomic
 from evalkit.plan import config_hash, plan_job
 from evalkit.provenance import tool_versions
 from evalkit.store import Provenance, ResultsStore, RunInfo, new_run_id
@@ -245,9 +246,8 @@ def _attempt(
 
 
 def _write_marker(work_dir: Path, cell: Cell, prov: Provenance, started: datetime) -> None:
-    tmp = work_dir / (GENERATED + ".tmp")
-    tmp.write_text(json.dumps({"cell_id": cell.cell_id, "started_at": started.isoformat(), "provenance": asdict(prov)}))
-    os.replace(tmp, work_dir / GENERATED)
+    marker = {"cell_id": cell.cell_id, "started_at": started.isoformat(), "provenance": asdict(prov)}
+    write_text_atomic(work_dir / GENERATED, json.dumps(marker))
 
 
 def _read_marker(work_dir: Path, cell: Cell) -> dict[str, Any] | None:

@@ -10,13 +10,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from evalkit.errors import CheckpointError
+from evalkit.files import write_text_atomic
 from evalkit.hashing import sha256_file
 
 MANIFEST_NAME = "evalkit-manifest.json"
@@ -162,8 +162,6 @@ def dir_identity(directory: Path, memo_root: Path | None = None) -> str:
         digest.update(f"{f.relative_to(directory)}\0{sha256_file(f)}\n".encode())
     identity = digest.hexdigest()
     if memo is not None:
-        memo.parent.mkdir(parents=True, exist_ok=True)
-        tmp = memo.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"dir": str(directory), "stat": stat_key, "identity": identity}))
-        os.replace(tmp, memo)  # concurrent jobs may memoise the same directory
+        # concurrent jobs (and threads) may memoise the same directory
+        write_text_atomic(memo, json.dumps({"dir": str(directory), "stat": stat_key, "identity": identity}))
     return identity

@@ -12,13 +12,13 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from evalkit.errors import SlurmError
+from evalkit.files import write_text_atomic
 
 FILENAME = "slurm_jobs.json"
 FORMAT_VERSION = 1
@@ -150,10 +150,5 @@ def append(sweep_dir: Path, sweep: str, submission: Submission) -> SweepRecord:
     path = path_of(sweep_dir)
     with _locked(sweep_dir):
         record = (read(sweep_dir) or SweepRecord(sweep)).with_submission(submission)
-        tmp = path.with_name(f".{FILENAME}.{os.getpid()}.tmp")
-        with open(tmp, "w") as fh:
-            fh.write(to_json(record))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        write_text_atomic(path, to_json(record))
     return record

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from evalkit.errors import BenchmarkError
+from evalkit.files import write_text_atomic
 from evalkit.hashing import sha256_text
 
 
@@ -140,18 +141,7 @@ def read_answers(path: Path | str) -> dict[str, Answer]:
 
 def write_jsonl_atomic(path: Path, rows: Iterable[dict[str, Any]]) -> None:
     """Replace `path` with `rows` in one rename: readers see the old file or the new one, never a torn one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            for row in rows:
-                f.write(json.dumps(row, ensure_ascii=False) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
 
 
 def write_answers(path: Path, answers: Iterable[Answer]) -> None:
