@@ -96,6 +96,9 @@ class ArenaHardSettings:
     # The judge's model name (arena-hard v0.1's default judge, GPT-4-Turbo). Part of the cache key.
     judge_api_key_env: str | None = "OPENAI_API_KEY"
     # Name of the environment variable holding the judge's API key (never the key itself); None: no auth header.
+    judge_extra_body: dict[str, Any] | None = None
+    # Further fields of each judge request, sent as they are (e.g. vLLM's `structured_outputs`); part of the cache key.
+    # None for the protocol; the demo uses it to hold a 135M judge to the five verdict labels.
     judge_temperature: float = 0.0
     # v0.1 judges greedily.
     judge_max_tokens: int = 4096
@@ -182,6 +185,12 @@ class ArenaHardSettings:
             raise bad("judge_prompt_template", f"not a format string ({exc})") from exc
         if names != TEMPLATE_FIELDS:
             raise bad("judge_prompt_template", f"must use exactly the fields {sorted(TEMPLATE_FIELDS)}, not {names}")
+        if self.judge_extra_body is not None:
+            if not isinstance(self.judge_extra_body, dict):
+                raise bad("judge_extra_body", "must be a mapping of request fields, or null")
+            fixed = sorted(set(self.judge_extra_body) & {"model", "messages"})
+            if fixed:
+                raise bad("judge_extra_body", f"may not set {fixed}: evalkit sends them (judge_model, the prompt)")
         if self.judge_api_key_env is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.judge_api_key_env):
             raise bad("judge_api_key_env", "must be the NAME of an environment variable, not a key")
 
@@ -206,6 +215,7 @@ class ArenaHardSettings:
             system_prompt=self.judge_system_prompt,
             prompt_template=self.judge_prompt_template,
             verdict_retries=self.verdict_retries,
+            extra_body=dict(self.judge_extra_body) if self.judge_extra_body else None,
             timeout_s=self.request_timeout_s,
             http_retries=self.http_retries,
             backoff_s=self.retry_backoff_s,

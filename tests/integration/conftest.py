@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from evalkit.checkpoints import ensure_converted
 from evalkit.serve import ServerConfig, VLLMServer
@@ -19,13 +20,13 @@ fresh machine convert it once between them."""
 
 
 def _demo_server_config(**overrides: Any) -> ServerConfig:
-    """Small and quick to start on 2 CPU cores: eager mode (~45 s instead of 100-160 s), a 2 GiB KV cache."""
-    fields: dict[str, Any] = {
-        "enforce_eager": True,
+    """What `make demo` serves with (conf/server/cpu.yaml: eager mode, a 2 GiB KV cache, no chunked prefill), with
+    the demo model's context and a fixed served name."""
+    fields: dict[str, Any] = yaml.safe_load((REPO / "conf" / "server" / "cpu.yaml").read_text())
+    fields |= {
         # the demo model's own config: RULER's 2048-token documents need room for the chat template and the answer
         "max_model_len": 4096,
         "served_model_name": "demo",
-        "env": {"VLLM_CPU_KVCACHE_SPACE": "2"},
         "startup_timeout_s": 300.0,
         "progress_every_s": 10.0,
     }

@@ -2,10 +2,11 @@
 3 demo questions and then judges its own answers against the demo baseline's, with v0.1's judge prompt verbatim,
 both orders, 2 passes (12 judgments).
 
-A 135M judge does not follow the verdict format: in practice it never writes a [[...]] label, so every judgment
-is a counted verdict failure and score() raises its all-failed BenchmarkError; that accounting is what this test
-pins down on a real server. Should a verdict ever parse, the scores must be well formed. Either way a re-score must
-be served from the judgment cache: the server's own request counter (/metrics) must not move.
+Left free, a 135M judge does not follow the verdict format (in practice it never writes a [[...]] label): every
+judgment is then a counted verdict failure, and score() raises its all-failed error. Held to the format with vLLM's
+structured outputs (`judge_extra_body`, as `make demo` does), every verdict parses and the cell gets a win rate with
+its CI. Either way a re-score is served from the judgment cache: the server's own request counter (/metrics) must
+not move.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ import pytest
 
 from evalkit.benchmarks.arena.data import read_answers
 from evalkit.benchmarks.arena.judge import VERDICT_FAILURES
-from evalkit.benchmarks.arena_hard import ArenaHard
-from evalkit.benchmarks.base import BenchmarkResult, RunContext
+from evalkit.benchmarks.arena_hard import ArenaHard, ArenaHardSettings
+from evalkit.benchmarks.base import BenchmarkResult, Endpoint, RunContext
 from evalkit.errors import BenchmarkError
 from evalkit.serve import VLLMServer
 
@@ -46,8 +47,7 @@ def score(ctx: RunContext) -> BenchmarkResult | BenchmarkError:
         return exc
 
 
-def test_demo_model_answers_and_judges_itself(demo_server: VLLMServer, tmp_path: Path) -> None:
-    ep = demo_server.endpoint
+def demo_settings(ep: Endpoint, cache_dir: Path, **overrides: Any) -> dict[str, Any]:
     settings: dict[str, Any] = {
         "questions_file": str(DEMO / "question.jsonl"),
         "baseline_answers_file": str(DEMO / "model_answer" / "gpt-4-0314.jsonl"),
@@ -62,58 +62,102 @@ def test_demo_model_answers_and_judges_itself(demo_server: VLLMServer, tmp_path:
         "judge_concurrency": 4,
         "request_timeout_s": 300.0,
         "http_retries": 1,
-        "cache_dir": str(tmp_path / "judgments"),
+        "cache_dir": str(cache_dir),
     }
-    work = tmp_path / "cell"
-    ArenaHard().validate(settings)
+    return settings | overrides
 
+
+@pytest.fixture(scope="module")
+def answered(demo_server: VLLMServer, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The cell's work_dir after generate: the demo model's answers to 3 questions."""
+    ep = demo_server.endpoint
+    work = tmp_path_factory.mktemp("arena") / "cell"
+    settings = demo_settings(ep, work.parent / "unused")
+    ArenaHard().validate(settings)
     t0 = time.monotonic()
     ArenaHard().generate(RunContext(endpoint=ep, work_dir=work, settings=settings))
-    t_generate = time.monotonic() - t0
+    print(f"\narena_hard generate on the demo model: {time.monotonic() - t0:.1f} s")
     answers = read_answers(next((work / "arena_hard" / "model_answer").glob("*.jsonl")))
     assert len(answers) == 3
     assert all(a.content.strip() and a.model_id == ep.model and 0 < (a.token_len or 0) <= 128 for a in answers.values())
+    return work
 
-    # score: no model endpoint in the context (it runs after the GPU job); the judge is the same server
-    ctx = RunContext(endpoint=None, work_dir=work, settings=settings)
+
+def judged(ep: Endpoint, ctx: RunContext) -> tuple[BenchmarkResult | BenchmarkError, dict[str, Any], float]:
+    """Score (the judge is the same server; no model endpoint in the context, as after a GPU job), checking that
+    the server saw exactly the requests the client counted; returns the outcome, the judge summary, requests sent."""
     before = served_requests(ep.base_url)
     t0 = time.monotonic()
-    first = score(ctx)
-    t_score = time.monotonic() - t0
+    outcome = score(ctx)
+    seconds = time.monotonic() - t0
     sent = served_requests(ep.base_url) - before
-    summary = json.loads((work / "arena_hard" / "score_summary.json").read_text())["judge"]
-    failures = [json.loads(line) for line in (work / "arena_hard" / "judge_failures.jsonl").read_text().splitlines()]
+    summary: dict[str, Any] = json.loads((ctx.work_dir / "arena_hard" / "score_summary.json").read_text())["judge"]
+    assert sent == summary["requests_sent"]
+    print(f"\narena_hard score: {seconds:.1f} s, {sent:.0f} judge requests, failures {summary['failures']}")
+    return outcome, summary, sent
 
-    assert summary["judgments"] == N_JUDGMENTS and summary["cache_hits"] == 0
-    assert sent == summary["requests_sent"]  # the server saw exactly what the client counted
-    assert N_JUDGMENTS <= sent <= 2 * N_JUDGMENTS  # one attempt, plus v0.1's one continuation when no label
-    assert len(failures) == sum(summary["failures"].values())
-    assert all(f["failure"] in VERDICT_FAILURES for f in failures)  # the judge answered; only its verdicts failed
-    if isinstance(first, BenchmarkError):
-        msg = str(first)
-        assert len(failures) == N_JUDGMENTS and f"all {N_JUDGMENTS} judgments failed" in msg
-        assert ep.base_url in msg and "judge_failures.jsonl" in msg and "stronger judge" in msg
-    else:
-        by_metric = {s.metric: s for s in first.scores}
-        assert [s.metric for s in first.scores if s.is_primary] == ["win_rate"]
-        win, low, high = by_metric["win_rate"].value, by_metric["ci_low"].value, by_metric["ci_high"].value
-        assert win is not None and low is not None and high is not None and 0 <= low <= win <= high <= 100
-        assert by_metric["judge_failures"].value == len(failures)
-        assert len(first.samples) == 3
-        assert sum(s.metrics["judge_failures"] for s in first.samples) == len(failures)
 
-    # re-score: everything from the cache, nothing reaches the server, same outcome
+def assert_rescore_from_cache(ep: Endpoint, ctx: RunContext, first: BenchmarkResult | BenchmarkError) -> None:
     before = served_requests(ep.base_url)
-    t0 = time.monotonic()
     second = score(ctx)
-    t_rescore = time.monotonic() - t0
     assert served_requests(ep.base_url) == before
-    again = json.loads((work / "arena_hard" / "score_summary.json").read_text())["judge"]
+    again = json.loads((ctx.work_dir / "arena_hard" / "score_summary.json").read_text())["judge"]
     assert again["cache_hits"] == N_JUDGMENTS and again["requests_sent"] == 0
     assert type(second) is type(first)
     if isinstance(first, BenchmarkResult):
         assert isinstance(second, BenchmarkResult) and second.scores == first.scores
-    print(
-        f"\narena_hard on the demo model: generate {t_generate:.1f} s, score {t_score:.1f} s ({sent:.0f} judge "
-        f"requests, failures {summary['failures']}), re-score {t_rescore:.1f} s"
-    )
+
+
+def test_judge_held_to_the_verdict_format_gives_a_win_rate(
+    demo_server: VLLMServer, answered: Path, tmp_path: Path
+) -> None:
+    ep = demo_server.endpoint
+    demo = ArenaHardSettings.from_dict(_demo_config_settings())
+    settings = demo_settings(ep, tmp_path / "judgments", judge_extra_body=demo.judge_extra_body)
+    ctx = RunContext(endpoint=None, work_dir=answered, settings=settings)
+
+    first, summary, sent = judged(ep, ctx)
+
+    assert isinstance(first, BenchmarkResult), first
+    assert summary["judgments"] == N_JUDGMENTS and summary["cache_hits"] == 0 and summary["failures"] == {}
+    assert sent == N_JUDGMENTS  # every reply carried a label: no continuation was asked for
+    by_metric = {s.metric: s for s in first.scores}
+    assert [s.metric for s in first.scores if s.is_primary] == ["win_rate"]
+    win, low, high = by_metric["win_rate"].value, by_metric["ci_low"].value, by_metric["ci_high"].value
+    assert win is not None and low is not None and high is not None and 0 <= low <= win <= high <= 100
+    assert by_metric["judge_failures"].value == 0
+    assert len(first.samples) == 3 and all(s.metrics["judge_failures"] == 0 for s in first.samples)
+    assert_rescore_from_cache(ep, ctx, first)
+
+
+def test_free_form_tiny_judge_fails_counted_not_silently(
+    demo_server: VLLMServer, answered: Path, tmp_path: Path
+) -> None:
+    ep = demo_server.endpoint
+    ctx = RunContext(endpoint=None, work_dir=answered, settings=demo_settings(ep, tmp_path / "judgments"))
+
+    first, summary, sent = judged(ep, ctx)
+
+    failures = [
+        json.loads(line) for line in (answered / "arena_hard" / "judge_failures.jsonl").read_text().splitlines()
+    ]
+    assert summary["judgments"] == N_JUDGMENTS and summary["cache_hits"] == 0
+    assert N_JUDGMENTS <= sent <= 2 * N_JUDGMENTS  # one attempt, plus v0.1's one continuation when no label
+    assert failures and len(failures) == sum(summary["failures"].values())
+    assert all(f["failure"] in VERDICT_FAILURES for f in failures)  # the judge answered; only its verdicts failed
+    if isinstance(first, BenchmarkError):  # the usual outcome: not one label in 12 replies
+        msg = str(first)
+        assert len(failures) == N_JUDGMENTS and f"all {N_JUDGMENTS} judgments failed" in msg
+        assert ep.base_url in msg and "judge_failures.jsonl" in msg and "stronger judge" in msg
+    else:  # a few labels parsed: the rest are counted in the scores, never dropped
+        by_metric = {s.metric: s for s in first.scores}
+        assert by_metric["judge_failures"].value == len(failures)
+        assert sum(s.metrics["judge_failures"] for s in first.samples) == len(failures)
+    assert_rescore_from_cache(ep, ctx, first)
+
+
+def _demo_config_settings() -> dict[str, Any]:
+    """`make demo`'s arena settings as shipped (conf/benchmarks/demo_arena_hard.yaml)."""
+    import yaml
+
+    return dict(yaml.safe_load((REPO / "conf" / "benchmarks" / "demo_arena_hard.yaml").read_text())["settings"])

@@ -116,6 +116,8 @@ class JudgeConfig:
     verdict_pattern: str = VERDICT_PATTERN
     verdict_retries: int = 1
     """Continuations asked for when a reply carries no label (arena-hard v0.1: 2 attempts in all)."""
+    extra_body: dict[str, Any] | None = None
+    """Further request fields sent as they are (e.g. vLLM's `structured_outputs`); None for the protocol."""
     timeout_s: float = 600.0
     """Per request."""
     http_retries: int = 5
@@ -130,7 +132,10 @@ class JudgeConfig:
     def settings_hash(self) -> str:
         """Everything besides the model and the inputs that shapes a judgment's outcome."""
         parts = [self.system_prompt, self.prompt_template, self.verdict_pattern, self.temperature, self.max_tokens]
-        return sha256_text(json.dumps([*parts, self.verdict_retries]))
+        parts.append(self.verdict_retries)
+        if self.extra_body:  # only when set, so caches of judgments made without it keep their keys
+            parts.append(json.dumps(self.extra_body, sort_keys=True))
+        return sha256_text(json.dumps(parts))
 
 
 @dataclass(frozen=True)
@@ -287,6 +292,7 @@ class JudgeClient:
             "messages": messages,
             "temperature": cfg.temperature,
             "max_tokens": cfg.max_tokens,
+            **(cfg.extra_body or {}),
         }
         headers = {"Authorization": f"Bearer {cfg.api_key}"} if cfg.api_key else {}
         last = TransportError("connection", f"no request sent to {cfg.url}")
