@@ -388,7 +388,9 @@ class ArenaHard:
             raise _all_failed(failed, s, config, failures_path, cache.path)
         if failed:
             log.warning("arena_hard: %d of %d judgments failed; see %s", len(failed), len(judgments), failures_path)
-        log.info("arena_hard: win rate %.1f%% (95%% CI %s to %s)", result.value, result.ci_low, result.ci_high)
+        low, high = result.ci_low, result.ci_high
+        ci = "n/a" if low is None or high is None else f"{low:.1f} to {high:.1f}"
+        log.info("arena_hard: win rate %.1f%% (95%% CI %s)", result.value, ci)
         scores = _task_scores(result, len(questions), len(judgments), len(failed))
         samples = _samples(questions, baseline, answers, judgments, s.strong_verdict_weight)
         return BenchmarkResult(scores=scores, samples=samples)
