@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from evalkit.serve.cpu_fp8 import ENV, scaled_mm_fp32
+from evalkit.serve.cpu_fp8 import ENV, WidenedWeights, scaled_mm_fp32
 
 FP8 = [torch.float8_e4m3fn, torch.float8_e5m2]
 
@@ -55,3 +55,24 @@ def test_vllm_finds_the_plugin() -> None:
 
     plugins = {ep.name: ep.value for ep in entry_points(group="vllm.general_plugins")}
     assert plugins.get("evalkit_cpu_fp8") == "evalkit.serve.cpu_fp8:register"
+
+
+def test_weights_are_widened_once_and_only_parameters_are_kept() -> None:
+    weight = torch.nn.Parameter(torch.randn(40, 96).to(torch.float8_e4m3fn), requires_grad=False)
+    cache = WidenedWeights(budget_bytes=1 << 20)
+    first = cache.get(weight.t())  # vLLM passes a transposed view of the parameter
+    assert first is cache.get(weight.t()) and cache.used_bytes == first.nbytes
+    assert torch.equal(first, weight.t().to(torch.float32))
+    assert cache.get(torch.randn(96, 40).to(torch.float8_e4m3fn)) is None  # activations: never kept
+
+    with torch.no_grad():  # a weight changed in place is widened again, not served stale
+        weight.copy_(torch.randn(40, 96).to(torch.float8_e4m3fn))
+    assert torch.equal(cache.get(weight.t()), weight.t().to(torch.float32))
+
+
+def test_budget_bounds_the_copies() -> None:
+    small = WidenedWeights(budget_bytes=40 * 96 * 4)  # room for one fp32 copy
+    w1, w2 = (torch.nn.Parameter(torch.randn(40, 96).to(torch.float8_e5m2), requires_grad=False) for _ in range(2))
+    small.get(w1)
+    assert torch.equal(small.get(w2), w2.to(torch.float32))  # still correct, just not kept
+    assert small.used_bytes == 40 * 96 * 4
