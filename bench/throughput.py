@@ -21,8 +21,10 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -30,19 +32,45 @@ REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "bench"
 
 
-TASKS = {
-    # name: (lm-eval task, shipped demo file, few-shot, client-side max_length), both as the leaderboard_v1 config
-    "gsm8k": ("gsm8k_llama", "data/openai/gsm8k/main/test.jsonl", 8, 4096),
-    "arc_challenge": ("arc_challenge_llama", "data/allenai/ai2_arc/ARC-Challenge/test.jsonl", 0, 3940),
-}
-DATASETS = {"gsm8k": "openai/gsm8k:main", "arc_challenge": "allenai/ai2_arc:ARC-Challenge"}
+TASKS = ("gsm8k", "arc_challenge")
+"""Generation runs of conf/benchmarks/leaderboard_v1.yaml the bench can use; each reads the same-named dataset of
+conf/data/demo.yaml."""
 
 
-def make_documents(task: str, n: int, dest: Path) -> Path:
+@dataclass(frozen=True)
+class BenchTask:
+    """One leaderboard_v1 run as the study configures it, and the dataset it reads."""
+
+    run: dict[str, Any]
+    """The run's settings (tasks, shots, chat template, max_length) from the benchmark config."""
+    dataset_id: str
+    """The key of RunContext.data_overrides, e.g. "openai/gsm8k:main"."""
+    source: Path
+    """The shipped demo file the documents are cycled from."""
+
+    @property
+    def lm_task(self) -> str:
+        return str(self.run["tasks"][0])
+
+
+def bench_task(cfg: Any, name: str) -> BenchTask:
+    from omegaconf import OmegaConf
+
+    from evalkit.offline import DatasetRef
+
+    runs: list[dict[str, Any]] = OmegaConf.to_container(  # type: ignore[assignment]
+        OmegaConf.create(cfg.benchmarks["leaderboard_v1"].settings["runs"]), resolve=True
+    )
+    run = next(r for r in runs if r["name"] == name)
+    data = cfg.data[name]
+    return BenchTask(run, DatasetRef(data.path, data.name).id, REPO / data.data_files["test"])
+
+
+def make_documents(task: BenchTask, n: int, dest: Path) -> Path:
     """n documents of `task` in the dataset's schema, cycled from the shipped demo file with distinct ids and
     lightly varied wording (identical prompts would let prefix caching flatter every measurement alike)."""
-    src = [json.loads(x) for x in (REPO / TASKS[task][1]).read_text().splitlines()]
-    if task == "arc_challenge":
+    src = [json.loads(x) for x in task.source.read_text().splitlines()]
+    if "choices" in src[0]:  # ARC: the task's prompt expects four options
         src = [d for d in src if len(d["choices"]["label"]) == 4]
     dest.parent.mkdir(parents=True, exist_ok=True)
     with dest.open("w") as fh:
@@ -55,26 +83,12 @@ def make_documents(task: str, n: int, dest: Path) -> Path:
     return dest
 
 
-def settings(task: str, concurrency: int, max_gen_toks: int) -> dict[str, object]:
-    lm_task, _, shots, max_length = TASKS[task]
-    return {
-        "num_concurrent": concurrency,
-        "runs": [
-            {
-                "name": task,
-                "tasks": [lm_task],
-                "num_fewshot": shots,
-                "apply_chat_template": True,
-                "fewshot_as_multiturn": True,
-                "max_length": max_length,
-                "demo_max_gen_toks": max_gen_toks,
-            }
-        ],
-    }
+def settings(task: BenchTask, concurrency: int, max_gen_toks: int) -> dict[str, object]:
+    return {"num_concurrent": concurrency, "runs": [task.run | {"demo_max_gen_toks": max_gen_toks}]}
 
 
 def run_adapter(
-    endpoint: object, task: str, work: Path, data: Path, concurrency: int, max_gen_toks: int
+    endpoint: object, task: BenchTask, work: Path, data: Path, concurrency: int, max_gen_toks: int
 ) -> tuple[float, Path]:
     from evalkit.benchmarks import RunContext
     from evalkit.benchmarks.lm_eval_suite import LmEvalSuite
@@ -83,7 +97,7 @@ def run_adapter(
         endpoint=endpoint,  # type: ignore[arg-type]
         work_dir=work,
         settings=settings(task, concurrency, max_gen_toks),
-        data_overrides={DATASETS[task]: {"test": str(data)}},
+        data_overrides={task.dataset_id: {"test": str(data)}},
         env={"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"},
     )
     adapter = LmEvalSuite()
@@ -91,7 +105,7 @@ def run_adapter(
     adapter.generate(ctx)
     wall = time.monotonic() - t0
     adapter.score(ctx)  # the parsed result must be whole, or the run does not count
-    samples = next(work.rglob(f"samples_{TASKS[task][0]}_*.jsonl"))
+    samples = next(work.rglob(f"samples_{task.lm_task}_*.jsonl"))
     return wall, samples
 
 
@@ -135,7 +149,7 @@ def saturated(endpoint: object, samples: Path, concurrency: int, tokenizer_dir: 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--task", choices=sorted(TASKS), default="gsm8k")
+    p.add_argument("--task", choices=TASKS, default="gsm8k")
     p.add_argument("--docs", type=int, default=64)
     p.add_argument("--max-gen-toks", type=int, default=256)
     p.add_argument("--concurrency", type=int, default=32)
@@ -153,9 +167,10 @@ def main(argv: list[str] | None = None) -> int:
     register_configs()
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         cfg = typed(compose("config", overrides=["format=bf16"]))
+    task = bench_task(cfg, args.task)
     tmp = Path(tempfile.mkdtemp(prefix="evalkit-bench-"))
     checkpoint = resolve_checkpoint(cfg, tmp)
-    data = make_documents(args.task, args.docs, tmp / "data" / "test.jsonl")
+    data = make_documents(task, args.docs, tmp / "data" / "test.jsonl")
     with VLLMServer(
         cfg.server,
         checkpoint,
@@ -166,20 +181,20 @@ def main(argv: list[str] | None = None) -> int:
     ) as server:
         ep = server.endpoint
         # warm-up: the first requests of a fresh server are slower on every path alike
-        warm = make_documents(args.task, 8, tmp / "warmup-data" / "test.jsonl")
-        saturated(ep, run_adapter(ep, args.task, tmp / "warmup", warm, 8, 8)[1], 8, checkpoint)
+        warm = make_documents(task, 8, tmp / "warmup-data" / "test.jsonl")
+        saturated(ep, run_adapter(ep, task, tmp / "warmup", warm, 8, 8)[1], 8, checkpoint)
         # the harness's fixed cost (process start, task indexing, tokenizer load): one document, one token
-        one = make_documents(args.task, 1, tmp / "one-data" / "test.jsonl")
-        t_startup, _ = run_adapter(ep, args.task, tmp / "startup", one, 1, 1)
-        t_evalkit, samples = run_adapter(ep, args.task, tmp / "evalkit", data, args.concurrency, args.max_gen_toks)
+        one = make_documents(task, 1, tmp / "one-data" / "test.jsonl")
+        t_startup, _ = run_adapter(ep, task, tmp / "startup", one, 1, 1)
+        t_evalkit, samples = run_adapter(ep, task, tmp / "evalkit", data, args.concurrency, args.max_gen_toks)
         t_sat, n_req, n_tok = saturated(ep, samples, args.concurrency, checkpoint)
-        t_default, _ = run_adapter(ep, args.task, tmp / "default", data, 1, args.max_gen_toks)
+        t_default, _ = run_adapter(ep, task, tmp / "default", data, 1, args.max_gen_toks)
     result = {
         "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": "make bench  # " + shlex.join(["python", "-m", "bench.throughput", *(argv or sys.argv[1:])]),
         "machine": f"{platform.node()} {platform.machine()}, {__import__('os').cpu_count()} cores",
         "model": f"{cfg.model.name} bf16 on vllm ({server.vllm_version()})",
-        "task": f"{TASKS[args.task][0]} ({TASKS[args.task][2]}-shot), {n_req} docs, max_gen_toks {args.max_gen_toks}, "
+        "task": f"{task.lm_task} ({task.run['num_fewshot']}-shot), {n_req} docs, max_gen_toks {args.max_gen_toks}, "
         "chat template",
         "harness_startup_s": round(t_startup, 1),
         "completion_tokens": n_tok,

@@ -14,7 +14,7 @@ import os
 import shlex
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -92,12 +92,21 @@ def job_spec(plan: JobPlan, overrides: Sequence[str], cfg: DictConfig) -> EvalJo
 
 def in_flight(sweep_dir: Path, keys: Sequence[str]) -> dict[str, str]:
     """Cells (by key) whose latest Slurm job has not ended, with that job's id. Submitting them again would make two
-    jobs write one cell. A job Slurm no longer knows counts as ended."""
+    jobs write one cell. One query to Slurm for all of them."""
+    latest = latest_jobs(sweep_dir, keys)
+    return still_running(latest, job_states(latest.values()))
+
+
+def latest_jobs(sweep_dir: Path, keys: Sequence[str]) -> dict[str, str]:
+    """Cell key -> id of the latest job of the sweep's record that runs it (cells never submitted are left out)."""
     rec = record.read(sweep_dir)
     if rec is None:
         return {}
-    latest = {key: found[1].job_id for key in keys if (found := rec.job_for_cell(key)) is not None}
-    states = job_states(latest.values())
+    return {key: found[1].job_id for key in keys if (found := rec.job_for_cell(key)) is not None}
+
+
+def still_running(latest: Mapping[str, str], states: Mapping[str, JobState]) -> dict[str, str]:
+    """The entries of `latest` whose job has not ended; a job Slurm no longer knows counts as ended."""
     return {
         key: job_id
         for key, job_id in latest.items()

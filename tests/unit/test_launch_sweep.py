@@ -1,11 +1,10 @@
 """The parts of a Slurm submission that need no cluster: the site config, the list of sbatch requests a dry run shows
-and checks, and which cells are still in flight (Slurm's answer stubbed)."""
+and checks, and which cells are still in flight (Slurm's answer given: its query runs in tests/slurm)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from omegaconf import OmegaConf
 
 from evalkit.launch import record, sweep
@@ -74,22 +73,14 @@ def test_requests_in_submission_order_with_what_they_wait_for() -> None:
     assert all("#SBATCH --partition=debug" in r.script and "/p/.venv/bin/python" in r.script for r in reqs)
 
 
-def test_in_flight_cells_are_those_whose_latest_job_has_not_ended(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_in_flight_cells_are_those_whose_latest_job_has_not_ended(tmp_path: Path) -> None:
     def job(job_id: str, cells: list[str]) -> SubmittedJob:
         return SubmittedJob(job_id, "eval", "demo.x", cells)
 
     record.append(tmp_path, "s", Submission("t1", [], [job("1", ["a", "b"]), job("2", ["c"]), job("3", ["d"])]))
     record.append(tmp_path, "s", Submission("t2", [], [job("4", ["b"])]))
+    latest = sweep.latest_jobs(tmp_path, ["a", "b", "c", "d", "e"])  # what is asked of Slurm, in one query
+    assert sorted(latest.values()) == ["1", "2", "3", "4"]
     states = {"1": JobState.RUNNING, "2": JobState.COMPLETED, "3": JobState.NOT_FOUND, "4": JobState.PENDING}
-    asked: list[list[str]] = []
-
-    def fake_states(ids: object) -> dict[str, JobState]:
-        asked.append(sorted(ids))  # type: ignore[call-overload]
-        return {i: states[i] for i in asked[-1]}
-
-    monkeypatch.setattr(sweep, "job_states", fake_states)
-    assert sweep.in_flight(tmp_path, ["a", "b", "c", "d", "e"]) == {"a": "1", "b": "4"}
-    assert asked == [["1", "2", "3", "4"]]
-    assert sweep.in_flight(tmp_path / "never-submitted", ["a"]) == {}
+    assert sweep.still_running(latest, states) == {"a": "1", "b": "4"}
+    assert sweep.latest_jobs(tmp_path / "never-submitted", ["a"]) == {}
