@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from evalkit.errors import BenchmarkError
+from evalkit.files import write_text_atomic
 from evalkit.records import SampleRecord, TaskScore
 
 
@@ -91,6 +92,5 @@ def pin_generation_settings(path: Path, settings: dict[str, Any], what: str, sta
                 log=path,
                 hint=f"restore the old settings, or {start_over} to start over",
             )
-    else:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(settings, indent=1) + "\n")
+    else:  # atomic: a job killed mid-write must not leave a pin that no rerun can read
+        write_text_atomic(path, json.dumps(settings, indent=1) + "\n")

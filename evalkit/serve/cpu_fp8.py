@@ -1,8 +1,8 @@
 """A vLLM plugin that makes FP8 (W8A8-FP) checkpoints servable on CPU, with the same arithmetic as on a GPU.
 
 vLLM serves compressed-tensors FP8 on CPU through `torch._scaled_mm`, whose CPU implementation in PyTorch 2.13 is a
-reference loop: one 576x1536 product took 25 ms per row here, 13 s for a 512-token prefill, against 9 ms for the same
-product in fp32 (bench: `python -m evalkit.serve.cpu_fp8`). Serving the demo model's FP8 checkpoint then ran at
+reference loop: one 576x1536 product of the demo model took 12.8 s for 512 rows here, against 14 ms for the same product
+in fp32 (`python -m evalkit.serve.cpu_fp8` prints the comparison). Serving the demo model's FP8 checkpoint then ran at
 well under one prompt token per second, so no FP8 cell finished.
 
 What this changes, and only when the server's environment sets EVALKIT_CPU_FP8_MATMUL=fp32 (conf/server/cpu.yaml
@@ -57,13 +57,15 @@ class WidenedWeights:
     """
 
     def __init__(self, budget_bytes: int) -> None:
+        import torch
+
+        self._torch = torch  # get() runs for every linear layer of every step: no import on that path
         self.budget_bytes = budget_bytes
         self.used_bytes = 0
         self._entries: dict[tuple[Any, ...], tuple[Any, Any]] = {}
 
     def get(self, b: Any) -> Any:
-        import torch
-
+        torch = self._torch
         if not isinstance(b, torch.nn.Parameter) and not isinstance(b._base, torch.nn.Parameter):
             return None
         key = (b.data_ptr(), tuple(b.shape), tuple(b.stride()), b.dtype, b._version)

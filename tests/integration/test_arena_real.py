@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from evalkit.benchmarks.arena.data import read_answers
 from evalkit.benchmarks.arena.judge import VERDICT_FAILURES
-from evalkit.benchmarks.arena_hard import ArenaHard, ArenaHardSettings
+from evalkit.benchmarks.arena_hard import ArenaHard
 from evalkit.benchmarks.base import BenchmarkResult, Endpoint, RunContext
 from evalkit.errors import BenchmarkError
 from evalkit.serve import VLLMServer
@@ -112,8 +113,8 @@ def test_judge_held_to_the_verdict_format_gives_a_win_rate(
     demo_server: VLLMServer, answered: Path, tmp_path: Path
 ) -> None:
     ep = demo_server.endpoint
-    demo = ArenaHardSettings.from_dict(_demo_config_settings())
-    settings = demo_settings(ep, tmp_path / "judgments", judge_extra_body=demo.judge_extra_body)
+    shipped = yaml.safe_load((REPO / "conf" / "benchmarks" / "demo_arena_hard.yaml").read_text())["settings"]
+    settings = demo_settings(ep, tmp_path / "judgments", judge_extra_body=shipped["judge_extra_body"])  # as make demo
     ctx = RunContext(endpoint=None, work_dir=answered, settings=settings)
 
     first, summary, sent = judged(ep, ctx)
@@ -154,10 +155,3 @@ def test_free_form_tiny_judge_fails_counted_not_silently(
         assert by_metric["judge_failures"].value == len(failures)
         assert sum(s.metrics["judge_failures"] for s in first.samples) == len(failures)
     assert_rescore_from_cache(ep, ctx, first)
-
-
-def _demo_config_settings() -> dict[str, Any]:
-    """`make demo`'s arena settings as shipped (conf/benchmarks/demo_arena_hard.yaml)."""
-    import yaml
-
-    return dict(yaml.safe_load((REPO / "conf" / "benchmarks" / "demo_arena_hard.yaml").read_text())["settings"])
