@@ -79,10 +79,11 @@ def file_digest(path: str) -> str:
 
 def make_cell(cfg: EvalkitConfig, benchmark: str) -> Cell:
     bench = cfg.benchmarks[benchmark]
-    # local data files count by content: editing a shipped question changes the result, so it changes the id
+    # The benchmark's own local data counts by content: editing a shipped question changes the result, so it changes
+    # the id of the cells that read it, and only theirs (a demo data edit leaves real cells complete).
     data = {
         k: {"path": d.path, "name": d.name, "files": {split: file_digest(f) for split, f in d.data_files.items()}}
-        for k, d in sorted(cfg.data.items())
+        for k, d in sorted(bench.data.items())
     }
     identity = {
         "model": cfg.model.name,

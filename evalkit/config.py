@@ -21,6 +21,8 @@ from evalkit.serve import ServerConfig
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 CHECKPOINT_SOURCES = ("hub", "path", "recipe", "gguf")
+DEMO_PREFIXES = ("demo_", "smoke_")
+"""Names of benchmarks that run on small shipped data (see BenchmarkConfig.demo)."""
 
 
 @dataclass
@@ -86,6 +88,18 @@ class FormatConfig:
 
 
 @dataclass
+class DatasetOverride:
+    """A Hugging Face dataset served from local files (offline data)."""
+
+    path: str = MISSING
+    """The dataset id the task definition names, e.g. "cais/mmlu"."""
+    name: str | None = None
+    """Dataset config name, e.g. "abstract_algebra"."""
+    data_files: dict[str, str] = field(default_factory=dict)
+    """Split -> local JSONL file (one JSON object per line, in the Hub dataset's schema)."""
+
+
+@dataclass
 class BenchmarkConfig:
     """A benchmark (a suite of tasks) and its adapter settings."""
 
@@ -97,6 +111,14 @@ class BenchmarkConfig:
     """What `aggregate` groups by, e.g. "leaderboard_v1" (a demo variant shares its suite)."""
     settings: dict[str, Any] = field(default_factory=dict)
     """Adapter-specific settings, validated by the adapter before anything starts."""
+    demo: bool = False
+    """A demo or smoke benchmark (name `demo_*` / `smoke_*`): it runs on small shipped data, so its local data is
+    not checked for completeness. Its scores say only that the pipeline works."""
+    data: dict[str, DatasetOverride] = field(default_factory=dict)
+    """Hub datasets this benchmark reads from local files instead (key -> files), and only this benchmark. Demo
+    benchmarks take conf/data/demo.yaml through their defaults list; a real benchmark has none unless a user names
+    complete local copies (offline clusters), which `evalkit prefetch`'s manifest must vouch for
+    (evalkit/datasources.py)."""
 
 
 @dataclass
@@ -130,18 +152,6 @@ class QuantizeConfig:
 
 
 @dataclass
-class DatasetOverride:
-    """A Hugging Face dataset served from local files (offline data)."""
-
-    path: str = MISSING
-    """The dataset id the task definition names, e.g. "cais/mmlu"."""
-    name: str | None = None
-    """Dataset config name, e.g. "abstract_algebra"."""
-    data_files: dict[str, str] = field(default_factory=dict)
-    """Split -> local JSONL file."""
-
-
-@dataclass
 class EvalkitConfig:
     """Root config: one model x format job and the benchmarks it runs."""
 
@@ -159,8 +169,6 @@ class EvalkitConfig:
     """Sweep name: job folders go to `paths.jobs/<sweep>/`."""
     paths: PathsConfig = field(default_factory=PathsConfig)
     quantize: QuantizeConfig = field(default_factory=QuantizeConfig)
-    data: dict[str, DatasetOverride] = field(default_factory=dict)
-    """Offline data: key -> local files for a Hub dataset; tasks then read them instead of the Hub."""
     offline: bool = True
     """Run jobs with the Hub offline (HF_HUB_OFFLINE / HF_DATASETS_OFFLINE); `prefetch` caches first."""
     force: bool = False
@@ -219,6 +227,12 @@ def validate(cfg: EvalkitConfig) -> None:
         _check_name("benchmark", bench.name)
         if bench.name != key:
             raise ConfigError(f"benchmark {key!r} declares name {bench.name!r}", hint="make them equal")
+        # the demo mark exempts local data from the completeness check, so only demo/smoke names may carry it
+        if bench.demo != bench.name.startswith(DEMO_PREFIXES):
+            raise ConfigError(
+                f"benchmarks.{key}.demo={bench.demo} does not match its name",
+                hint=f"benchmarks named {'/'.join(p + '*' for p in DEMO_PREFIXES)} (and only those) set demo: true",
+            )
     spec = cfg.model.checkpoints.get(cfg.format.name)
     if spec is None:
         raise ConfigError(
@@ -251,3 +265,9 @@ def validate(cfg: EvalkitConfig) -> None:
                 f"model.recipe_overrides names format {fmt!r}, which the model has no checkpoint for",
                 hint=f"formats: {', '.join(sorted(cfg.model.checkpoints))}",
             )
+    # Local data is checked here, at plan time: missing files, and for a real benchmark, a copy that differs from
+    # what `evalkit prefetch` recorded (a demo-sized file would otherwise score a real cell on 4 documents).
+    from evalkit.datasources import check_benchmark_data
+
+    for name in cfg.benchmark:
+        check_benchmark_data(cfg.benchmarks[name], cfg.paths.cache)

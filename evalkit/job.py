@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 import time
 import traceback
@@ -24,6 +23,7 @@ from omegaconf import DictConfig
 from evalkit.benchmarks import Endpoint, RunContext, get_adapter
 from evalkit.cell import Cell
 from evalkit.config import EvalkitConfig
+from evalkit.datasources import DataSource, datasets_home, read_manifest, sources_json
 from evalkit.errors import EvalkitError, ServerError
 from evalkit.files import write_text_atomic
 from evalkit.plan import config_hash, plan_job
@@ -50,8 +50,7 @@ class JobSummary:
 
 def harness_env(cfg: EvalkitConfig) -> dict[str, str]:
     """Environment for every subprocess of the job (server, harnesses): caches in the project, Hub offline."""
-    cache = Path(cfg.paths.cache).resolve()
-    env = {"HF_HOME": os.environ.get("HF_HOME", str(cache / "huggingface"))}
+    env = {"HF_HOME": str(datasets_home(cfg.paths.cache))}
     if cfg.offline:
         env |= {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     return env
@@ -88,22 +87,53 @@ def run_job(dcfg: DictConfig, job_dir: Path, phase: Phase = "all") -> JobSummary
 
 
 def _contexts(cfg: EvalkitConfig, job_dir: Path) -> Callable[[Cell, Endpoint | None], RunContext]:
+    """Each cell's context. Data overrides come from the cell's own benchmark (demo data reaches demo cells only)."""
     from evalkit.offline import resolve_overrides
 
     env = harness_env(cfg)
-    overrides = resolve_overrides(cfg.data)
+    try:
+        revisions = {k: r.revision for k, r in read_manifest(cfg.paths.cache).items()}
+    except EvalkitError as err:  # only the recorded revisions are lost: cells then say "unpinned"
+        log.warning("%s", err)
+        revisions = {}
+    overrides = {
+        name: resolve_overrides(cfg.benchmarks[name].data, where=f"benchmarks.{name}.data") for name in cfg.benchmark
+    }
 
     def ctx_of(cell: Cell, endpoint: Endpoint | None) -> RunContext:
         return RunContext(
             endpoint=endpoint,
             work_dir=job_dir / cell.benchmark,
             settings=dict(cfg.benchmarks[cell.benchmark].settings),
-            data_overrides=overrides,
+            data_overrides=overrides[cell.benchmark],
             env=env,
             seed=cfg.seed,
+            hub_revisions=revisions,
         )
 
     return ctx_of
+
+
+@dataclass(frozen=True)
+class CellData:
+    """A cell's data sources as its rows in `scores` record them (ok and failed rows alike)."""
+
+    sources: str
+    """`evalkit.datasources.sources_json` of what the cell reads."""
+    overridden: bool
+    """A demo/smoke benchmark, or local copies of Hub datasets: `aggregate` marks the cell."""
+
+
+def cell_data(cfg: EvalkitConfig, cell: Cell, ctx: RunContext) -> CellData:
+    """Ask the cell's adapter what it reads. Provenance never fails a cell: what cannot be resolved says so."""
+    bench = cfg.benchmarks[cell.benchmark]
+    try:
+        sources = get_adapter(bench.adapter).data_sources(ctx)
+    except Exception as err:
+        log.warning("    %s: data sources not resolved: %s", cell.benchmark, err)
+        sources = [DataSource(dataset=f"unresolved ({type(err).__name__}: {err})")]
+        sources += [DataSource(dataset=d, split=s, path=p) for d, f in ctx.data_overrides.items() for s, p in f.items()]
+    return CellData(sources_json(sources), bench.demo or bool(bench.data))
 
 
 def _serve_and_run(
@@ -128,7 +158,9 @@ def _serve_and_run(
         now = datetime.now(timezone.utc)
         prov = Provenance(*tool_versions(vllm_version="unknown"), checkpoint_path="", config_hash=cfg_hash)
         for cell in failed:
-            store.record_failure(cell, RunInfo(new_run_id(), now, now, log_path, prov), err.message)
+            data = cell_data(cfg, cell, ctx_of(cell, None))
+            run = RunInfo(new_run_id(), now, now, log_path, prov, data.sources, data.overridden)
+            store.record_failure(cell, run, err.message)
             summary.failed[cell.benchmark] = err.message
 
     try:
@@ -161,8 +193,10 @@ def _serve_and_run(
                     break
                 log.info("[%d/%d] %s: %s", i, len(cells), summary.job, cell.benchmark)
                 server.check_alive()
+                ctx = ctx_of(cell, server.endpoint)
+                data = cell_data(cfg, cell, ctx)
                 adapter = cfg.benchmarks[cell.benchmark].adapter
-                _attempt(cell, adapter, ctx_of(cell, server.endpoint), store, prov, cfg.retries, summary, generate_only)
+                _attempt(cell, adapter, ctx, data, store, prov, cfg.retries, summary, generate_only)
                 remaining.remove(cell)
     except ServerError as err:
         log.error("%s: server failed:\n  %s", summary.job, err)
@@ -185,13 +219,16 @@ def _score_generated(
             continue
         prov = Provenance(**marker["provenance"])
         log.info("    scoring %s (no server)", cell.benchmark)
-        _attempt(cell, cfg.benchmarks[cell.benchmark].adapter, ctx, store, prov, cfg.retries, summary, score_only=True)
+        data = cell_data(cfg, cell, ctx)
+        adapter = cfg.benchmarks[cell.benchmark].adapter
+        _attempt(cell, adapter, ctx, data, store, prov, cfg.retries, summary, score_only=True)
 
 
 def _attempt(
     cell: Cell,
     adapter_name: str,
     ctx: RunContext,
+    data: CellData,
     store: ResultsStore,
     prov: Provenance,
     retries: int,
@@ -219,7 +256,9 @@ def _attempt(
                     )
                     return
             result = adapter.score(ctx)
-            run = RunInfo(new_run_id(), started, datetime.now(timezone.utc), log_path, prov)
+            run = RunInfo(
+                new_run_id(), started, datetime.now(timezone.utc), log_path, prov, data.sources, data.overridden
+            )
             store.commit_cell(cell, run, result.scores, result.samples)
             log.info(
                 "    %s done in %.0fs: %d scores, %d samples",
@@ -241,7 +280,8 @@ def _attempt(
             return
         log.warning("    %s attempt %d/%d failed: %s", cell.benchmark, attempt + 1, retries + 1, error)
     now = datetime.now(timezone.utc)
-    store.record_failure(cell, RunInfo(new_run_id(), now, now, log_path, prov), error)
+    run = RunInfo(new_run_id(), now, now, log_path, prov, data.sources, data.overridden)
+    store.record_failure(cell, run, error)
     summary.failed[cell.benchmark] = error
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,33 +89,36 @@ _SPLIT_KEYS = ("test_split", "validation_split", "training_split", "fewshot_spli
 # --------------------------------------------------------------------------------------------- data overrides
 
 
-def resolve_overrides(entries: Mapping[str, Any], base_dir: Path | None = None) -> dict[str, dict[str, str]]:
+def resolve_overrides(
+    entries: Mapping[str, Any], base_dir: Path | None = None, where: str = "data"
+) -> dict[str, dict[str, str]]:
     """Config `data:` entries -> `RunContext.data_overrides` ({dataset id: {split: absolute file}}).
 
     Each entry has `path`, optional `name` and `data_files` (split -> file, relative to `base_dir` unless absolute;
     default: the directory evalkit runs from); it may be a mapping or an object with those attributes (the config
-    dataclass). Missing files fail here, before any server starts.
+    dataclass). Missing files fail here, before any server starts. `where` is the config key the entries sit under
+    (e.g. "benchmarks.demo_leaderboard_v1.data"), for messages.
     """
     base_dir = Path.cwd() if base_dir is None else base_dir
     out: dict[str, dict[str, str]] = {}
     for key, entry in entries.items():
         path, name, files = (_field(entry, "path"), _field(entry, "name"), _field(entry, "data_files") or {})
         if not path:
-            raise ConfigError(f"data.{key}.path is missing", hint="set it to the Hub dataset id the task reads")
+            raise ConfigError(f"{where}.{key}.path is missing", hint="set it to the Hub dataset id the task reads")
         if not files:
-            raise ConfigError(f"data.{key}.data_files is empty", hint="map each split the task reads to a file")
+            raise ConfigError(f"{where}.{key}.data_files is empty", hint="map each split the task reads to a file")
         ref = DatasetRef(str(path), None if name is None else str(name))
         resolved: dict[str, str] = {}
         for split, file in files.items():
             p = Path(file) if Path(file).is_absolute() else base_dir / file
             if not p.is_file():
                 raise ConfigError(
-                    f"data.{key}.data_files.{split}: file {p} does not exist",
+                    f"{where}.{key}.data_files.{split}: file {p} does not exist",
                     hint="fix the path (relative paths start at the directory evalkit runs from)",
                 )
             resolved[str(split)] = str(p.resolve())
         if ref.id in out:
-            raise ConfigError(f"data.{key} overrides {ref.id} a second time", hint="merge the two entries")
+            raise ConfigError(f"{where}.{key} overrides {ref.id} a second time", hint="merge the two entries")
         out[ref.id] = resolved
     return out
 
@@ -324,22 +328,32 @@ def ensure_punkt_tab(nltk_data: Path) -> Path:
     return nltk_data
 
 
-def prefetch_datasets(refs: Iterable[DatasetRef], cache_dir: Path | None = None) -> list[str]:
-    """Download datasets into the `datasets` cache (on a machine with internet), so jobs can run offline.
+def prefetch_datasets(
+    refs: Iterable[DatasetRef], cache_dir: Path | None = None, manifest: Path | None = None
+) -> list[str]:
+    """Download datasets into the `datasets` cache (on a machine with internet), so jobs can run offline, and record
+    each one's revision, row counts and content hash per split in the manifest (default: `datasets_manifest.json` in
+    HF_HOME), against which local copies of it are checked (evalkit.datasources.check_benchmark_data).
 
     Returns the ids fetched. Gated datasets (e.g. Idavidrein/gpqa) need HF_TOKEN for an account that accepted their
     terms.
     """
     import datasets  # heavy import, deferred
+    from huggingface_hub import HfApi, constants
 
+    from evalkit.datasources import MANIFEST, dataset_record, write_manifest
+
+    manifest = manifest or Path(os.environ.get("HF_HOME") or constants.HF_HOME) / MANIFEST
     done: list[str] = []
     for ref in refs:
         try:
-            datasets.load_dataset(ref.path, ref.name, cache_dir=str(cache_dir) if cache_dir else None)
+            loaded = datasets.load_dataset(ref.path, ref.name, cache_dir=str(cache_dir) if cache_dir else None)
+            revision = HfApi().dataset_info(ref.path).sha
         except Exception as exc:  # the Hub raises many unrelated types; all mean "could not fetch"
             raise BenchmarkError(
                 f"could not fetch dataset {ref.id}: {type(exc).__name__}: {exc}",
                 hint="check the network and HF_TOKEN (gated datasets need accepted terms), or provide a data override",
             ) from exc
+        write_manifest(manifest, {ref.id: dataset_record(revision, loaded)})
         done.append(ref.id)
     return done

@@ -2,7 +2,9 @@
 
 Checkpoints given as Hub ids (and the bf16 base of recipe-produced formats) go to the Hugging Face cache that jobs
 use (`HF_HOME`, default `<paths.cache>/huggingface`); each benchmark adapter caches its own data (datasets of
-lm-eval tasks, HumanEval+ release file, Arena-Hard questions and baseline answers).
+lm-eval tasks, HumanEval+ release file, Arena-Hard questions and baseline answers). The Hub datasets' row counts
+and content hashes go to a manifest in that cache (`datasets_manifest.json`): an offline cluster may then point a
+real benchmark at local copies of them, which are refused unless they match it.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from evalkit.benchmarks import get_adapter
+from evalkit.datasources import manifest_path
 from evalkit.errors import CheckpointError
 
 log = logging.getLogger("evalkit.prefetch")
@@ -60,3 +63,5 @@ def prefetch(plans: list[Any]) -> None:
             adapter = get_adapter(bench.adapter)
             log.info("benchmark %s: caching its data", name)
             adapter.prefetch(dict(bench.settings))
+    # what local copies of these datasets are checked against (evalkit.datasources.check_benchmark_data)
+    log.info("dataset rows and content hashes recorded in %s", manifest_path(plans[0].cfg.paths.cache))

@@ -55,6 +55,10 @@ class RunInfo:
     finished_at: datetime
     log_path: str
     provenance: Provenance
+    data_sources: str | None = None
+    """The cell's data sources, `evalkit.datasources.sources_json` (the job always sets it and data_overridden)."""
+    data_overridden: bool | None = None
+    """The cell read local data instead of the benchmark's Hub datasets (a demo/smoke benchmark, or local copies)."""
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,12 @@ class ScoreRow:
     lm_eval_version: str
     vllm_version: str
     config_hash: str
+    data_sources: str | None
+    """JSON list of what the cell read (evalkit/datasources.py `DataSource`): Hub id and revision (or "unpinned"),
+    or local path with sha256 and rows. Null in files written before the column existed."""
+    data_overridden: bool | None
+    """True when the cell ran on local data overrides (demo/smoke data, or local copies of Hub datasets): `aggregate`
+    marks such cells. Null in files written before the column existed."""
 
 
 @dataclass(frozen=True)
@@ -142,8 +152,13 @@ SCORES_SCHEMA = pa.schema(
         pa.field("lm_eval_version", pa.string(), nullable=False),
         pa.field("vllm_version", pa.string(), nullable=False),
         pa.field("config_hash", pa.string(), nullable=False),
+        pa.field("data_sources", pa.string()),
+        pa.field("data_overridden", pa.bool_()),
     ]
 )
+
+ADDED_SCORE_COLUMNS = ("data_sources", "data_overridden")
+"""Columns added to the contract after results were first written: files without them still read (as nulls)."""
 
 SAMPLES_SCHEMA = pa.schema(
     [
@@ -316,7 +331,7 @@ class ResultsStore:
         return self._read_table(self.samples_dir, SAMPLES_SCHEMA, None)
 
     def _read_table(self, directory: Path, schema: pa.Schema, required: Iterable[str] | None) -> pd.DataFrame:
-        need = set(schema.names if required is None else required)
+        need = set(schema.names if required is None else required) - set(ADDED_SCORE_COLUMNS)
         tables = []
         for f in sorted(directory.glob("*.parquet")):
             t = self._read_file(f)
@@ -356,6 +371,8 @@ def _identity(cell: Cell, run: RunInfo) -> dict[str, Any]:
         "lm_eval_version": p.lm_eval_version,
         "vllm_version": p.vllm_version,
         "config_hash": p.config_hash,
+        "data_sources": run.data_sources,
+        "data_overridden": run.data_overridden,
     }
 
 

@@ -56,6 +56,7 @@ from evalkit.benchmarks.arena.judge import (
 )
 from evalkit.benchmarks.base import BenchmarkResult, Endpoint, RunContext, pin_generation_settings
 from evalkit.benchmarks.parallel import run_parallel
+from evalkit.datasources import DataSource, local_source
 from evalkit.errors import BenchmarkError, ConfigError
 from evalkit.hashing import sha256_file
 from evalkit.records import SampleRecord, TaskScore
@@ -268,6 +269,13 @@ class ArenaHard:
                     "or use the demo files under data/arena_hard/demo/",
                 )
         s.baseline(s.questions())
+
+    def data_sources(self, ctx: RunContext) -> list[DataSource]:
+        s = ArenaHardSettings.from_dict(ctx.settings)
+        return [
+            local_source("arena_hard questions", s.questions_file),
+            local_source("arena_hard baseline answers", s.baseline_answers_file),
+        ]
 
     def prefetch(self, settings: dict[str, Any]) -> None:
         """Download the questions and baseline answers when missing; check that they belong together."""

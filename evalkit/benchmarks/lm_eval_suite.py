@@ -30,6 +30,7 @@ from typing import Any
 
 from evalkit.benchmarks import ruler, ruler_data
 from evalkit.benchmarks.base import BenchmarkResult, Endpoint, RunContext
+from evalkit.datasources import DataSource, hub_source, local_source
 from evalkit.errors import BenchmarkError, ConfigError
 from evalkit.offline import (
     TaskCatalog,
@@ -781,6 +782,20 @@ class LmEvalSuite:
         # one set of RULER rows for the suite, whichever runs its tasks and lengths were split into
         scores += ruler.ruler_scores(s for s in samples if s.task in ruler.TASKS)
         return BenchmarkResult(scores=promote_benchmarks(scores), samples=samples)
+
+    def data_sources(self, ctx: RunContext) -> list[DataSource]:
+        """Every Hub dataset the runs' tasks read (the task index says which): the local files where the benchmark
+        overrides it, else the Hub id with the prefetched revision."""
+        settings = validate_settings(ctx.settings, None)
+        refs = datasets_for_tasks([t for run in settings.runs for t in run.tasks], self._catalog())
+        out: list[DataSource] = []
+        for ref in refs:
+            files = ctx.data_overrides.get(ref.id)
+            if files:
+                out += [local_source(ref.id, path, split) for split, path in sorted(files.items())]
+            else:
+                out.append(hub_source(ref.id, ctx.hub_revisions.get(ref.id)))
+        return out
 
     def prefetch(self, settings: dict[str, Any]) -> None:
         """Cache the Hub datasets of every task of every run (needs internet; HF_HOME picks the cache), and the
