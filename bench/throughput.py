@@ -62,7 +62,7 @@ def bench_task(cfg: Any, name: str) -> BenchTask:
         OmegaConf.create(cfg.benchmarks["leaderboard_v1"].settings["runs"]), resolve=True
     )
     run = next(r for r in runs if r["name"] == name)
-    data = cfg.data[name]
+    data = cfg.benchmarks["demo_leaderboard_v1"].data[name]  # the demo data is bound to the demo benchmark
     return BenchTask(run, DatasetRef(data.path, data.name).id, REPO / data.data_files["test"])
 
 

@@ -60,7 +60,7 @@ ONE_DOC = [
     ("winogrande", "validation", "data/allenai/winogrande/winogrande_xl/validation.jsonl"),
     ("arc_challenge", "test", "data/allenai/ai2_arc/ARC-Challenge/test.jsonl"),
 ]
-"""(conf/data key, split, shipped file): the smoke tasks' data, cut to one document for these tests."""
+"""(conf/data/demo.yaml key, split, shipped file): the smoke tasks' data, cut to one document for these tests."""
 STEP_S = 900.0  # any one wait: a job start plus a server start (~45-120 s) plus a cell, on a loaded machine
 
 
@@ -80,7 +80,11 @@ class Sweep:
             f"paths.jobs={self.tmp / 'jobs'}",
             f"paths.checkpoints={self.tmp / 'checkpoints'}",
             "sweep=slurm-it",
-            *(f"data.{key}.data_files.{split}={self.tmp / 'data' / f'{key}.jsonl'}" for key, split, _ in ONE_DOC),
+            *(
+                f"benchmarks.{bench}.data.{key}.data_files.{split}={self.tmp / 'data' / f'{key}.jsonl'}"
+                for bench in ("smoke_loglikelihood", "smoke_generate")  # each smoke benchmark carries its own data
+                for key, split, _ in ONE_DOC
+            ),
         ]
 
     def write_data(self) -> None:
