@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from evalkit.cell import Cell
@@ -143,6 +144,29 @@ def test_foreign_table_missing_columns(tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------- kills
+def test_data_sources_recorded_on_ok_and_failed_rows(tmp_path: Path) -> None:
+    store = ResultsStore(tmp_path)
+    sources = '[{"dataset": "openai/gsm8k:main", "hub_revision": "unpinned"}]'
+    r = dataclasses.replace(run(), data_sources=sources, data_overridden=True)
+    store.commit_cell(cell(), r, scores(2), samples())
+    store.record_failure(cell("leaderboard_v1"), dataclasses.replace(r, data_overridden=False), "boom")
+    df = store.read_scores().set_index("benchmark")
+    assert set(df["data_sources"]) == {sources}
+    assert df.loc["demo_leaderboard_v1", "data_overridden"].tolist() == [True, True]
+    assert df.loc["leaderboard_v1", "status"] == "failed" and not df.loc["leaderboard_v1", "data_overridden"]
+
+
+def test_files_from_before_the_data_columns_still_read(tmp_path: Path) -> None:
+    store = ResultsStore(tmp_path)
+    store.commit_cell(cell(), run(), scores(1), samples())
+    path = tmp_path / "scores" / f"{cell().key}.parquet"
+    old = pq.read_table(path).drop_columns(["data_sources", "data_overridden"])
+    pq.write_table(old, path)
+    df = store.read_scores()
+    assert len(df) == 1 and df["data_sources"].isna().all() and df["data_overridden"].isna().all()
+    assert store.cell_record(cell()).state is CellState.DONE
+
+
 def test_recovery_rolls_forward_or_discards(tmp_path: Path) -> None:
     """Simulate the two crash windows of the commit protocol by leaving staging files behind."""
     store = ResultsStore(tmp_path)
