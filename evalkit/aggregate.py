@@ -4,6 +4,10 @@ Recovery = (average of the format's primary task scores) / (average of the basel
 a ratio of averages, not an average of ratios (PROTOCOL.md). Leaderboard-v2 tasks contribute their normalised
 score (random baseline subtracted, rescaled 0-100) where the scores table has one. Only tasks present for both the
 format and the baseline count, so a missing task never skews a comparison; `n_tasks` says how many did.
+
+A row whose scores (the format's or the baseline's) came from a cell that ran on local data overrides (a demo or
+smoke benchmark, or local copies of Hub datasets; the `data_overridden` column of `scores`) has `data_overridden`
+set, and the rendered table marks it.
 """
 
 from __future__ import annotations
@@ -21,11 +25,26 @@ SECTIONS = {
     "leaderboard_v2": "academic",
     "arena_hard": "real-world",
     "humaneval": "real-world",
+    "humaneval_plus": "real-world",
     "ruler": "long-context",
 }
 """How the study groups suites in its tables; unknown suites land in "other"."""
 
-RECOVERY_COLUMNS = ["section", "model", "suite", "format", "n_tasks", "score", "baseline_score", "recovery"]
+TASK_SUITES = {("humaneval", "humaneval_plus"): "humaneval_plus"}
+"""(suite, task) -> the table line a task gets when it is not its cell's suite: one humaneval cell scores both
+HumanEval and HumanEval+, and the study reports them as separate lines."""
+
+RECOVERY_COLUMNS = [
+    "section",
+    "model",
+    "suite",
+    "format",
+    "n_tasks",
+    "score",
+    "baseline_score",
+    "recovery",
+    "data_overridden",
+]
 
 
 def primary_scores(scores: pd.DataFrame) -> pd.DataFrame:
@@ -39,6 +58,10 @@ def primary_scores(scores: pd.DataFrame) -> pd.DataFrame:
     ok = scores[(scores["status"] == "ok") & scores["is_primary"].astype(bool)].copy()
     normalized = ok["normalized"] if "normalized" in ok.columns else pd.Series(float("nan"), index=ok.index)
     ok["score"] = normalized.where(normalized.notna(), ok["value"]).astype(float)
+    # hand-entered tables and files written before the column existed carry no flag: not overridden
+    flag = ok["data_overridden"] if "data_overridden" in ok.columns else pd.Series(False, index=ok.index)
+    ok["data_overridden"] = flag.eq(True)
+    ok["suite"] = [TASK_SUITES.get((s, t), s) for s, t in zip(ok["suite"], ok["task"], strict=True)]
     dupes = ok.duplicated(["model", "format", "suite", "task"], keep=False)
     if dupes.any():
         rows = ok.loc[dupes, ["model", "format", "suite", "task", "metric"]].drop_duplicates()
@@ -47,7 +70,7 @@ def primary_scores(scores: pd.DataFrame) -> pd.DataFrame:
             f"{rows.head(5).to_string(index=False)}",
             hint="each task must mark exactly one metric is_primary",
         )
-    return ok[["model", "format", "suite", "task", "score"]]
+    return ok[["model", "format", "suite", "task", "score", "data_overridden"]]
 
 
 def recovery_table(scores: pd.DataFrame, baseline_format: str = "bf16") -> pd.DataFrame:
@@ -57,16 +80,20 @@ def recovery_table(scores: pd.DataFrame, baseline_format: str = "bf16") -> pd.Da
     prim = primary_scores(scores).dropna(subset=["score"])
     rows: list[dict[str, object]] = []
     for (model, suite), group in prim.groupby(["model", "suite"], sort=True):
-        base = group[group["format"] == baseline_format].set_index("task")["score"]
+        base_rows = group[group["format"] == baseline_format].set_index("task")
+        base = base_rows["score"]
         for fmt, fgroup in group.groupby("format", sort=False):
             scores_f = fgroup.set_index("task")["score"]
+            over_f = fgroup.set_index("task")["data_overridden"]
             common = scores_f.index.intersection(base.index)
             if len(common):
                 avg, base_avg = float(scores_f[common].mean()), float(base[common].mean())
                 recovery = avg / base_avg * 100 if base_avg else float("nan")
                 n = len(common)
+                overridden = bool(over_f[common].any() or base_rows["data_overridden"][common].any())
             else:
                 avg, base_avg, recovery, n = float(scores_f.mean()), float("nan"), float("nan"), len(scores_f)
+                overridden = bool(over_f.any())
             rows.append(
                 {
                     "section": SECTIONS.get(str(suite), "other"),
@@ -77,6 +104,7 @@ def recovery_table(scores: pd.DataFrame, baseline_format: str = "bf16") -> pd.Da
                     "score": avg,
                     "baseline_score": base_avg,
                     "recovery": recovery,
+                    "data_overridden": overridden,
                 }
             )
     table = pd.DataFrame(rows, columns=RECOVERY_COLUMNS)

@@ -35,11 +35,20 @@ def text_table(
     return "\n".join(out)
 
 
+OVERRIDE_MARK = "*"
+OVERRIDE_NOTE = (
+    "* ran on local data overrides (demo: a handful of shipped documents per task, so the number only shows the "
+    "pipeline works; or local copies of the datasets): see data_sources in results/scores"
+)
+
+
 def render_recovery(table: pd.DataFrame, baseline_format: str) -> str:
-    """Per model and section: suites as rows, formats as columns, "score (recovery%)" in each cell."""
+    """Per model and section: suites as rows, formats as columns, "score (recovery%)" in each cell; a cell that ran
+    on local data overrides is marked "*", with a footnote."""
     if table.empty:
         return "No successful results to aggregate."
     blocks = []
+    marked = False
     for model, mgroup in table.groupby("model", sort=False):
         formats = [baseline_format, *sorted(f for f in mgroup["format"].unique() if f != baseline_format)]
         for section, sgroup in mgroup.groupby("section", sort=False):
@@ -55,10 +64,15 @@ def render_recovery(table: pd.DataFrame, baseline_format: str) -> str:
                     cell = _fmt(float(r["score"]))
                     if fmt != baseline_format:
                         cell += f" ({_fmt(float(r['recovery']))}%)"
+                    if bool(r.get("data_overridden", False)):
+                        cell += OVERRIDE_MARK
+                        marked = True
                     row.append(cell)
                 rows.append(row)
             title = f"{model} - {section}: average score (recovery vs {baseline_format})"
             blocks.append(title + "\n" + text_table(["suite", *formats], rows, [False] + [True] * len(formats)))
+    if marked:
+        blocks.append(OVERRIDE_NOTE)
     return "\n\n".join(blocks)
 
 

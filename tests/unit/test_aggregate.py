@@ -95,6 +95,70 @@ def test_render_has_scores_and_recoveries() -> None:
     assert "50.0" in text and "45.0 (90.0%)" in text and "academic" in text
 
 
+def test_humaneval_and_humaneval_plus_are_separate_lines() -> None:
+    """One humaneval cell scores both; the study reports them separately, each with its own recovery."""
+    df = hand_table(
+        [
+            ("m", "bf16", "humaneval", "humaneval", 60.0, None),
+            ("m", "bf16", "humaneval", "humaneval_plus", 50.0, None),
+            ("m", "w4a16", "humaneval", "humaneval", 57.0, None),
+            ("m", "w4a16", "humaneval", "humaneval_plus", 40.0, None),
+        ]
+    )
+    t = recovery_table(df).set_index(["suite", "format"])
+    assert t.loc[("humaneval", "w4a16"), "recovery"] == pytest.approx(95.0)
+    assert t.loc[("humaneval_plus", "w4a16"), "recovery"] == pytest.approx(80.0)
+    assert t.loc[("humaneval_plus", "w4a16"), "section"] == "real-world"
+    text = render_recovery(recovery_table(df), "bf16")
+    assert "57.0 (95.0%)" in text and "40.0 (80.0%)" in text
+
+
+def test_cells_on_overridden_data_are_marked() -> None:
+    real = hand_table(
+        [("m", "bf16", "leaderboard_v1", "a", 50.0, None), ("m", "fp8", "leaderboard_v1", "a", 45.0, None)]
+    )
+    demo = hand_table(
+        [("m", "bf16", "arena_hard", "arena", 40.0, None), ("m", "fp8", "arena_hard", "arena", 20.0, None)]
+    )
+    df = pd.concat([real.assign(data_overridden=False), demo.assign(data_overridden=[False, True])])
+    t = recovery_table(df).set_index(["suite", "format"])
+    assert not t.loc[("leaderboard_v1", "fp8"), "data_overridden"]
+    # the fp8 row ran on demo data; the baseline row of that suite did not, but the fp8 recovery used demo numbers
+    assert t.loc[("arena_hard", "fp8"), "data_overridden"] and not t.loc[("arena_hard", "bf16"), "data_overridden"]
+    text = render_recovery(recovery_table(df), "bf16")
+    assert "20.0 (50.0%)*" in text and "45.0 (90.0%)*" not in text
+    assert "* ran on local data overrides" in text
+    assert "ran on local data overrides" not in render_recovery(recovery_table(real), "bf16")
+
+
+def test_aggregate_cli_carries_the_override_flag_from_a_real_store(tmp_path: Path) -> None:
+    from datetime import datetime, timezone
+
+    from evalkit.cell import Cell
+    from evalkit.records import TaskScore
+    from evalkit.store import Provenance, ResultsStore, RunInfo, new_run_id
+
+    store = ResultsStore(tmp_path)
+    now = datetime.now(timezone.utc)
+    prov = Provenance("0", "c", "0.4.13", "0.32", "/ckpt", "h")
+    for fmt, value, demo in (("bf16", 50.0, True), ("fp8", 40.0, True)):
+        cell = Cell("m", fmt, "demo_leaderboard_v1", "leaderboard_v1", "hub:x", "f" * 64)
+        run = RunInfo(new_run_id(), now, now, "log", prov, '[{"dataset": "x"}]', demo)
+        store.commit_cell(cell, run, [TaskScore("gsm8k_llama", "exact_match", value, None, 4, is_primary=True)], [])
+    out = subprocess.run(
+        [sys.executable, "-m", "evalkit.cli", "aggregate", "--results", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "40.0 (80.0%)*" in out.stdout and "* ran on local data overrides" in out.stdout
+    for written in (
+        pd.read_parquet(tmp_path / "aggregate" / "recovery.parquet"),
+        pd.read_csv(tmp_path / "aggregate" / "recovery.csv"),
+    ):
+        assert written["data_overridden"].tolist() == [True, True]
+
+
 def test_aggregate_cli_on_hand_written_parquet(tmp_path: Path) -> None:
     """`evalkit aggregate --results DIR` on a hand-written Parquet (published numbers beside our own)."""
     (tmp_path / "scores").mkdir()
