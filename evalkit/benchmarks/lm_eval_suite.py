@@ -795,6 +795,13 @@ class LmEvalSuite:
                 out += [local_source(ref.id, path, split) for split, path in sorted(files.items())]
             else:
                 out.append(hub_source(ref.id, ctx.hub_revisions.get(ref.id)))
+        tasks = ruler.ruler_leaves([t for run in settings.runs for t in run.tasks], self._catalog())
+        if tasks:  # RULER builds its documents at load time; the essay/QA source files are pinned by digest
+            out.append(DataSource(dataset="ruler documents, generated at load time with the served tokenizer"))
+            data_dir = Path(settings.ruler_data_dir).resolve()
+            for source in ruler.data_needed(tasks):
+                f = ruler_data.FILES[source]
+                out.append(DataSource(dataset=f"ruler {source}", path=str(data_dir / f.name), sha256=f.sha256))
         return out
 
     def prefetch(self, settings: dict[str, Any]) -> None:

@@ -155,6 +155,24 @@ def test_lm_eval_sources_local_where_overridden_hub_with_revision_elsewhere(tmp_
     assert gsm8k.sha256 == sha256_file(GSM8K_DEMO)
     assert sources["Rowan/hellaswag"].hub_revision == "rev1" and sources["Rowan/hellaswag"].path is None
     assert sources["allenai/winogrande:winogrande_xl"].hub_revision == "unpinned"
+    assert not any(name.startswith("ruler") for name in sources)
+
+
+def test_ruler_sources_name_generated_documents_and_pinned_files(tmp_path: Path) -> None:
+    from evalkit.benchmarks import RunContext
+    from evalkit.benchmarks.lm_eval_suite import LmEvalSuite
+    from evalkit.benchmarks.ruler_data import FILES
+    from evalkit.offline import TaskEntry
+
+    catalog = {t: TaskEntry(t, "task", None) for t in ("niah_single_1", "ruler_qa_squad")}
+    runs = [{"name": "r", "tasks": ["niah_single_1", "ruler_qa_squad"], "max_seq_lengths": [4096]}]
+    settings = {"runs": runs, "ruler_data_dir": str(tmp_path / "ruler")}
+    ctx = RunContext(endpoint=None, work_dir=tmp_path, settings=settings)
+    sources = {s.dataset: s for s in LmEvalSuite(catalog=lambda: catalog).data_sources(ctx)}
+    assert "ruler documents, generated at load time with the served tokenizer" in sources
+    squad = sources["ruler squad"]
+    assert (squad.path, squad.sha256) == (str(tmp_path / "ruler" / "squad.json"), FILES["squad"].sha256)
+    assert "ruler essays" not in sources  # niah_single_1 repeats a fixed haystack: no source file
 
 
 def test_real_benchmark_without_prefetch_record_is_refused(tmp_path: Path) -> None:
