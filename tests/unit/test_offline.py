@@ -235,6 +235,31 @@ def test_demo_few_shot_pools_are_large_enough() -> None:
     assert count("TIGER-Lab/MMLU-Pro", "validation") >= 5
 
 
+def test_prefetch_records_rows_and_content_hash_per_split(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Hub is the edge faked here: `load_dataset` returns a real DatasetDict built from the shipped GSM8K file."""
+    import datasets
+    import huggingface_hub
+
+    from evalkit.datasources import content_hash, read_manifest_file, read_rows
+    from evalkit.offline import DatasetRef, prefetch_datasets
+
+    gsm8k = REPO / "data" / "openai" / "gsm8k" / "main" / "test.jsonl"
+    loaded = datasets.DatasetDict({"test": datasets.Dataset.from_list(read_rows(gsm8k))})
+    monkeypatch.setattr(datasets, "load_dataset", lambda path, name, cache_dir=None: loaded)
+    monkeypatch.setattr(
+        huggingface_hub.HfApi, "dataset_info", lambda self, repo: type("Info", (), {"sha": f"sha-of-{repo}"})()
+    )
+    manifest = tmp_path / "datasets_manifest.json"
+    prefetch_datasets([DatasetRef("openai/gsm8k", "main")], manifest=manifest)
+    prefetch_datasets([DatasetRef("other/set")], manifest=manifest)  # a later prefetch adds, never drops
+    records = read_manifest_file(manifest)
+    assert set(records) == {"openai/gsm8k:main", "other/set"}
+    rec = records["openai/gsm8k:main"]
+    assert rec.revision == "sha-of-openai/gsm8k"
+    split = rec.splits["test"]
+    assert (split.rows, split.sha256) == content_hash(read_rows(gsm8k)) and split.rows == 4
+
+
 def test_adapter_prefetch_fetches_every_dataset_of_every_run(monkeypatch: pytest.MonkeyPatch) -> None:
     from evalkit.benchmarks import lm_eval_suite
 
