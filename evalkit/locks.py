@@ -4,7 +4,8 @@ flock suits every use here: the kernel releases a lock when its holder dies (eve
 outlives its owner and nobody needs time thresholds or stale-lock cleanup; and two opens of the same file conflict
 even inside one process, so threads are excluded as well. Lock files are never deleted: removing one while another
 process waits on it would let a third process lock a new file of the same name, and both would think they hold it.
-(flock is unreliable on some network file systems; it works on local disks and on NFSv4 / Lustre with flock enabled.)
+On NFS, Linux emulates flock with POSIX locks, which exclude processes but not two opens within one process: the
+store relies only on exclusion between processes (one job per process). Lustre needs the `flock` mount option.
 """
 
 from __future__ import annotations

@@ -13,10 +13,12 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
 
 import evalkit
@@ -153,6 +155,36 @@ def test_concurrent_writers_and_openers_lose_nothing(tmp_path: Path) -> None:
     assert not list((root / "scores" / PENDING).iterdir()) and not list((root / "samples" / PENDING).iterdir())
     assert len(list((root / "scores").glob("*.parquet"))) == len(keys)
     assert list((root / ".locks").iterdir())
+
+
+SAME_CELL = COMMON + textwrap.dedent(
+    """
+    store = ResultsStore.open_for_writing(root)
+    for _ in range(int(sys.argv[2])):
+        commit(store, cell("bf16", "same"), "w")
+    print(json.dumps({"ok": True}))
+    """
+)
+
+
+def test_writers_of_one_cell_take_turns(tmp_path: Path) -> None:
+    """Four processes re-commit the same cell: whenever no commit holds the cell's commit lock, its scores and
+    samples are of the same run (two interleaved commits would leave one run's scores with another's samples)."""
+    root = tmp_path / "results"
+    ResultsStore.open_for_writing(root)
+    key = Cell("m", "bf16", "same", "s", "hub:x", "f" * 64).key
+    writers = [_spawn(SAME_CELL, root, 25) for _ in range(4)]
+    checks = 0
+    while any(p.poll() is None for p in writers) or checks == 0:
+        with locks.exclusive(root / ".locks" / f"{key}.commit"):
+            files = [root / d / f"{key}.parquet" for d in ("scores", "samples")]
+            if all(f.exists() for f in files):
+                runs = [set(pq.read_table(f, columns=["run_id"]).column("run_id").to_pylist()) for f in files]
+                assert runs[0] == runs[1] and len(runs[0]) == 1
+                checks += 1
+        time.sleep(0.005)
+    assert [_report(p) for p in writers] == [{"ok": True}] * 4
+    assert checks > 0
 
 
 def test_reading_a_missing_results_folder_creates_nothing(tmp_path: Path) -> None:
