@@ -3,10 +3,16 @@
 A cell's failure is recorded in the store (status "failed", error, log path) and does not stop the other cells.
 A failure that concerns the whole job (the checkpoint cannot be produced, the server cannot start or dies) is
 recorded for every cell still pending. Nothing is committed for a cell until its result is whole.
+
+Two processes may run jobs on one results folder at once (two sweeps started together): before the server starts,
+the job takes the run lock of each pending cell (`ResultsStore.claim`) and keeps those it got until it ends. A cell
+whose lock another process holds is running there: it is skipped, not failed. A cell that another process committed
+between planning and the lock is skipped as done.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -28,7 +34,7 @@ from evalkit.errors import EvalkitError, ServerError
 from evalkit.files import write_text_atomic
 from evalkit.plan import config_hash, plan_job
 from evalkit.provenance import tool_versions
-from evalkit.store import Provenance, ResultsStore, RunInfo, new_run_id
+from evalkit.store import CellRecord, CellState, Provenance, ResultsStore, RunInfo, new_run_id
 
 log = logging.getLogger("evalkit.job")
 
@@ -45,6 +51,9 @@ class JobSummary:
     done: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
+    """Cells already done (at planning, or committed by another process before this job took their run lock)."""
+    elsewhere: list[str] = field(default_factory=list)
+    """Cells another process was running (their run lock was held): left to it, neither run nor failed here."""
     server_starts: int = 0
 
 
@@ -66,24 +75,60 @@ GENERATED = ".generated.json"
 
 
 def run_job(dcfg: DictConfig, job_dir: Path, phase: Phase = "all") -> JobSummary:
-    store = ResultsStore(Path(dcfg.paths.results).resolve())
+    store = ResultsStore.open_for_writing(Path(dcfg.paths.results).resolve())
     plan = plan_job(dcfg, store)
     cfg = plan.cfg
     summary = JobSummary(plan.name, skipped=[c.benchmark for c in plan.cells if c not in plan.pending])
     if not plan.pending:
         log.info("%s: all %d cells complete, nothing to run", plan.name, len(plan.cells))
         return summary
-    job_dir.mkdir(parents=True, exist_ok=True)
-    ctx_of = _contexts(cfg, job_dir)
-    if phase == "score":
-        _score_generated(plan.pending, cfg, ctx_of, store, summary)
-        return summary
-    split = phase == "generate" or cfg.split_scoring
-    log.info("%s: %d cell(s) to run: %s", plan.name, len(plan.pending), ", ".join(c.benchmark for c in plan.pending))
-    _serve_and_run(plan.pending, cfg, dcfg, job_dir, ctx_of, store, summary, generate_only=split)
-    if phase == "all" and split:
-        _score_generated([c for c in plan.pending if c.benchmark not in summary.failed], cfg, ctx_of, store, summary)
+    planned = {c.key: r for c, r in zip(plan.cells, plan.records, strict=True)}
+    with contextlib.ExitStack() as held:  # the run locks of this job's cells, released when it ends
+        pending = claim_cells(plan.pending, planned, store, held, summary)
+        if summary.elsewhere:
+            log.info("%s: running in another process, left to it: %s", plan.name, ", ".join(summary.elsewhere))
+        if not pending:
+            log.info("%s: no cell left to run here", plan.name)
+            return summary
+        job_dir.mkdir(parents=True, exist_ok=True)
+        ctx_of = _contexts(cfg, job_dir)
+        if phase == "score":
+            _score_generated(pending, cfg, ctx_of, store, summary)
+            return summary
+        split = phase == "generate" or cfg.split_scoring
+        log.info("%s: %d cell(s) to run: %s", plan.name, len(pending), ", ".join(c.benchmark for c in pending))
+        _serve_and_run(pending, cfg, dcfg, job_dir, ctx_of, store, summary, generate_only=split)
+        if phase == "all" and split:
+            _score_generated([c for c in pending if c.benchmark not in summary.failed], cfg, ctx_of, store, summary)
     return summary
+
+
+def claim_cells(
+    cells: list[Cell],
+    planned: dict[str, CellRecord],
+    store: ResultsStore,
+    held: contextlib.ExitStack,
+    summary: JobSummary,
+) -> list[Cell]:
+    """The cells this process runs: those whose run lock it takes (kept in `held`), except any another process
+    committed after planning (`planned`: the records the plan saw). The others go to `summary.elsewhere` (lock held
+    by another process) or `summary.skipped` (done meanwhile). A forced re-run still re-runs a cell that was done
+    at planning: only a newer run than the planned one counts as done meanwhile."""
+    mine: list[Cell] = []
+    for cell in cells:
+        with contextlib.ExitStack() as one:
+            if not one.enter_context(store.claim(cell)):
+                summary.elsewhere.append(cell.benchmark)
+                continue
+            now = store.cell_record(cell)
+            before = planned.get(cell.key)
+            if now.state is CellState.DONE and (before is None or now.run_id != before.run_id):
+                log.info("    %s: committed by another process meanwhile (run %s), not re-run", cell.key, now.run_id)
+                summary.skipped.append(cell.benchmark)
+                continue
+            held.enter_context(one.pop_all())
+            mine.append(cell)
+    return mine
 
 
 def _contexts(cfg: EvalkitConfig, job_dir: Path) -> Callable[[Cell, Endpoint | None], RunContext]:

@@ -5,20 +5,32 @@ Layout (both are ordinary Parquet datasets: `pd.read_parquet("results/scores")` 
     results/scores/<model>__<format>__<benchmark>.parquet    one row per task x metric (or one failure row)
     results/samples/<model>__<format>__<benchmark>.parquet   one row per task x document
     results/scores/_pending/, results/samples/_pending/      staging; ignored by Parquet readers ("_" prefix)
+    results/.locks/<key>.commit, results/.locks/<key>.run    per-cell locks (evalkit.locks); not Parquet, never read
+
+Reading (`ResultsStore(root)`: status, planning, aggregate) never writes and never creates anything; a results folder
+that does not exist reads as empty. Writing goes through `ResultsStore.open_for_writing(root)` (a job), which makes
+the folders and recovers.
 
 Commit protocol for one cell (a job killed at any instant leaves the whole cell or nothing):
   1. write samples to samples/_pending/<key>__<run_id>.parquet (fsync)
   2. write scores to scores/_pending/, fsync, then os.replace onto scores/<key>.parquet  <- the commit point
   3. os.replace the pending samples file onto samples/<key>.parquet
-Recovery (every time a store is opened): a pending samples file whose run_id is the committed one is rolled
-forward (step 3); any other pending file is debris of a killed job and is deleted.
+A writer holds the cell key's commit lock through steps 1-3 (and the check of `record_failure`), so two writers of
+one key take turns.
+Recovery (every time a store is opened for writing): for each key with staging files whose commit lock it can take
+without waiting (a held lock means a live writer owns those files: they are left alone), a pending samples file
+whose run_id is the committed one is rolled forward (step 3); any other pending file is debris of a killed job and
+is deleted. A killed writer's lock is released by the kernel, so its debris is recovered by the next opening.
+Running a cell is guarded by a second lock per key, the run lock (`claim`): two sweeps on one results folder never
+run the same cell at once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 from enum import Enum
@@ -29,11 +41,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from evalkit import locks
 from evalkit.cell import Cell
 from evalkit.errors import StoreError
 from evalkit.records import SampleRecord, TaskScore
 
 PENDING = "_pending"
+LOCKS = ".locks"
 
 
 @dataclass(frozen=True)
@@ -220,18 +234,53 @@ def _write_parquet(table: pa.Table, path: Path) -> None:
 
 
 class ResultsStore:
-    """Reads and writes the two tables. Safe against kills at any instant; not a database for concurrent
-    writers of the same cell (one job owns a model x format, so one writer per cell key)."""
+    """Reads and writes the two tables. Safe against kills at any instant and against concurrent processes: readers
+    see whole cells, writers of one cell key take turns, recovery leaves live writers' files alone.
+
+    `ResultsStore(root)` only reads; `ResultsStore.open_for_writing(root)` may also write."""
 
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
         self.scores_dir = self.root / "scores"
         self.samples_dir = self.root / "samples"
-        for d in (self.scores_dir / PENDING, self.samples_dir / PENDING):
-            d.mkdir(parents=True, exist_ok=True)
-        self.recover()
+        self._writable = False
+
+    @classmethod
+    def open_for_writing(cls, root: Path | str) -> ResultsStore:
+        """The store a job writes to: folders created, what killed writers left behind recovered."""
+        store = cls(root)
+        try:
+            for d in (store.scores_dir / PENDING, store.samples_dir / PENDING, store.root / LOCKS):
+                d.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot create the results folder {store.root} ({exc.strerror})",
+                hint="set paths.results to a folder you can write (evalkit sweep ... paths.results=DIR)",
+            ) from exc
+        store._writable = True
+        store.recover()
+        return store
+
+    def _lock_path(self, key: str, kind: str) -> Path:
+        return self.root / LOCKS / f"{key}.{kind}"
+
+    def _check_writable(self, what: str) -> None:
+        if not self._writable:
+            raise StoreError(
+                f"{what} on the results store {self.root}, which was opened read-only",
+                hint="open it with ResultsStore.open_for_writing(root) (a bug in the caller: please report it)",
+            )
 
     # ---------------------------------------------------------------- writing
+    @contextlib.contextmanager
+    def claim(self, cell: Cell) -> Iterator[bool]:
+        """Take the cell's run lock if no other process holds it: yields True (this process may run the cell; the
+        lock is held until the block ends, or until the process dies) or False (it is running elsewhere: skip it).
+        Re-read `cell_record` after a True: the holder before may have just committed the cell."""
+        self._check_writable(f"claiming cell {cell.key}")
+        with locks.try_exclusive(self._lock_path(cell.key, "run")) as mine:
+            yield mine
+
     def commit_cell(
         self, cell: Cell, run: RunInfo, scores: Iterable[TaskScore], samples: Iterable[SampleRecord]
     ) -> None:
@@ -240,15 +289,23 @@ class ResultsStore:
         if not score_rows:
             raise StoreError(f"cell {cell.key} produced no scores; refusing to commit an empty result")
         sample_rows = [_sample_row(cell, run, s) for s in samples]
-        self._commit(cell.key, run.run_id, _to_table(score_rows, SCORES_SCHEMA), _to_table(sample_rows, SAMPLES_SCHEMA))
+        self._check_writable(f"committing cell {cell.key}")
+        with locks.exclusive(self._lock_path(cell.key, "commit")):
+            self._commit(
+                cell.key, run.run_id, _to_table(score_rows, SCORES_SCHEMA), _to_table(sample_rows, SAMPLES_SCHEMA)
+            )
 
     def record_failure(self, cell: Cell, run: RunInfo, error: str) -> None:
         """Record a failed cell (one row, status "failed", with the error and log path).
 
         A successful result of the same cell id is never overwritten by a failure: a failed re-run loses nothing.
         """
-        if self.cell_record(cell).state is CellState.DONE:
-            return
+        self._check_writable(f"recording the failure of cell {cell.key}")
+        with locks.exclusive(self._lock_path(cell.key, "commit")):  # the check and the write as one step
+            if self.cell_record(cell).state is not CellState.DONE:
+                self._record_failure(cell, run, error)
+
+    def _record_failure(self, cell: Cell, run: RunInfo, error: str) -> None:
         row = ScoreRow(
             **_identity(cell, run),
             task="",
@@ -266,6 +323,7 @@ class ResultsStore:
         self._commit(cell.key, run.run_id, _to_table([row], SCORES_SCHEMA), _to_table([], SAMPLES_SCHEMA))
 
     def _commit(self, key: str, run_id: str, scores: pa.Table, samples: pa.Table) -> None:
+        """Steps 1-3 of the commit protocol; the caller holds the key's commit lock."""
         pending_samples = self.samples_dir / PENDING / f"{key}__{run_id}.parquet"
         pending_scores = self.scores_dir / PENDING / f"{key}__{run_id}.parquet"
         _write_parquet(samples, pending_samples)
@@ -276,14 +334,28 @@ class ResultsStore:
         _fsync_dir(self.samples_dir)
 
     def recover(self) -> None:
-        """Finish or discard what a killed commit left in the staging directories."""
+        """Finish or discard what killed commits left in the staging directories, key by key, skipping keys whose
+        commit lock is held: their staging files belong to a writer that is alive."""
+        self._check_writable("recovering")
+        staged = [*(self.scores_dir / PENDING).glob("*.parquet"), *(self.samples_dir / PENDING).glob("*.parquet")]
+        for key in sorted({_key_of(p) for p in staged}):
+            with locks.try_exclusive(self._lock_path(key, "commit")) as mine:
+                if mine:
+                    self._recover_key(key)
+
+    def _recover_key(self, key: str) -> None:
+        """Under the key's commit lock: listed again, since the writer that held it before may have finished."""
         for leftover in (self.scores_dir / PENDING).glob("*.parquet"):
-            leftover.unlink(missing_ok=True)
+            if _key_of(leftover) == key:
+                leftover.unlink(missing_ok=True)
         for pending in (self.samples_dir / PENDING).glob("*.parquet"):
-            key, _, run_id = pending.stem.rpartition("__")
+            if _key_of(pending) != key:
+                continue
+            run_id = pending.stem.rpartition("__")[2]
             committed = self.scores_dir / f"{key}.parquet"
             if committed.exists() and self._run_id_of(committed) == run_id:
                 os.replace(pending, self.samples_dir / f"{key}.parquet")
+                _fsync_dir(self.samples_dir)
             else:
                 pending.unlink(missing_ok=True)
 
@@ -350,6 +422,11 @@ class ResultsStore:
             return schema.empty_table().to_pandas()
         relaxed = pa.schema([f.with_nullable(True) for f in schema])
         return pa.concat_tables([t.cast(relaxed) for t in tables]).to_pandas()
+
+
+def _key_of(pending: Path) -> str:
+    """The cell key of a staging file `<key>__<run_id>.parquet` (keys contain "__", run ids do not)."""
+    return pending.stem.rpartition("__")[0]
 
 
 def _identity(cell: Cell, run: RunInfo) -> dict[str, Any]:

@@ -9,14 +9,12 @@ file and two submissions of the same sweep cannot lose each other's entries.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from evalkit import locks
 from evalkit.errors import SlurmError
 from evalkit.files import write_text_atomic
 
@@ -137,18 +135,10 @@ def read(sweep_dir: Path) -> SweepRecord | None:
     return from_json(text, where=str(path))
 
 
-@contextlib.contextmanager
-def _locked(sweep_dir: Path) -> Iterator[None]:
-    sweep_dir.mkdir(parents=True, exist_ok=True)
-    with open(sweep_dir / f".{FILENAME}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        yield
-
-
 def append(sweep_dir: Path, sweep: str, submission: Submission) -> SweepRecord:
     """Add a submission to the sweep's record (created if missing), atomically; returns the new record."""
     path = path_of(sweep_dir)
-    with _locked(sweep_dir):
+    with locks.exclusive(sweep_dir / f".{FILENAME}.lock"):
         record = (read(sweep_dir) or SweepRecord(sweep)).with_submission(submission)
         write_text_atomic(path, to_json(record))
     return record

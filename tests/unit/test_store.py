@@ -77,7 +77,7 @@ def test_record_and_arrow_schema_agree(record: type, schema: pa.Schema) -> None:
 
 # ---------------------------------------------------------------- commit / read
 def test_commit_and_read_back(tmp_path: Path) -> None:
-    store = ResultsStore(tmp_path)
+    store = ResultsStore.open_for_writing(tmp_path)
     c, r = cell(), run()
     store.commit_cell(c, r, scores(), samples())
     df = store.read_scores()
@@ -92,7 +92,7 @@ def test_commit_and_read_back(tmp_path: Path) -> None:
 
 
 def test_rerun_replaces_only_that_cell(tmp_path: Path) -> None:
-    store = ResultsStore(tmp_path)
+    store = ResultsStore.open_for_writing(tmp_path)
     a, b = cell("bench_a"), cell("bench_b")
     store.commit_cell(a, run(), scores(2, 10), samples(2))
     store.commit_cell(b, run(), scores(2, 20), samples(3))
@@ -106,7 +106,7 @@ def test_rerun_replaces_only_that_cell(tmp_path: Path) -> None:
 
 
 def test_states_missing_stale_failed(tmp_path: Path) -> None:
-    store = ResultsStore(tmp_path)
+    store = ResultsStore.open_for_writing(tmp_path)
     c = cell()
     assert store.cell_record(c).state is CellState.MISSING
     store.record_failure(c, run("/jobs/fail.log"), "server died")
@@ -123,11 +123,11 @@ def test_states_missing_stale_failed(tmp_path: Path) -> None:
 
 def test_empty_scores_refused(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="no scores"):
-        ResultsStore(tmp_path).commit_cell(cell(), run(), [], samples())
+        ResultsStore.open_for_writing(tmp_path).commit_cell(cell(), run(), [], samples())
 
 
 def test_corrupt_file_names_file_and_fix(tmp_path: Path) -> None:
-    store = ResultsStore(tmp_path)
+    store = ResultsStore.open_for_writing(tmp_path)
     store.commit_cell(cell(), run(), scores(), samples())
     bad = tmp_path / "scores" / f"{cell().key}.parquet"
     bad.write_bytes(bad.read_bytes()[:50])
@@ -137,7 +137,7 @@ def test_corrupt_file_names_file_and_fix(tmp_path: Path) -> None:
 
 
 def test_foreign_table_missing_columns(tmp_path: Path) -> None:
-    store = ResultsStore(tmp_path)
+    store = ResultsStore.open_for_writing(tmp_path)
     pd.DataFrame({"model": ["m"], "value": [1.0]}).to_parquet(tmp_path / "scores" / "hand.parquet")
     with pytest.raises(StoreError, match="missing columns"):
         store.read_scores()
@@ -169,7 +169,7 @@ def test_files_from_before_the_data_columns_still_read(tmp_path: Path) -> None:
 
 def test_recovery_rolls_forward_or_discards(tmp_path: Path) -> None:
     """Simulate the two crash windows of the commit protocol by leaving staging files behind."""
-    store = ResultsStore(tmp_path)
+    store = ResultsStore.open_for_writing(tmp_path)
     c = cell()
     r1 = run()
     store.commit_cell(c, r1, scores(), samples(2))
@@ -182,7 +182,7 @@ def test_recovery_rolls_forward_or_discards(tmp_path: Path) -> None:
     store.commit_cell(other, r2, scores(), samples(3))
     final = tmp_path / "samples" / f"{other.key}.parquet"
     os.replace(final, tmp_path / "samples" / "_pending" / f"{other.key}__{r2.run_id}.parquet")
-    reopened = ResultsStore(tmp_path)
+    reopened = ResultsStore.open_for_writing(tmp_path)
     assert not debris.exists()
     assert final.exists()
     smp = reopened.read_samples()
@@ -196,7 +196,7 @@ KILLER = textwrap.dedent(
     from evalkit.cell import Cell
     from evalkit.records import SampleRecord, TaskScore
     from evalkit.store import Provenance, ResultsStore, RunInfo, new_run_id
-    store = ResultsStore(sys.argv[1])
+    store = ResultsStore.open_for_writing(sys.argv[1])
     prov = Provenance("0", "0", "0", "0", "/c", "h")
     i = 0
     print("ready", flush=True)
@@ -220,7 +220,7 @@ def test_kill_minus_9_mid_commit_leaves_whole_cell(tmp_path: Path) -> None:
         time.sleep(0.3 + 0.17 * attempt)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        store = ResultsStore(tmp_path)
+        store = ResultsStore.open_for_writing(tmp_path)
         sc, smp = store.read_scores(), store.read_samples()
         if sc.empty:
             assert smp.empty
