@@ -8,8 +8,10 @@ are not keys (a benchmark name in `benchmark`, a format without a checkpoint sou
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
@@ -192,6 +194,43 @@ def to_object(cfg: DictConfig) -> EvalkitConfig:
     return obj
 
 
+ROOT_EXTRA_KEYS = ("hydra",)
+"""Root keys allowed beside the schema's: Hydra's own node (present while a Hydra app runs)."""
+
+
+def unknown_keys(node: Any, where: str = "") -> list[str]:
+    """Dotted keys of `node` that its schema does not declare. Hydra lets `+key=value` add keys even to a structured
+    config, and `to_object` then drops them silently: `+servr.port=8000` would be accepted and do nothing."""
+    if not isinstance(node, DictConfig):
+        return []
+    found: list[str] = []
+    schema = OmegaConf.get_type(node)
+    declared = {f.name for f in dataclasses.fields(schema)} if dataclasses.is_dataclass(schema) else None
+    for key in node.keys():
+        path = f"{where}.{key}" if where else str(key)
+        if declared is not None and key not in declared and not (not where and key in ROOT_EXTRA_KEYS):
+            found.append(path)
+            continue
+        if key == "hydra" and not where:
+            continue  # Hydra's node has its own schema, checked by Hydra
+        found += unknown_keys(node._get_node(key), path)  # no interpolation resolving: only the structure
+    return found
+
+
+def check_known_keys(cfg: DictConfig) -> None:
+    """Raise ConfigError for keys the schema does not declare (see `unknown_keys`)."""
+    unknown = unknown_keys(cfg)
+    if unknown:
+        first = unknown[0]
+        parent = first.rpartition(".")[0]
+        node = OmegaConf.select(cfg, parent) if parent else cfg
+        valid = sorted(k for k in node.keys() if f"{parent}.{k}".lstrip(".") not in unknown) if node is not None else []
+        raise ConfigError(
+            f"unknown config key(s) {', '.join(unknown)} (added with `+`, so Hydra accepted them)",
+            hint=f"remove them or fix the spelling; valid keys{' under ' + parent if parent else ''}: {', '.join(valid)}",
+        )
+
+
 def _check_name(kind: str, name: str) -> None:
     if not NAME_RE.match(name):
         raise ConfigError(
@@ -243,6 +282,9 @@ def validate(cfg: EvalkitConfig) -> None:
             f"but model {cfg.model.name!r} declares none",
             hint=f"add model.checkpoints.{cfg.baseline_format}",
         )
+    _check_parallelism(cfg.model)
+    for fmt in dict.fromkeys([cfg.format.name, *([cfg.baseline_format] if spec.source == "recipe" else [])]):
+        _check_local_checkpoint(fmt, cfg.model.checkpoints.get(fmt))
     if cfg.phase not in ("all", "generate", "score"):
         raise ConfigError(f"phase={cfg.phase!r} is not a job phase", hint="valid choices: all, generate, score")
     for fmt in cfg.model.recipe_overrides:
@@ -251,3 +293,30 @@ def validate(cfg: EvalkitConfig) -> None:
                 f"model.recipe_overrides names format {fmt!r}, which the model has no checkpoint for",
                 hint=f"formats: {', '.join(sorted(cfg.model.checkpoints))}",
             )
+
+
+def _check_parallelism(model: ModelConfig) -> None:
+    """vLLM needs at least one GPU per replica; 0 or -1 would otherwise fail only at server start (after the checkpoint
+    was produced) or, on Slurm, plan a negative pipeline or divide by zero."""
+    sizes = {"model.tensor_parallel_size": model.tensor_parallel_size}
+    sizes |= {f"model.tp_by_format.{fmt}": tp for fmt, tp in model.tp_by_format.items()}
+    for key, value in sizes.items():
+        if not isinstance(value, int) or value < 1:
+            raise ConfigError(
+                f"{key}={value!r} is not a tensor-parallel size (GPUs one vLLM server spans, >= 1)",
+                hint=f"set {key}=1, or the number of GPUs of a node one replica needs (e.g. 8)",
+            )
+
+
+def _check_local_checkpoint(fmt: str, spec: CheckpointSpec | None) -> None:
+    """A `source: path` checkpoint must exist now: nothing produces it later."""
+    if spec is None or spec.source != "path" or not spec.id:
+        return
+    path = Path(spec.id).expanduser()
+    if not (path / "config.json").is_file():
+        what = "does not exist" if not path.exists() else "is not a checkpoint directory (no config.json)"
+        raise ConfigError(
+            f"model.checkpoints.{fmt}.id={spec.id!r} (source: path) {what}",
+            hint="point it at a directory saved with save_pretrained (absolute, or relative to where evalkit runs), "
+            "or use source: hub with a Hugging Face id",
+        )
