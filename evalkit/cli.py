@@ -51,7 +51,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from evalkit import grid
     from evalkit.app import hydra_main
 
-    _compose_jobs(args.overrides, writable=not args.dry_run)  # refuse bad input here, before Hydra or a GPU
+    _compose_jobs(args.overrides, writable=True)  # refuse bad input here, before Hydra or a GPU
     extra = ["hydra.sweeper.dry_run=true"] if args.dry_run else []
     extra += ["hydra.sweeper.wait=true"] if args.wait else []
     hydra_main(["-m", *grid.group_benchmarks(args.overrides), *extra])

@@ -283,14 +283,20 @@ def _benchmark_checks(cfg: EvalkitConfig, name: str, hf_home: Path) -> list[Chec
 
 
 def _missing_hub_datasets(cfg: EvalkitConfig, settings: dict[str, Any], hf_home: Path) -> list[str]:
+    """Hub datasets of the suite's tasks that no local override serves and the cache lacks, and RULER's source files
+    (essays, SQuAD, HotpotQA) that are missing."""
+    from evalkit.benchmarks import ruler, ruler_data
     from evalkit.benchmarks.lm_eval_suite import validate_settings
     from evalkit.offline import datasets_for_tasks, load_task_catalog, resolve_overrides
 
     parsed = validate_settings(settings, None)
-    local = resolve_overrides(cfg.data)  # files checked by the adapter's data handling; ids only here
+    local = resolve_overrides(cfg.data)  # raises, naming the file, when an override's file is missing
     tasks = [t for run in parsed.runs for t in run.tasks]
-    refs = datasets_for_tasks(tasks, load_task_catalog())
-    return [r.id for r in refs if r.id not in local and not hub_cached(hf_home, r.path, "dataset")]
+    catalog = load_task_catalog()
+    refs = datasets_for_tasks(tasks, catalog)
+    missing = [r.id for r in refs if r.id not in local and not hub_cached(hf_home, r.path, "dataset")]
+    sources = ruler.data_needed(ruler.ruler_leaves(tasks, catalog))
+    return missing + ruler_data.missing_or_wrong(Path(parsed.ruler_data_dir).resolve(), sources)
 
 
 def run_doctor(
