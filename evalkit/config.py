@@ -198,37 +198,46 @@ ROOT_EXTRA_KEYS = ("hydra",)
 """Root keys allowed beside the schema's: Hydra's own node (present while a Hydra app runs)."""
 
 
+def _declared(node: Any) -> list[str] | None:
+    """Field names of the dataclass a config node is typed with; None for free-form nodes (dicts, settings)."""
+    schema = OmegaConf.get_type(node)
+    if isinstance(schema, type) and dataclasses.is_dataclass(schema):
+        return [f.name for f in dataclasses.fields(schema)]
+    return None
+
+
 def unknown_keys(node: Any, where: str = "") -> list[str]:
     """Dotted keys of `node` that its schema does not declare. Hydra lets `+key=value` add keys even to a structured
     config, and `to_object` then drops them silently: `+servr.port=8000` would be accepted and do nothing."""
     if not isinstance(node, DictConfig):
         return []
     found: list[str] = []
-    schema = OmegaConf.get_type(node)
-    declared = {f.name for f in dataclasses.fields(schema)} if dataclasses.is_dataclass(schema) else None
-    for key in node.keys():
-        path = f"{where}.{key}" if where else str(key)
-        if declared is not None and key not in declared and not (not where and key in ROOT_EXTRA_KEYS):
+    declared = _declared(node)
+    for key in node:
+        name = str(key)
+        path = f"{where}.{name}" if where else name
+        if not where and name in ROOT_EXTRA_KEYS:
+            continue  # Hydra's node has its own schema, checked by Hydra
+        if declared is not None and name not in declared:
             found.append(path)
             continue
-        if key == "hydra" and not where:
-            continue  # Hydra's node has its own schema, checked by Hydra
-        found += unknown_keys(node._get_node(key), path)  # no interpolation resolving: only the structure
+        found += unknown_keys(node._get_node(name), path)  # the node, not its value: no interpolation is resolved
     return found
 
 
 def check_known_keys(cfg: DictConfig) -> None:
-    """Raise ConfigError for keys the schema does not declare (see `unknown_keys`)."""
+    """Raise ConfigError for keys the schema does not declare (see `unknown_keys`), listing the valid ones."""
     unknown = unknown_keys(cfg)
-    if unknown:
-        first = unknown[0]
-        parent = first.rpartition(".")[0]
-        node = OmegaConf.select(cfg, parent) if parent else cfg
-        valid = sorted(k for k in node.keys() if f"{parent}.{k}".lstrip(".") not in unknown) if node is not None else []
-        raise ConfigError(
-            f"unknown config key(s) {', '.join(unknown)} (added with `+`, so Hydra accepted them)",
-            hint=f"remove them or fix the spelling; valid keys{' under ' + parent if parent else ''}: {', '.join(valid)}",
-        )
+    if not unknown:
+        return
+    parent = unknown[0].rpartition(".")[0]
+    node = OmegaConf.select(cfg, parent, throw_on_resolution_failure=False) if parent else cfg
+    valid = _declared(node) or []
+    where = f" of {parent}" if parent else ""
+    raise ConfigError(
+        f"unknown config key(s) {', '.join(unknown)} (added with `+`, so Hydra accepted them)",
+        hint=f"remove them or fix the spelling; valid keys{where}: {', '.join(sorted(valid))}",
+    )
 
 
 def _check_name(kind: str, name: str) -> None:

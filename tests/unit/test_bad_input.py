@@ -142,9 +142,7 @@ def test_aggregate_names_tables_left_at_the_top_level(capsys: pytest.CaptureFixt
     assert not (tmp_path / "scores").exists()
 
 
-@pytest.mark.parametrize(
-    ("override", "named"), [("+servr.port=8000", "servr"), ("+server.prot=8000", "server.prot")]
-)
+@pytest.mark.parametrize(("override", "named"), [("+servr.port=8000", "servr"), ("+server.prot=8000", "server.prot")])
 def test_keys_not_in_the_schema_are_refused_even_with_plus(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, override: str, named: str
 ) -> None:
