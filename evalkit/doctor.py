@@ -58,13 +58,16 @@ def check_versions(found: Mapping[str, str | None]) -> list[Check]:
     ]
 
 
-def check_gpus(device: str, gpus_per_node: int, seen: int | None, how: str) -> Check:
+def check_gpus(device: str, gpus_per_node: int, seen: int | None, how: str, slurm: bool = False) -> Check:
     """`device`: the sweep's server device (cpu / gpu / auto); `gpus_per_node`: the most any job asks for;
-    `seen`: GPUs visible here (None: no way to tell)."""
+    `seen`: GPUs visible here (None: no way to tell); `slurm`: the jobs run in Slurm allocations, not here."""
     needs_gpu = device == "gpu" or (device == "auto" and gpus_per_node > 0)
     detail = f"{seen if seen is not None else 'unknown'} ({how})"
     if not needs_gpu:
         return Check("GPUs", True, f"{detail}; the sweep serves on CPU")
+    if slurm and not seen:
+        # a login node has none; the jobs' GPU requests are checked by `sbatch --test-only` at submission
+        return Check("GPUs", True, f"{detail} here; the jobs get theirs from Slurm")
     if not seen:
         return Check(
             "GPUs",
@@ -313,7 +316,8 @@ def run_doctor(
     seen, how = gpus_seen()
     devices = {c.server.device for c in configs}
     device = "gpu" if "gpu" in devices else ("auto" if "auto" in devices else "cpu")
-    checks.append(check_gpus(device, max((c.model.resources.gpus_per_node for c in configs), default=0), seen, how))
+    most = max((c.model.resources.gpus_per_node for c in configs), default=0)
+    checks.append(check_gpus(device, most, seen, how, slurm=slurm))
     if slurm:
         checks.append(check_slurm(*slurm_answers()))
     done: set[str] = set()

@@ -174,3 +174,22 @@ def test_hydra_errors_exit_2_like_evalkit_errors(
     assert code == 2
     assert "evalkit: error:" in out and says in out
     assert "Traceback" not in out
+
+
+def test_status_reads_without_the_run_time_checks(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The judge key guards a run; `evalkit status` on a login node without it still reports."""
+    monkeypatch.delenv("EVALKIT_TEST_JUDGE_KEY", raising=False)
+    settings = "benchmarks.demo_arena_hard.settings"
+    code, out = run(
+        capsys,
+        "status",
+        "benchmark=demo_arena_hard",
+        f"{settings}.judge_base_url=https://api.openai.com/v1",
+        f"{settings}.judge_api_key_env=EVALKIT_TEST_JUDGE_KEY",
+        f"paths.results={tmp_path / 'results'}",
+        f"paths.jobs={tmp_path / 'jobs'}",
+    )
+    assert code == 0, out
+    assert "demo_arena_hard" in out and "missing" in out

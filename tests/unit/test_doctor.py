@@ -49,6 +49,8 @@ def test_no_gpu_is_fine_for_a_cpu_server_only() -> None:
     assert not gpu.ok and "server=gpu needs 1 per job" in gpu.detail and "server=cpu" in gpu.fix
     assert check_gpus("gpu", 8, 8, "nvidia-smi -L").ok
     assert not check_gpus("auto", 8, None, "no nvidia-smi, no torch").ok
+    # from a login node, a Slurm sweep's GPUs are the allocation's, not this node's
+    assert check_gpus("gpu", 8, 0, "torch.cuda", slurm=True).ok
 
 
 def test_writable(tmp_path: Path) -> None:
