@@ -43,6 +43,32 @@ def compose_job(overrides: Sequence[str]) -> DictConfig:
         return compose("config", overrides=list(overrides))
 
 
+def compose_grid(overrides: Sequence[str], *, with_hydra: bool = False) -> list[DictConfig]:
+    """The composed config of every job of the grid the overrides describe (comma lists sweep, benchmarks grouped).
+
+    Hydra's own errors (unknown group choice, bad override syntax, a key that cannot be overridden) become
+    ConfigError, so that every configuration error exits 2. `with_hydra`: keep Hydra's node (e.g. `hydra.launcher`).
+    """
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from evalkit import grid
+    from evalkit.errors import ConfigError
+
+    register_configs()
+    jobs = grid.expand(overrides)
+    try:
+        with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+            return [compose("config", overrides=job, return_hydra_config=with_hydra) for job in jobs]
+    except (HydraException, OmegaConfBaseException) as exc:
+        raise ConfigError(
+            f"cannot compose the config for {' '.join(overrides)}: {exc}",
+            hint="fix the override; keys and choices are in conf/ and evalkit/config.py, the syntax is Hydra's "
+            "(https://hydra.cc/docs/advanced/override_grammar/basic/)",
+        ) from exc
+
+
 def hydra_main(argv: list[str]) -> None:
     """Run the Hydra app with these command-line arguments (overrides, -m, --cfg job, ...)."""
     import hydra

@@ -1,4 +1,4 @@
-"""`evalkit` command: sweep, run, status, cancel, aggregate, prefetch. Hydra overrides pass through unchanged.
+"""`evalkit` command: sweep, run, status, cancel, aggregate, prefetch, doctor. Hydra overrides pass through unchanged.
 
 evalkit sweep model=smollm2-135m-instruct format=bf16,fp8,w8a8,w4a16 benchmark=demo_leaderboard_v1,demo_leaderboard_v2
 evalkit run model=... format=fp8 benchmark=demo_leaderboard_v1      # re-run exactly this cell
@@ -6,6 +6,7 @@ evalkit status format=bf16,fp8 [--failed]
 evalkit cancel sweep=study launcher=slurm            # scancel the sweep's Slurm jobs
 evalkit aggregate [--results DIR]
 evalkit prefetch model=llama-3.1-8b-instruct format=bf16,fp8 benchmark=leaderboard_v1
+evalkit doctor model=llama-3.1-8b-instruct format=bf16,fp8 benchmark=leaderboard_v1 server=gpu   # ready?
 """
 
 from __future__ import annotations
@@ -16,31 +17,41 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from evalkit.errors import EvalkitError
+from evalkit.errors import ConfigError, EvalkitError
 
 if TYPE_CHECKING:
     from evalkit.status import CellView
 
 
-def _compose_jobs(overrides: Sequence[str], check_adapters: bool = True) -> list[object]:
-    """Compose and plan every job of the grid the overrides describe (no side effects beyond reading the store)."""
-    from hydra import compose, initialize_config_dir
+def _compose_jobs(overrides: Sequence[str], check_adapters: bool = True, writable: bool = False) -> list[object]:
+    """Compose and plan every job of the grid the overrides describe (no side effects beyond reading the store).
 
-    from evalkit import grid
-    from evalkit.app import CONF_DIR
-    from evalkit.config import register_configs
+    Hydra's own errors (unknown group choice, bad override syntax, a key that cannot be overridden) become
+    ConfigError, so every configuration error exits 2. `writable`: also refuse results / jobs folders this user
+    cannot write (checked before the store is opened, which would fail with a bare PermissionError).
+    """
+    from evalkit.app import compose_grid
     from evalkit.plan import plan_job
 
-    register_configs()
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        jobs = grid.expand(overrides)
-        return [plan_job(compose("config", overrides=job), check_adapters=check_adapters) for job in jobs]
+    configs = compose_grid(overrides)
+    if writable:
+        from evalkit.doctor import check_writable
+        from evalkit.plan import typed
+
+        for cfg in configs:
+            paths = typed(cfg).paths
+            for key, path in (("paths.results", paths.results), ("paths.jobs", paths.jobs)):
+                check = check_writable(key, Path(path))
+                if not check.ok:
+                    raise ConfigError(f"{key}={path!r}: {check.detail}", hint=check.fix)
+    return [plan_job(cfg, check_adapters=check_adapters) for cfg in configs]
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from evalkit import grid
     from evalkit.app import hydra_main
 
+    _compose_jobs(args.overrides, writable=True)  # refuse bad input here, before Hydra or a GPU
     extra = ["hydra.sweeper.dry_run=true"] if args.dry_run else []
     extra += ["hydra.sweeper.wait=true"] if args.wait else []
     hydra_main(["-m", *grid.group_benchmarks(args.overrides), *extra])
@@ -54,6 +65,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from evalkit.app import hydra_main
 
     overrides = grid.normalize(args.overrides)
+    _compose_jobs(args.overrides, writable=True)  # refuse bad input before a checkpoint is resolved
     hydra_main([*overrides, f"force={'false' if args.resume else 'true'}", f"phase={args.phase}"])
     return _report_status(args.overrides, failed_only=False)
 
@@ -80,7 +92,8 @@ def _report_status(overrides: Sequence[str], failed_only: bool) -> int:
     from evalkit.report import render_failures, render_grid_status
     from evalkit.status import CellStatus
 
-    views = _views(_compose_jobs(overrides))
+    # reading status needs no adapter checks (data present, judge key set): those guard runs, not reports
+    views = _views(_compose_jobs(overrides, check_adapters=False))
     if not failed_only:
         print(render_grid_status(views))
     failures = render_failures(views)
@@ -122,6 +135,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     from evalkit import grid
     from evalkit.app import hydra_main
 
+    _compose_jobs([*args.overrides, "phase=score"], writable=True)
     hydra_main(["-m", *grid.group_benchmarks(args.overrides), "phase=score"])
     return _report_status(args.overrides, failed_only=False)
 
@@ -136,6 +150,7 @@ def cmd_aggregate(args: argparse.Namespace) -> int:
     from evalkit.store import ResultsStore
 
     results = Path(args.results)
+    _check_results_dir(results)
     table = recovery_table(ResultsStore(results).read_scores(required=REQUIRED_COLUMNS), args.baseline)
     print(render_recovery(table, args.baseline))
     out = results / "aggregate"
@@ -146,11 +161,43 @@ def cmd_aggregate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_results_dir(results: Path) -> None:
+    """`aggregate` reads `<results>/scores`: refuse a directory without it instead of creating an empty tree there
+    (a mistyped --results) or reporting "no results" for tables left at the top level."""
+    scores = results / "scores"
+    if scores.is_dir():
+        return
+    if not results.is_dir():
+        raise ConfigError(
+            f"--results {results}: no such directory", hint="pass the directory that holds scores/ (default: results)"
+        )
+    stray = sorted(p.name for p in results.glob("*.parquet"))
+    if stray:
+        raise ConfigError(
+            f"--results {results}: no scores/ folder; found {len(stray)} Parquet file(s) at the top level "
+            f"({', '.join(stray[:5])}{', ...' if len(stray) > 5 else ''}), which aggregate does not read",
+            hint=f"move them to {scores}/ (the results contract: README, 'Results contract')",
+        )
+    found = sorted(p.name for p in results.iterdir())[:8]
+    raise ConfigError(
+        f"--results {results}: no scores/ folder (found: {', '.join(found) or 'nothing'})",
+        hint="pass the directory that holds scores/ (default: results)",
+    )
+
+
 def cmd_prefetch(args: argparse.Namespace) -> int:
     from evalkit.prefetch import prefetch
 
     prefetch(_compose_jobs(args.overrides, check_adapters=False))
     return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from evalkit.doctor import doctor, render
+
+    checks = doctor(args.overrides)
+    print(render(checks))
+    return 0 if all(c.ok for c in checks) else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -203,6 +250,10 @@ def build_parser() -> argparse.ArgumentParser:
     pf = sub.add_parser("prefetch", help="on a machine with internet: cache the checkpoints and datasets of a grid")
     pf.add_argument("overrides", nargs="*")
     pf.set_defaults(func=cmd_prefetch)
+
+    d = sub.add_parser("doctor", help="is this node ready for the sweep? versions, GPUs, Slurm, cache, sandbox, keys")
+    d.add_argument("overrides", nargs="*", help="the sweep's overrides")
+    d.set_defaults(func=cmd_doctor)
     return p
 
 

@@ -8,8 +8,10 @@ are not keys (a benchmark name in `benchmark`, a format without a checkpoint sou
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
@@ -200,6 +202,52 @@ def to_object(cfg: DictConfig) -> EvalkitConfig:
     return obj
 
 
+ROOT_EXTRA_KEYS = ("hydra",)
+"""Root keys allowed beside the schema's: Hydra's own node (present while a Hydra app runs)."""
+
+
+def _declared(node: Any) -> list[str] | None:
+    """Field names of the dataclass a config node is typed with; None for free-form nodes (dicts, settings)."""
+    schema = OmegaConf.get_type(node)
+    if isinstance(schema, type) and dataclasses.is_dataclass(schema):
+        return [f.name for f in dataclasses.fields(schema)]
+    return None
+
+
+def unknown_keys(node: Any, where: str = "") -> list[str]:
+    """Dotted keys of `node` that its schema does not declare. Hydra lets `+key=value` add keys even to a structured
+    config, and `to_object` then drops them silently: `+servr.port=8000` would be accepted and do nothing."""
+    if not isinstance(node, DictConfig):
+        return []
+    found: list[str] = []
+    declared = _declared(node)
+    for key in node:
+        name = str(key)
+        path = f"{where}.{name}" if where else name
+        if not where and name in ROOT_EXTRA_KEYS:
+            continue  # Hydra's node has its own schema, checked by Hydra
+        if declared is not None and name not in declared:
+            found.append(path)
+            continue
+        found += unknown_keys(node._get_node(name), path)  # the node, not its value: no interpolation is resolved
+    return found
+
+
+def check_known_keys(cfg: DictConfig) -> None:
+    """Raise ConfigError for keys the schema does not declare (see `unknown_keys`), listing the valid ones."""
+    unknown = unknown_keys(cfg)
+    if not unknown:
+        return
+    parent = unknown[0].rpartition(".")[0]
+    node = OmegaConf.select(cfg, parent, throw_on_resolution_failure=False) if parent else cfg
+    valid = _declared(node) or []
+    where = f" of {parent}" if parent else ""
+    raise ConfigError(
+        f"unknown config key(s) {', '.join(unknown)} (added with `+`, so Hydra accepted them)",
+        hint=f"remove them or fix the spelling; valid keys{where}: {', '.join(sorted(valid))}",
+    )
+
+
 def _check_name(kind: str, name: str) -> None:
     if not NAME_RE.match(name):
         raise ConfigError(
@@ -257,6 +305,9 @@ def validate(cfg: EvalkitConfig) -> None:
             f"but model {cfg.model.name!r} declares none",
             hint=f"add model.checkpoints.{cfg.baseline_format}",
         )
+    _check_parallelism(cfg.model)
+    for fmt in dict.fromkeys([cfg.format.name, *([cfg.baseline_format] if spec.source == "recipe" else [])]):
+        _check_local_checkpoint(fmt, cfg.model.checkpoints.get(fmt))
     if cfg.phase not in ("all", "generate", "score"):
         raise ConfigError(f"phase={cfg.phase!r} is not a job phase", hint="valid choices: all, generate, score")
     for fmt in cfg.model.recipe_overrides:
@@ -271,3 +322,30 @@ def validate(cfg: EvalkitConfig) -> None:
 
     for name in cfg.benchmark:
         check_benchmark_data(cfg.benchmarks[name], cfg.paths.cache)
+
+
+def _check_parallelism(model: ModelConfig) -> None:
+    """vLLM needs at least one GPU per replica; 0 or -1 would otherwise fail only at server start (after the checkpoint
+    was produced) or, on Slurm, plan a negative pipeline or divide by zero."""
+    sizes = {"model.tensor_parallel_size": model.tensor_parallel_size}
+    sizes |= {f"model.tp_by_format.{fmt}": tp for fmt, tp in model.tp_by_format.items()}
+    for key, value in sizes.items():
+        if not isinstance(value, int) or value < 1:
+            raise ConfigError(
+                f"{key}={value!r} is not a tensor-parallel size (GPUs one vLLM server spans, >= 1)",
+                hint=f"set {key}=1, or the number of GPUs of a node one replica needs (e.g. 8)",
+            )
+
+
+def _check_local_checkpoint(fmt: str, spec: CheckpointSpec | None) -> None:
+    """A `source: path` checkpoint must exist now: nothing produces it later."""
+    if spec is None or spec.source != "path" or not spec.id:
+        return
+    path = Path(spec.id).expanduser()
+    if not (path / "config.json").is_file():
+        what = "does not exist" if not path.exists() else "is not a checkpoint directory (no config.json)"
+        raise ConfigError(
+            f"model.checkpoints.{fmt}.id={spec.id!r} (source: path) {what}",
+            hint="point it at a directory saved with save_pretrained (absolute, or relative to where evalkit runs), "
+            "or use source: hub with a Hugging Face id",
+        )

@@ -12,7 +12,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from evalkit.cell import Cell, cells_of_job
-from evalkit.config import EvalkitConfig, to_object, validate
+from evalkit.config import EvalkitConfig, check_known_keys, to_object, validate
 from evalkit.store import CellRecord, CellState, ResultsStore
 
 
@@ -66,6 +66,8 @@ def plan_job(
     include "is the data there": `prefetch` skips those) and look up its cells in the store."""
     from evalkit.benchmarks import get_adapter
 
+    if isinstance(cfg, DictConfig):
+        check_known_keys(cfg)  # before `typed`, which would drop keys the schema lacks without a word
     typed_cfg = cfg if isinstance(cfg, EvalkitConfig) else typed(cfg)
     validate(typed_cfg)
     for name in typed_cfg.benchmark if check_adapters else ():

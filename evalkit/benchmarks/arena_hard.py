@@ -249,6 +249,14 @@ class ArenaHardSettings:
         return answers
 
 
+def missing_judge_key(s: ArenaHardSettings) -> str | None:
+    """The judge key variable the settings name when it is not set (or empty); None when nothing is missing.
+    The served model judges without a key."""
+    if s.judge_base_url == SERVED_JUDGE or not s.judge_api_key_env:
+        return None
+    return None if os.environ.get(s.judge_api_key_env) else s.judge_api_key_env
+
+
 def _safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "model"
 
@@ -269,6 +277,15 @@ class ArenaHard:
                     "or use the demo files under data/arena_hard/demo/",
                 )
         s.baseline(s.questions())
+        missing = missing_judge_key(s)
+        if missing:
+            # checked here, before a server starts: otherwise every answer is generated before the judge refuses
+            raise ConfigError(
+                f"arena_hard: judge_api_key_env={missing!r}: the variable is not set, so the judge at "
+                f"{s.judge_base_url} cannot be called",
+                hint=f"export {missing}=<the judge's API key> before the sweep (jobs inherit it), or set "
+                "settings.judge_api_key_env=null for a judge that needs no key",
+            )
 
     def data_sources(self, ctx: RunContext) -> list[DataSource]:
         s = ArenaHardSettings.from_dict(ctx.settings)

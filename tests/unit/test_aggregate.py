@@ -138,7 +138,7 @@ def test_aggregate_cli_carries_the_override_flag_from_a_real_store(tmp_path: Pat
     from evalkit.records import TaskScore
     from evalkit.store import Provenance, ResultsStore, RunInfo, new_run_id
 
-    store = ResultsStore(tmp_path)
+    store = ResultsStore.open_for_writing(tmp_path)
     now = datetime.now(timezone.utc)
     prov = Provenance("0", "c", "0.4.13", "0.32", "/ckpt", "h")
     for fmt, value, demo in (("bf16", 50.0, True), ("fp8", 40.0, True)):

@@ -145,7 +145,7 @@ def test_foreign_table_missing_columns(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------- kills
 def test_data_sources_recorded_on_ok_and_failed_rows(tmp_path: Path) -> None:
-    store = ResultsStore(tmp_path)
+    store = ResultsStore.open_for_writing(tmp_path)
     sources = '[{"dataset": "openai/gsm8k:main", "hub_revision": "unpinned"}]'
     r = dataclasses.replace(run(), data_sources=sources, data_overridden=True)
     store.commit_cell(cell(), r, scores(2), samples())
@@ -157,7 +157,7 @@ def test_data_sources_recorded_on_ok_and_failed_rows(tmp_path: Path) -> None:
 
 
 def test_files_from_before_the_data_columns_still_read(tmp_path: Path) -> None:
-    store = ResultsStore(tmp_path)
+    store = ResultsStore.open_for_writing(tmp_path)
     store.commit_cell(cell(), run(), scores(1), samples())
     path = tmp_path / "scores" / f"{cell().key}.parquet"
     old = pq.read_table(path).drop_columns(["data_sources", "data_overridden"])
