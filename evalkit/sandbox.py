@@ -197,8 +197,8 @@ def _program_env() -> dict[str, str]:
 
 
 def _tool(name: str) -> str | None:
-    """A system tool by absolute path: PATH may be a venv's or a module system's, the tools live in /usr/bin."""
-    return shutil.which(name) or shutil.which(name, path="/usr/bin:/bin:/usr/sbin:/sbin")
+    """A system tool by absolute path, found on PATH like any command the user types."""
+    return shutil.which(name)
 
 
 def _userns_diagnosis() -> str | None:
