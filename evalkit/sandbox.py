@@ -9,10 +9,12 @@ namespaces (Debian and Ubuntu defaults, most clusters). Each run gets:
   cache only, a private /proc and a minimal read-only /dev; /root, /home, the project, the host's /tmp and every
   other path simply do not exist; the only writable place is a size-limited tmpfs at /tmp (the working directory,
   also HOME and TMPDIR) that disappears with the run;
-- identity: a new user namespace with a random uid/gid per run, no supplementary groups, no capabilities,
-  `no_new_privs`, and no further user namespaces. Run as root, the sandbox first drops to a random host uid
-  (`setpriv`) as well, so no root process ever runs untrusted code and the kernel enforces RLIMIT_NPROC (it exempts
-  root);
+- identity: a new user namespace with a random uid/gid per run, no capabilities, `no_new_privs`, and no further
+  user namespaces. Run as root, the sandbox first drops to a random host uid and gid with no supplementary groups
+  (`setpriv`), so no root process ever runs untrusted code and the kernel enforces RLIMIT_NPROC (it exempts root).
+  Run as an ordinary user, the host uid is that user's and the user's own groups stay attached (an unprivileged
+  user namespace cannot drop them; they show as gid 65534), which reach nothing: only read-only /usr is visible and
+  the other namespaces hide the user's processes, sockets and files;
 - processes: new pid, IPC, UTS and cgroup namespaces and a new session; bwrap's init is PID 1, so everything the
   program started dies with it, and with the caller (`--die-with-parent`); RLIMIT_NPROC is counted per user
   namespace (Linux >= 5.14), so it limits this run's processes only, not all processes of the calling user;
@@ -149,8 +151,12 @@ _PROBE = """
 import os, socket
 allowed = {"PATH", "HOME", "TMPDIR", "LANG", "TZ", "PYTHONDONTWRITEBYTECODE", "PYTHONHASHSEED", "PWD"}
 problems = []
-if 0 in (os.getuid(), os.geteuid(), os.getgid()) or os.getgroups():
-    problems.append("runs as root or with supplementary groups")
+if 0 in (os.getuid(), os.geteuid(), os.getgid()):
+    problems.append("runs as root")
+# An ordinary user's groups cannot be dropped in a user namespace (setgroups is denied): they appear as the
+# overflow gid 65534, or as the run's own gid for the user's primary group. Any other group is a leak.
+if set(os.getgroups()) - {os.getgid(), 65534}:
+    problems.append("has supplementary groups")
 if int(open("/proc/self/status").read().split("CapEff:")[1].split()[0], 16):
     problems.append("has capabilities")
 try:
