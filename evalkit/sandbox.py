@@ -207,28 +207,39 @@ def _tool(name: str) -> str | None:
     return shutil.which(name)
 
 
-def _userns_diagnosis() -> str | None:
-    """The kernel setting that forbids unprivileged user namespaces on this node, if one does."""
+def _userns_diagnosis() -> tuple[str, str] | None:
+    """(setting, value) of the kernel setting that forbids unprivileged user namespaces on this node, if one does."""
     for path, forbidding, name in _USERNS_SWITCHES:
         try:
             value = Path(path).read_text().strip()
         except OSError:
             continue
         if value == forbidding:
-            return f"unprivileged user namespaces are disabled on this node ({name} = {value})"
+            return name, value
     return None
 
 
 def _setup_error(what: str, detail: str = "") -> SandboxError:
-    cause = _userns_diagnosis()
-    if cause:
-        hint = f"ask the node's admins to allow user namespaces ({cause.split('(')[1].rstrip(')')} is the setting), "
+    switch = _userns_diagnosis()
+    if switch:
+        name, value = switch
+        cause = f"unprivileged user namespaces are disabled on this node ({name} = {value})"
+        hint = f"ask the node's admins to allow them (sysctl {name}); "
     else:
-        hint = "check that bwrap runs as this user (`bwrap --unshare-all --unshare-user --ro-bind / / true`), "
+        cause = detail or "unknown cause"
+        hint = "check that bwrap runs as this user (`bwrap --unshare-all --unshare-user --ro-bind / / true`); "
     return SandboxError(
-        f"{what}: {cause or detail or 'unknown cause'}",
-        hint=hint + _WAY_OUT + (f"; bwrap said: {detail[-500:]!r}" if detail and cause else ""),
+        f"{what}: {cause}",
+        hint=hint + _WAY_OUT + (f"; bwrap said: {detail[-500:]!r}" if detail and switch else ""),
     )
+
+
+def _unreadable_by_others(path: str) -> str | None:
+    """The first folder on the way to `path` that other users cannot enter (e.g. a pyenv under root's 0700 home)."""
+    for folder in [*reversed(Path(path).parents), Path(path)]:
+        if folder.is_dir() and not os.stat(folder).st_mode & 0o001:
+            return str(folder)
+    return None
 
 
 class Sandbox:
@@ -252,6 +263,13 @@ class Sandbox:
             )
         self._bwrap, self._prlimit = bwrap, prlimit
         self._setpriv = _tool("setpriv") if os.geteuid() == 0 else None
+        blocked = (_unreadable_by_others(self._python) or _unreadable_by_others(prefix)) if os.geteuid() == 0 else None
+        if blocked:
+            raise SandboxError(
+                f"run as root, the code sandbox runs {self._python} as a fresh uid, but other users cannot enter "
+                f"{blocked}",
+                hint="build the venv from an interpreter every user can run (`make install PYTHON=/usr/bin/python3`)",
+            )
         if os.geteuid() == 0 and self._setpriv is None:
             raise SandboxError(
                 "run as root, the code sandbox drops to a fresh uid with util-linux `setpriv`, which is missing",

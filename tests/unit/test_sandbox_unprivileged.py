@@ -115,3 +115,20 @@ def test_a_node_without_user_namespaces_is_named_with_the_setting_and_the_way_ou
     assert "user.max_user_namespaces = 0" in err.message
     assert "evalkit score" in err.message and "split_scoring=true" in err.message
     assert "No permissions to create new namespace" in err.message
+
+
+def test_root_refuses_an_interpreter_other_users_cannot_run() -> None:
+    # Root's sandbox runs the interpreter as a fresh uid: one under a 0700 folder (pyenv in root's home) cannot start.
+    if os.geteuid() != 0:
+        pytest.skip("root only: an ordinary user's sandbox runs as that user")
+    private = Path(tempfile.mkdtemp(prefix="evalkit-private-", dir="/tmp"))  # mode 0700, under a world-open /tmp
+    try:
+        python = private / Path(os.path.realpath(sys.executable)).name
+        shutil.copy(os.path.realpath(sys.executable), python)
+        code = "from evalkit.sandbox import Sandbox\ntry:\n    Sandbox()\nexcept Exception as exc:\n    print(exc)\n"
+        env = {"PYTHONPATH": str(PROJECT_DIR), "PATH": os.environ["PATH"]}
+        out = subprocess.run([str(python), "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    finally:
+        shutil.rmtree(private)
+    assert f"other users cannot enter {private}\n" in out.stdout, out.stdout + out.stderr
+    assert "PYTHON=/usr/bin/python3" in out.stdout
