@@ -41,18 +41,18 @@ def run(sandbox: Sandbox, program: str) -> SandboxResult:
     return result
 
 
-def leftover_pids(uid: int) -> list[int]:
+def leftover_pids(pid_ns: str) -> list[int]:
+    """Host processes still in the run's pid namespace (`pid:[inode]`, as the program printed it). By namespace,
+    not uid: run by an ordinary user, the sandbox's processes have that user's host uid, as this test does."""
     pids = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
-            status = Path(f"/proc/{entry}/status").read_text()
+            if os.readlink(f"/proc/{entry}/ns/pid") == pid_ns:
+                pids.append(int(entry))
         except OSError:
             continue
-        uids = next(line for line in status.splitlines() if line.startswith("Uid:")).split()[1:]
-        if str(uid) in uids:
-            pids.append(int(entry))
     return pids
 
 
@@ -89,7 +89,7 @@ def test_fork_bomb_is_stopped_and_reaped(sandbox: Sandbox) -> None:
         sandbox,
         """
         import os, sys
-        print(os.getuid(), flush=True)
+        print(os.getuid(), os.readlink("/proc/self/ns/pid"), flush=True)
         while True:
             try:
                 os.fork()
@@ -98,8 +98,8 @@ def test_fork_bomb_is_stopped_and_reaped(sandbox: Sandbox) -> None:
     """,
     )
     assert r.status == "timeout"
-    uid = int(r.stdout.split()[0])
-    assert uid != 0 and leftover_pids(uid) == []
+    uid, pid_ns = r.stdout.split()[:2]
+    assert int(uid) != 0 and pid_ns.startswith("pid:[") and leftover_pids(pid_ns) == []
 
 
 def test_infinite_loop_hits_the_cpu_limit() -> None:
@@ -120,14 +120,14 @@ def test_daemonised_child_dies_with_the_run(sandbox: Sandbox) -> None:
         sandbox,
         """
         import os, time
-        print(os.getuid(), flush=True)
+        print(os.readlink("/proc/self/ns/pid"), flush=True)
         if os.fork() == 0:
             os.setsid()  # leave the process group: only the pid namespace can still catch it
             time.sleep(60)
     """,
     )
     assert r.status == "passed"
-    assert leftover_pids(int(r.stdout.split()[0])) == []
+    assert leftover_pids(r.stdout.split()[0]) == []
 
 
 def test_ten_gigabyte_allocation_is_a_memory_failure(sandbox: Sandbox) -> None:
@@ -245,3 +245,9 @@ def test_cannot_signal_or_see_host_processes(sandbox: Sandbox) -> None:
     )
     assert r.status == "failed" and "ProcessLookupError" in r.stderr  # our pid does not exist in its namespace
     assert str(os.getpid()) not in r.stdout.split("\n")[0].strip("[]").split(", ")
+
+
+def test_no_nested_user_namespace(sandbox: Sandbox) -> None:
+    # A user namespace of its own would give the program every capability inside it (mounts, raw sockets, ...).
+    r = run(sandbox, "import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\nprint(libc.unshare(0x10000000))\n")
+    assert r.status == "passed" and r.stdout.strip() == "-1", r
