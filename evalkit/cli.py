@@ -34,7 +34,11 @@ def _compose_jobs(overrides: Sequence[str], check_adapters: bool = True) -> list
     register_configs()
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         jobs = grid.expand(overrides)
-        return [plan_job(compose("config", overrides=job), check_adapters=check_adapters) for job in jobs]
+        # Reads (status, cancel, prefetch) plan without the scoring-runtime check: they run no job here.
+        return [
+            plan_job(compose("config", overrides=job), check_adapters=check_adapters, check_runtime=False)
+            for job in jobs
+        ]
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:

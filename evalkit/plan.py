@@ -61,10 +61,15 @@ def results_dir(cfg: EvalkitConfig) -> Path:
 
 
 def plan_job(
-    cfg: DictConfig | EvalkitConfig, store: ResultsStore | None = None, *, check_adapters: bool = True
+    cfg: DictConfig | EvalkitConfig,
+    store: ResultsStore | None = None,
+    *,
+    check_adapters: bool = True,
+    check_runtime: bool = True,
 ) -> JobPlan:
     """Validate the job's config (schema-level checks Hydra cannot do, and each benchmark adapter's settings, which
-    include "is the data there": `prefetch` skips those) and look up its cells in the store."""
+    include "is the data there": `prefetch` skips those) and look up its cells in the store. `check_runtime`: also
+    refuse a job whose scoring this node cannot do (HumanEval's sandbox); off for reads such as `evalkit status`."""
     from evalkit.benchmarks import get_adapter
 
     typed_cfg = cfg if isinstance(cfg, EvalkitConfig) else typed(cfg)
@@ -73,7 +78,8 @@ def plan_job(
         bench = typed_cfg.benchmarks[name]
         adapter = get_adapter(bench.adapter)
         adapter.validate(dict(bench.settings))
-        _check_scoring_runtime(typed_cfg, name, adapter, dict(bench.settings))
+        if check_runtime:
+            _check_scoring_runtime(typed_cfg, name, adapter, dict(bench.settings))
     store = store or ResultsStore(results_dir(typed_cfg))
     cells = cells_of_job(typed_cfg)
     return JobPlan(typed_cfg, cells, [store.cell_record(c) for c in cells])

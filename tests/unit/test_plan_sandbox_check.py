@@ -77,3 +77,12 @@ def test_dry_run_refuses_it_with_the_configuration_exit_code(tmp_path: Path, no_
     )
     assert planned.returncode == 0, planned.stderr[-2000:]
     assert "demo_humaneval" in planned.stdout
+
+
+def test_status_is_a_read_and_works_without_a_sandbox(tmp_path: Path, no_bwrap: Path) -> None:
+    argv = [sys.executable, "-m", "evalkit.cli", "status", "benchmark=demo_humaneval", "format=bf16"]
+    argv += [f"paths.results={tmp_path / 'results'}", f"paths.jobs={tmp_path / 'jobs'}"]
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_DIR)}
+    status = subprocess.run(argv, cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=120)
+    assert status.returncode == 0, status.stderr[-2000:]
+    assert "demo_humaneval" in status.stdout
