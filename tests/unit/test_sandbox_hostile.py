@@ -251,3 +251,18 @@ def test_no_nested_user_namespace(sandbox: Sandbox) -> None:
     # A user namespace of its own would give the program every capability inside it (mounts, raw sockets, ...).
     r = run(sandbox, "import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\nprint(libc.unshare(0x10000000))\n")
     assert r.status == "passed" and r.stdout.strip() == "-1", r
+
+
+def test_filling_the_scratch_dir_stops_at_its_size() -> None:
+    small = Sandbox(SandboxLimits(scratch_bytes=8 << 20, file_size_bytes=64 << 20))
+    r = run(
+        small,
+        "with open('big', 'wb') as f:\n    for _ in range(32):\n        f.write(b'x' * (1 << 20))\n        f.flush()\n",
+    )
+    assert r.status == "failed" and "No space left on device" in r.stderr, r
+
+
+def test_a_file_beyond_the_file_size_limit_is_refused() -> None:
+    small = Sandbox(SandboxLimits(file_size_bytes=1 << 20))
+    r = run(small, "open('big', 'wb').write(b'x' * (4 << 20))\n")
+    assert r.status == "failed" and "File too large" in r.stderr, r
