@@ -1,6 +1,8 @@
 # The commands the README shows. `make demo` installs everything and runs the demo sweep; `make test` runs the tests.
 SHELL := /bin/bash
-PYTHON ?= python3
+# Debian's interpreter when there is one: a venv made from it runs for every user (pyenv's python3 lives in root's 0700
+# home), and the sandbox tests run the venv as an ordinary user, as cluster jobs do.
+PYTHON ?= $(if $(wildcard /usr/bin/python3),/usr/bin/python3,python3)
 VENV := .venv
 QVENV := .venv-quant
 PY := $(VENV)/bin/python
@@ -13,7 +15,20 @@ DEMO_GRID := format=bf16,fp8,w8a8,w4a16 \
 
 .PHONY: install demo test test-unit test-slurm lint bench clean
 
-install: $(VENV)/.installed $(QVENV)/.installed
+install: $(VENV)/.installed $(QVENV)/.installed sandbox-tools
+
+# HumanEval's code sandbox runs programs in bubblewrap. Installed when root; otherwise only HumanEval scoring needs it,
+# so the rest of the install goes on and this says how to get it.
+.PHONY: sandbox-tools
+sandbox-tools:
+	@if ! command -v bwrap >/dev/null; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			apt-get install -y -q bubblewrap || { apt-get update -q && apt-get install -y -q bubblewrap; }; \
+		else \
+			echo "evalkit: bubblewrap (bwrap) is missing, so HumanEval cannot be scored here:" \
+				"install it (apt-get install bubblewrap / dnf install bubblewrap) or ask the admins" >&2; \
+		fi; \
+	fi
 
 # Serving and evaluation environment.
 $(VENV)/.installed: pyproject.toml constraints.txt

@@ -44,7 +44,8 @@ def _compose_jobs(overrides: Sequence[str], check_adapters: bool = True, writabl
                 check = check_writable(key, Path(path))
                 if not check.ok:
                     raise ConfigError(f"{key}={path!r}: {check.detail}", hint=check.fix)
-    return [plan_job(cfg, check_adapters=check_adapters) for cfg in configs]
+    # Reads (status, cancel, prefetch) plan without the scoring-runtime check (HumanEval's sandbox): they run no job.
+    return [plan_job(cfg, check_adapters=check_adapters, check_runtime=writable) for cfg in configs]
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from evalkit.cell import Cell, cells_of_job
 from evalkit.config import EvalkitConfig, check_known_keys, to_object, validate
+from evalkit.errors import ConfigError, EvalkitError
 from evalkit.store import CellRecord, CellState, ResultsStore
 
 
@@ -60,10 +61,15 @@ def results_dir(cfg: EvalkitConfig) -> Path:
 
 
 def plan_job(
-    cfg: DictConfig | EvalkitConfig, store: ResultsStore | None = None, *, check_adapters: bool = True
+    cfg: DictConfig | EvalkitConfig,
+    store: ResultsStore | None = None,
+    *,
+    check_adapters: bool = True,
+    check_runtime: bool = True,
 ) -> JobPlan:
     """Validate the job's config (schema-level checks Hydra cannot do, and each benchmark adapter's settings, which
-    include "is the data there": `prefetch` skips those) and look up its cells in the store."""
+    include "is the data there": `prefetch` skips those) and look up its cells in the store. `check_runtime`: also
+    refuse a job whose scoring this node cannot do (HumanEval's sandbox); off for reads such as `evalkit status`."""
     from evalkit.benchmarks import get_adapter
 
     if isinstance(cfg, DictConfig):
@@ -72,10 +78,36 @@ def plan_job(
     validate(typed_cfg)
     for name in typed_cfg.benchmark if check_adapters else ():
         bench = typed_cfg.benchmarks[name]
-        get_adapter(bench.adapter).validate(dict(bench.settings))
+        adapter = get_adapter(bench.adapter)
+        adapter.validate(dict(bench.settings))
+        if check_runtime:
+            _check_scoring_runtime(typed_cfg, name, adapter, dict(bench.settings))
     store = store or ResultsStore(results_dir(typed_cfg))
     cells = cells_of_job(typed_cfg)
     return JobPlan(typed_cfg, cells, [store.cell_record(c) for c in cells])
+
+
+def scores_in_process(cfg: EvalkitConfig) -> bool:
+    """Whether the process that runs this job also scores its cells (see evalkit/job.py): phase=score, or phase=all
+    without split_scoring. A generate-only job needs nothing of what scoring needs."""
+    return cfg.phase == "score" or (cfg.phase == "all" and not cfg.split_scoring)
+
+
+def _check_scoring_runtime(cfg: EvalkitConfig, name: str, adapter: object, settings: dict) -> None:
+    """Refuse, before any server starts, a job whose scoring needs what this node lacks (HumanEval: a sandbox for
+    this user). An adapter opts in with `check_runtime(settings)`, raising an `EvalkitError` with the fix."""
+    check = getattr(adapter, "check_runtime", None)
+    if check is None or not scores_in_process(cfg):
+        return
+    try:
+        check(settings)
+    except EvalkitError as err:
+        raise ConfigError(
+            f"benchmark {name} would be scored in this process (phase={cfg.phase}, "
+            f"split_scoring={str(cfg.split_scoring).lower()}) but cannot be: {err.what}",
+            log=err.log,
+            hint=err.hint,
+        ) from err
 
 
 def config_hash(cfg: DictConfig) -> str:

