@@ -211,3 +211,14 @@ def test_dependency_line_and_kill_on_invalid_dependency() -> None:
     # a job whose dependency failed is removed instead of pending forever
     assert "#SBATCH --kill-on-invalid-dep=yes" in script and "#SBATCH --comment=c" in script
     assert "dependency" not in render_sbatch(conf, python="python")
+
+
+def test_validate_refuses_parallelism_that_does_not_fit_before_anything_runs() -> None:
+    """The check runs in `validate` (the plan, --dry-run, local and Slurm alike), not first at submission."""
+    from evalkit.app import compose_job
+    from evalkit.config import to_object, validate
+
+    job = ["model=llama-3.1-405b-instruct", "format=bf16", "benchmark=[leaderboard_v1]", "server=gpu"]
+    validate(to_object(compose_job(job)))  # the shipped config: TP 8 x PP 2 on 2 x 8 GPUs
+    with pytest.raises(ConfigError, match=r"model.pp_by_format.bf16=1 = 8 GPUs, but the job has 16"):
+        validate(to_object(compose_job([*job, "model.pp_by_format.bf16=1"])))
