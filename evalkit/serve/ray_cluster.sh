@@ -16,7 +16,7 @@
 #   EVALKIT_RAY_PYTHON       interpreter with `ray` (vLLM's)
 #   EVALKIT_RAY_BIN          the `ray` executable (default: the console script beside EVALKIT_RAY_PYTHON)
 #   EVALKIT_RAY_PORT         GCS port of the head (default 6379)
-#   EVALKIT_RAY_HEAD_IP      address workers reach the head at (default: this node's first address)
+#   EVALKIT_RAY_HEAD_IP      address workers reach the head at (default: Ray's choice for this node)
 #   EVALKIT_RAY_TIMEOUT_S    how long to wait for the workers (default 600)
 #   EVALKIT_RAY_WORKER_LOG   where the workers' output goes (default ./ray-workers.log)
 #   EVALKIT_RAY_HEAD_ARGS    extra `ray start --head` arguments (word-split), e.g. --temp-dir=/x --num-cpus=1
@@ -37,7 +37,9 @@ GPUS=${EVALKIT_RAY_GPUS:-0}
 PY=${EVALKIT_RAY_PYTHON:-python3}
 RAY=${EVALKIT_RAY_BIN:-$(dirname "$PY")/ray}
 PORT=${EVALKIT_RAY_PORT:-6379}
-HEAD_IP=${EVALKIT_RAY_HEAD_IP:-$(hostname -I 2>/dev/null | awk '{print $1}')}
+# Ray's own choice of this node's address (what the head would advertise), not `hostname -I`'s first entry,
+# which on compute nodes can be a bridge or a management interface the other nodes cannot reach.
+HEAD_IP=${EVALKIT_RAY_HEAD_IP:-$("$PY" -c 'import ray.util; print(ray.util.get_node_ip_address())' 2>/dev/null)}
 TIMEOUT_S=${EVALKIT_RAY_TIMEOUT_S:-600}
 WORKER_LOG=${EVALKIT_RAY_WORKER_LOG:-$PWD/ray-workers.log}
 [ -x "$RAY" ] || die "no ray executable at $RAY (install ray in the environment of $PY: pip install 'ray[default]')"

@@ -10,6 +10,7 @@ for 2 shared cores: one CPU per node, 100 MB object stores, no dashboard, its fi
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -22,7 +23,7 @@ import pytest
 
 from evalkit.errors import ServerError
 from evalkit.serve import ServerConfig, VLLMServer, pick_free_port, port_in_use
-from evalkit.serve.ray_cluster import SCRIPT, RayCluster
+from evalkit.serve.ray_cluster import SCRIPT, RayCluster, bootstrap_env
 
 pytestmark = pytest.mark.integration
 
@@ -112,3 +113,33 @@ def test_worker_that_never_joins_fails_with_its_log_named(ray_tmp: Path) -> None
     # the bootstrap's own 5 s gave up, not the server's start-up timeout (the head's start-up and `ray stop` take
     # 10-60 s on 2 shared cores, depending on the load)
     assert elapsed < cfg.startup_timeout_s, elapsed
+
+
+def test_default_launcher_is_srun_on_the_other_nodes(ray_tmp: Path) -> None:
+    """The srun line a real job runs (no Slurm here: an `srun` on PATH records its arguments and fails, as srun does
+    when the allocation has no node left); the bootstrap then stops at once instead of waiting out its timeout."""
+    bin_dir = ray_tmp / "bin"
+    bin_dir.mkdir()
+    srun = bin_dir / "srun"
+    srun.write_text(f'#!/bin/sh\necho "$@" > {ray_tmp}/srun.argv\necho "srun: error: no nodes left"\nexit 1\n')
+    srun.chmod(0o755)
+    port, marker = pick_free_port(), ray_tmp / "served"
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "SLURMD_NODENAME": "gpu017",  # Slurm's name for the head's node
+        "EVALKIT_RAY_HEAD_IP": "127.0.0.1",
+        "EVALKIT_RAY_HEAD_ARGS": f"{SMALL} --temp-dir={ray_tmp}/ray",
+        "EVALKIT_RAY_WORKER_ARGS": "--num-gpus=8",
+        **bootstrap_env(RayCluster(3, 24, ray_tmp / "ray-workers.log", port=port, timeout_s=300), sys.executable),
+    }
+    t0 = time.monotonic()
+    proc = subprocess.run(["bash", str(SCRIPT), "touch", str(marker)], env=env, capture_output=True, text=True)
+    assert proc.returncode == 3 and not marker.exists()
+    assert time.monotonic() - t0 < 300  # not the 300 s timeout: the launcher's exit ended the wait
+    assert "the worker launcher exited: 1 of 3 node(s), 0 of 24 GPU(s)" in proc.stderr
+    assert "srun: error: no nodes left" in (ray_tmp / "ray-workers.log").read_text()
+    assert (ray_tmp / "srun.argv").read_text().split() == [
+        "--nodes=2", "--ntasks=2", "--ntasks-per-node=1", "--exclude=gpu017", "--overlap", "--kill-on-bad-exit=1",
+        str(RAY), "start", f"--address=127.0.0.1:{port}", "--block", "--num-gpus=8",
+    ]  # fmt: skip
