@@ -73,6 +73,9 @@ class ModelConfig:
     """Format name -> resource fields to change for it (e.g. a W4A16 70B fits on fewer GPUs)."""
     tp_by_format: dict[str, int] = field(default_factory=dict)
     """Format name -> tensor_parallel_size for it, when it differs from `tensor_parallel_size`."""
+    pp_by_format: dict[str, int] = field(default_factory=dict)
+    """Format name -> vLLM pipeline-parallel size (default 1). tensor x pipeline parallel must equal the job's GPUs
+    (gpus_per_node x nodes): BF16 405B is TP 8 x PP 2 over two 8-GPU nodes, served over Ray."""
 
 
 @dataclass
@@ -308,6 +311,10 @@ def validate(cfg: EvalkitConfig) -> None:
     _check_parallelism(cfg.model)
     for fmt in dict.fromkeys([cfg.format.name, *([cfg.baseline_format] if spec.source == "recipe" else [])]):
         _check_local_checkpoint(fmt, cfg.model.checkpoints.get(fmt))
+    # tensor x pipeline parallel against the job's GPUs, before anything is resolved, served or submitted
+    from evalkit.launch.resources import job_resources  # evalkit.launch imports this module
+
+    job_resources(cfg.model, cfg.format.name)
     if cfg.phase not in ("all", "generate", "score"):
         raise ConfigError(f"phase={cfg.phase!r} is not a job phase", hint="valid choices: all, generate, score")
     for fmt in cfg.model.recipe_overrides:

@@ -192,7 +192,9 @@ def _serve_and_run(
     generate_only: bool,
 ) -> None:
     from evalkit.checkpoints.resolve import resolve_checkpoint
+    from evalkit.launch.resources import job_resources
     from evalkit.serve import VLLMServer
+    from evalkit.serve.ray_cluster import RayCluster
 
     cfg_hash = config_hash(dcfg)
 
@@ -216,6 +218,13 @@ def _serve_and_run(
         return
     remaining = list(cells)
     server_log = job_dir / "server.log"
+    resources = job_resources(cfg.model, cfg.format.name)
+    # Over several nodes, vLLM runs on a Ray cluster of the allocation's nodes, started by this (only) task
+    ray = (
+        RayCluster(nodes=resources.nodes, gpus=resources.gpus, worker_log=job_dir / "ray-workers.log")
+        if resources.nodes > 1
+        else None
+    )
     try:
         with VLLMServer(
             cfg.server,
@@ -223,9 +232,11 @@ def _serve_and_run(
             log_path=server_log,
             extra_args=cfg.format.vllm_args,
             tensor_parallel_size=cfg.model.tp_by_format.get(cfg.format.name, cfg.model.tensor_parallel_size),
+            pipeline_parallel_size=resources.pipeline_parallel_size,
             max_model_len=cfg.model.max_model_len,
             env=harness_env(cfg),
             work_dir=job_dir,
+            ray_cluster=ray,
         ) as server:
             summary.server_starts += 1
             prov = Provenance(

@@ -63,6 +63,12 @@ def sbatch_parameters(conf: SlurmQueueConf, *, array_size: int = 1, dependency: 
         params["additional_parameters"] = {**params.get("additional_parameters", {}), "kill-on-invalid-dep": "yes"}
     if array_size > 1:
         params["map_count"] = array_size
+    if conf.nodes > 1:
+        # A multi-node job runs evalkit once: submitit's srun would start one copy per task (one per node), and the
+        # copies would serve the model twice and write the same cells. One task, on the allocation's first node,
+        # starts the Ray cluster over the others (evalkit/serve/ray_cluster.sh). `--ntasks=1` in #SBATCH instead
+        # would make sbatch shrink the job to one node ("can't run 1 processes on 2 nodes, setting nnodes to 1").
+        params["srun_args"] = [*params.get("srun_args", []), "--nodes=1", "--ntasks=1"]
     return params
 
 

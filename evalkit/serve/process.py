@@ -32,6 +32,7 @@ from typing import Any, cast
 from evalkit.benchmarks.base import Endpoint
 from evalkit.errors import ConfigError, ServerError
 from evalkit.procs import die_with_parent
+from evalkit.serve.ray_cluster import RayCluster, bootstrap_env, wrap_command
 from evalkit.serve.render import (
     Device,
     FormatArgs,
@@ -325,7 +326,9 @@ class VLLMServer:
             srv.check_alive()   # between benchmarks: a server that died mid-run raises ServerError
 
     Leaving the block any way (normally, exception, Ctrl-C, SIGTERM when nobody else handles it) stops the whole
-    process group. `tensor_parallel_size`, `max_model_len` override the config's when given (they are per model);
+    process group. `tensor_parallel_size`, `pipeline_parallel_size`, `max_model_len` override the config's when given
+    (they are per model); with `ray_cluster` (a job over several nodes) the server runs over Ray: the bootstrap
+    (`ray_cluster.sh`) starts the cluster, waits for every node, then starts vLLM, and stops Ray with it;
     `env` is the job's environment for all its subprocesses (the config's `env` wins over it); `work_dir` holds
     the default cache and temporary dirs (default: the log's directory).
     """
@@ -338,13 +341,19 @@ class VLLMServer:
         log_path: Path,
         extra_args: FormatArgs = (),
         tensor_parallel_size: int | None = None,
+        pipeline_parallel_size: int | None = None,
         max_model_len: int | None = None,
         env: Mapping[str, str] | None = None,
         work_dir: Path | None = None,
+        ray_cluster: RayCluster | None = None,
     ) -> None:
         overrides: dict[str, Any] = {}
         if tensor_parallel_size is not None:
             overrides["tensor_parallel_size"] = tensor_parallel_size
+        if pipeline_parallel_size is not None:
+            overrides["pipeline_parallel_size"] = pipeline_parallel_size
+        if ray_cluster is not None:
+            overrides["distributed_executor_backend"] = "ray"
         if max_model_len is not None:
             overrides["max_model_len"] = max_model_len
         self.cfg = replace(cfg, **overrides)
@@ -353,6 +362,7 @@ class VLLMServer:
         self.format_args = extra_args
         self.job_env = dict(env or {})
         self.work_dir = Path(work_dir).absolute() if work_dir is not None else self.log_path.parent
+        self.ray_cluster = ray_cluster
         self.install: VLLMInstall | None = None
         self.command: list[str] = []
         self.env_overrides: dict[str, str] = {}
@@ -421,6 +431,10 @@ class VLLMServer:
                 hint="set server.port=0 to pick a free port",
             )
         self.command = render_command(cfg, checkpoint, port, self.format_args)
+        if self.ray_cluster is not None:
+            self.env_overrides |= bootstrap_env(self.ray_cluster, cfg.python or sys.executable)
+            child_env = base_env | self.env_overrides
+            self.command = wrap_command(self.command)
         self.rerun = shell_command(self.command, self.env_overrides)
         base_url = client_base_url(cfg.host, port)
         model = served_name(cfg, checkpoint)

@@ -42,6 +42,11 @@ class ServerConfig:
     """0: pick a free port at start, so parallel jobs on one node do not collide."""
     tensor_parallel_size: int = 1
     """GPUs one server spans (the job passes the model's value); 1 on CPU."""
+    pipeline_parallel_size: int = 1
+    """Pipeline stages (the job passes the model's `pp_by_format`); rendered only when > 1, so single-stage
+    commands stay as they were."""
+    distributed_executor_backend: str | None = None
+    """vLLM's --distributed-executor-backend; None: vLLM's choice. A job over several nodes sets `ray`."""
     max_model_len: int | None = None
     """Context length; None: the checkpoint's own (the job passes the model's value)."""
     dtype: str = "auto"
@@ -82,6 +87,8 @@ def validate_server_config(cfg: ServerConfig) -> None:
         raise ConfigError(f"server.port={cfg.port} is not a port", hint="use 0 to pick a free port")
     if cfg.tensor_parallel_size < 1:
         raise ConfigError(f"server.tensor_parallel_size={cfg.tensor_parallel_size} must be >= 1")
+    if cfg.pipeline_parallel_size < 1:
+        raise ConfigError(f"server.pipeline_parallel_size={cfg.pipeline_parallel_size} must be >= 1")
     for name in ("startup_timeout_s", "health_poll_s", "progress_every_s", "shutdown_timeout_s"):
         if getattr(cfg, name) <= 0:
             raise ConfigError(f"server.{name}={getattr(cfg, name)} must be > 0")
@@ -155,6 +162,10 @@ def render_command(cfg: ServerConfig, checkpoint: str | Path, port: int, format_
         "--dtype", cfg.dtype,
         "--tensor-parallel-size", str(cfg.tensor_parallel_size),
     ]  # fmt: skip
+    if cfg.pipeline_parallel_size > 1:
+        base += ["--pipeline-parallel-size", str(cfg.pipeline_parallel_size)]
+    if cfg.distributed_executor_backend:
+        base += ["--distributed-executor-backend", cfg.distributed_executor_backend]
     if cfg.served_model_name:
         base += ["--served-model-name", cfg.served_model_name]
     if cfg.max_model_len is not None:

@@ -53,7 +53,7 @@ def test_slurm_resources_refuse_tensor_parallel_below_one(tp: int) -> None:
     """Before: -1 planned pipeline parallel -1 and 0 raised a bare ZeroDivisionError."""
     model = ModelConfig(name="m", family="f", size="8B", tensor_parallel_size=tp)
     model.resources = ResourcesConfig(gpus_per_node=8, nodes=2)
-    with pytest.raises(ConfigError, match=rf"tensor_parallel_size {tp} is not a tensor-parallel size"):
+    with pytest.raises(ConfigError, match=rf"model.tensor_parallel_size={tp} must be >= 1"):
         job_resources(model, "bf16")
 
 

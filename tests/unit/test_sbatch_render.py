@@ -153,8 +153,48 @@ def test_gpus_not_a_multiple_of_tp_are_refused() -> None:
     model = dataclasses.replace(
         load_model("llama-3.1-70b-instruct"), resources_by_format={"bf16": {"gpus_per_node": 6}}
     )
-    with pytest.raises(ConfigError, match="not a multiple"):
+    with pytest.raises(ConfigError, match=r"= 4 GPUs, but the job has 6(.|\n)*a multiple of the tensor-parallel size"):
         job_resources(model, "bf16")
+
+
+def test_tp_times_pp_must_use_exactly_the_jobs_gpus() -> None:
+    """Two nodes without pipeline parallelism would serve on one node's GPUs (810 GB of BF16 405B on 640 GB)."""
+    model = dataclasses.replace(load_model("llama-3.1-405b-instruct"), pp_by_format={})
+    with pytest.raises(ConfigError) as err:
+        job_resources(model, "bf16")
+    msg = str(err.value)
+    assert "model.tensor_parallel_size=8 x model.pp_by_format.bf16=1 = 8 GPUs, but the job has 16" in msg
+    assert "gpus_per_node=8 x nodes=2" in msg and "model.pp_by_format.bf16=2" in msg  # the fix
+    # and pipeline stages the GPUs do not have
+    model = dataclasses.replace(load_model("llama-3.1-405b-instruct"), pp_by_format={"fp8": 2})
+    with pytest.raises(ConfigError, match="= 16 GPUs, but the job has 8"):
+        job_resources(model, "fp8")
+
+
+@pytest.mark.parametrize("field", ["tensor_parallel_size", "pp_by_format"])
+@pytest.mark.parametrize("value", [0, -1])
+def test_parallel_sizes_below_one_are_refused(field: str, value: int) -> None:
+    model = load_model("llama-3.1-405b-instruct")
+    model = dataclasses.replace(
+        model, **({field: value} if field == "tensor_parallel_size" else {field: {"bf16": value}})
+    )
+    key = "model.tensor_parallel_size" if field == "tensor_parallel_size" else "model.pp_by_format.bf16"
+    with pytest.raises(ConfigError, match=f"{key}={value} must be >= 1"):
+        job_resources(model, "bf16")
+
+
+def test_multinode_job_runs_evalkit_once() -> None:
+    """Two nodes stay allocated (#SBATCH --nodes=2), but submitit's srun starts one task: one evalkit process serves
+    and writes cells; the second node is reached by the Ray bootstrap's own srun."""
+    model = load_model("llama-3.1-405b-instruct")
+    script = render_sbatch(launcher_conf(launcher_base(model, **SITE), job_resources(model, "bf16")), python=PYTHON)
+    assert "#SBATCH --nodes=2" in script and "#SBATCH --ntasks=" not in script  # sbatch -N2 -n1 shrinks to 1 node
+    srun = next(line for line in script.splitlines() if line.startswith("srun "))
+    assert "--nodes=1 --ntasks=1" in srun and srun.endswith(
+        "submitit.core._submit /opt/evalkit/jobs/study/.submitit/%j"
+    )
+    single = render_sbatch(launcher_conf(launcher_base(model, **SITE), job_resources(model, "fp8")), python=PYTHON)
+    assert "--ntasks=1" not in single  # single-node jobs as before
 
 
 def test_job_resources_is_frozen() -> None:
@@ -171,3 +211,14 @@ def test_dependency_line_and_kill_on_invalid_dependency() -> None:
     # a job whose dependency failed is removed instead of pending forever
     assert "#SBATCH --kill-on-invalid-dep=yes" in script and "#SBATCH --comment=c" in script
     assert "dependency" not in render_sbatch(conf, python="python")
+
+
+def test_validate_refuses_parallelism_that_does_not_fit_before_anything_runs() -> None:
+    """The check runs in `validate` (the plan, --dry-run, local and Slurm alike), not first at submission."""
+    from evalkit.app import compose_job
+    from evalkit.config import to_object, validate
+
+    job = ["model=llama-3.1-405b-instruct", "format=bf16", "benchmark=[leaderboard_v1]", "server=gpu"]
+    validate(to_object(compose_job(job)))  # the shipped config: TP 8 x PP 2 on 2 x 8 GPUs
+    with pytest.raises(ConfigError, match=r"model.pp_by_format.bf16=1 = 8 GPUs, but the job has 16"):
+        validate(to_object(compose_job([*job, "model.pp_by_format.bf16=1"])))

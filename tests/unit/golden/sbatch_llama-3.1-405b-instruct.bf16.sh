@@ -22,4 +22,4 @@ source /opt/evalkit/.venv/bin/activate
 
 # command
 export SUBMITIT_EXECUTOR=slurm
-srun --unbuffered --output /opt/evalkit/jobs/study/.submitit/%j/%j_%t_log.out --error /opt/evalkit/jobs/study/.submitit/%j/%j_%t_log.err /opt/evalkit/.venv/bin/python -u -m submitit.core._submit /opt/evalkit/jobs/study/.submitit/%j
+srun --unbuffered --output /opt/evalkit/jobs/study/.submitit/%j/%j_%t_log.out --error /opt/evalkit/jobs/study/.submitit/%j/%j_%t_log.err --nodes=1 --ntasks=1 /opt/evalkit/.venv/bin/python -u -m submitit.core._submit /opt/evalkit/jobs/study/.submitit/%j

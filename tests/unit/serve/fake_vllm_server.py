@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -25,6 +26,15 @@ def main() -> None:
     mode = os.environ.get("FAKE_VLLM_MODE", "serve")
     name = args.served_model_name or args.model
     print(f"fake vLLM: mode={mode} model={args.model}", flush=True)
+    if nodes_file := os.environ.get("FAKE_VLLM_RAY_NODES_FILE"):
+        # what vLLM's Ray backend would find at start-up: the cluster at RAY_ADDRESS (set by ray_cluster.sh)
+        import ray
+
+        ray.init(address=os.environ["RAY_ADDRESS"], logging_level=logging.ERROR, log_to_driver=False)
+        alive = sum(1 for n in ray.nodes() if n.get("Alive"))
+        ray.shutdown()
+        with open(nodes_file, "w") as f:
+            json.dump({"alive_nodes": alive, "argv": sys.argv[1:], "t": time.time()}, f)
     if mode == "crash":
         print("ValueError: config.json is not valid JSON", flush=True)
         sys.exit(3)

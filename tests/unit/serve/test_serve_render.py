@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -120,7 +121,12 @@ def test_python_defaults_to_current_interpreter() -> None:
 
 @pytest.mark.parametrize(
     ("field", "value", "match"),
-    [("device", "tpu", "auto, cpu, gpu"), ("port", 70000, "use 0"), ("tensor_parallel_size", 0, ">= 1")],
+    [
+        ("device", "tpu", "auto, cpu, gpu"),
+        ("port", 70000, "use 0"),
+        ("tensor_parallel_size", 0, ">= 1"),
+        ("pipeline_parallel_size", 0, "pipeline_parallel_size=0 must be >= 1"),
+    ],
 )
 def test_validate_names_the_bad_value(field: str, value: object, match: str) -> None:
     with pytest.raises(ConfigError, match=match):
@@ -144,3 +150,51 @@ def test_tmpdir_short_enough_for_vllm_ipc_sockets(tmp_path: Path) -> None:
     short = server_tmpdir(deep)
     assert len(short) + 1 + 36 <= IPC_PATH_MAX and short.startswith("/tmp/evalkit-")
     assert server_tmpdir(deep) == short  # stable: the rerun line a user copies names the same dir
+
+
+def test_gpu_405b_bf16_two_nodes_golden() -> None:
+    """The BF16 405B server as its job starts it: conf/server/gpu.yaml, the model's TP 8 x PP 2 over two nodes, run
+    by the Ray bootstrap (evalkit.serve.process.VLLMServer.start wraps it the same way)."""
+    from evalkit.config import ModelConfig
+    from evalkit.launch import job_resources
+    from evalkit.serve.ray_cluster import RayCluster, bootstrap_env, wrap_command
+
+    conf = Path(__file__).parents[3] / "conf"
+    model = OmegaConf.to_object(
+        OmegaConf.merge(OmegaConf.structured(ModelConfig), OmegaConf.load(conf / "model/llama-3.1-405b-instruct.yaml"))
+    )
+    assert isinstance(model, ModelConfig)
+    res = job_resources(model, "bf16")
+    server = OmegaConf.to_object(
+        OmegaConf.merge(OmegaConf.structured(ServerConfig), OmegaConf.load(conf / "server/gpu.yaml"))
+    )
+    assert isinstance(server, ServerConfig)
+    cfg = dataclasses.replace(
+        server,
+        python="/opt/evalkit/.venv/bin/python",
+        tensor_parallel_size=res.tensor_parallel_size,
+        pipeline_parallel_size=res.pipeline_parallel_size,
+        distributed_executor_backend="ray",
+        max_model_len=model.max_model_len,
+        served_model_name="llama-3.1-405b-instruct__bf16",
+    )
+    job_dir = Path("/jobs/study/llama-3.1-405b-instruct.bf16")
+    argv = wrap_command(
+        render_command(cfg, "/ckpt/llama-3.1-405b-instruct/bf16", 8123), "/opt/evalkit/evalkit/serve/ray_cluster.sh"
+    )
+    env = render_env(cfg, device="gpu", work_dir=job_dir, base_env={"TMPDIR": "/scratch"})
+    env |= bootstrap_env(RayCluster(res.nodes, res.gpus, job_dir / "ray-workers.log"), str(cfg.python))
+    text = shell_command(argv, env)
+    check_golden("serve_gpu_405b_bf16_2nodes.sh", text + "\n")
+    assert "--tensor-parallel-size 8" in text and "--pipeline-parallel-size 2" in text
+    assert (
+        "--distributed-executor-backend ray" in text and "EVALKIT_RAY_NODES=2" in text and "EVALKIT_RAY_GPUS=16" in text
+    )
+
+
+def test_single_stage_command_is_unchanged() -> None:
+    """pp 1 and no backend render nothing new: single-node servers start exactly as before."""
+    argv = render_command(gpu_tp8(), "/ckpt", 1)
+    assert "--pipeline-parallel-size" not in argv and "--distributed-executor-backend" not in argv
+    argv = render_command(dataclasses.replace(gpu_tp8(), pipeline_parallel_size=2), "/ckpt", 1)
+    assert argv[argv.index("--pipeline-parallel-size") + 1] == "2"
