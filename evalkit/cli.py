@@ -52,8 +52,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from evalkit import grid
     from evalkit.app import hydra_main
 
-    _compose_jobs(args.overrides, writable=True)  # refuse bad input here, before Hydra or a GPU
+    if args.json and not args.dry_run:
+        raise ConfigError("--json renders the plan of a dry run", hint="use `evalkit sweep --dry-run --json ...`")
+    # refuse bad input here, before Hydra or a GPU; the JSON plan lists the adapters' refusals itself
+    _compose_jobs(args.overrides, check_adapters=not args.json, writable=not args.json)
     extra = ["hydra.sweeper.dry_run=true"] if args.dry_run else []
+    extra += ["hydra.sweeper.json=true"] if args.json else []
     extra += ["hydra.sweeper.wait=true"] if args.wait else []
     hydra_main(["-m", *grid.group_benchmarks(args.overrides), *extra])
     if args.dry_run:
@@ -212,6 +216,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--dry-run",
         action="store_true",
         help="print the jobs and their cells (on Slurm: resources and sbatch scripts, checked), launch nothing",
+    )
+    s.add_argument(
+        "--json",
+        action="store_true",
+        help="with --dry-run: print the plan as one JSON document (jobs, cells, server and harness commands, "
+        "data sources, sbatch scripts) and nothing else on stdout",
     )
     s.add_argument("--wait", action="store_true", help="launcher=slurm: follow the submitted jobs until they end")
     s.add_argument("overrides", nargs="*", help="Hydra overrides; comma lists sweep")

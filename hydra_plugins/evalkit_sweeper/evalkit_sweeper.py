@@ -27,6 +27,10 @@ class EvalkitSweeperConf:
     _target_: str = "hydra_plugins.evalkit_sweeper.evalkit_sweeper.EvalkitSweeper"
     dry_run: bool = False
     """Print the jobs (and their cells and resources) without launching anything."""
+    json: bool = False
+    """With dry_run: print the plan as one JSON document on stdout instead (every job, cell, server command, harness
+    invocation, data source and, on Slurm, sbatch script; evalkit.launch.plan_json). sbatch --test-only is not run,
+    so it renders without a cluster; adapter checks that fail are listed in it and make the exit code 2."""
     wait: bool = False
     """launcher=slurm: after submitting, follow the jobs until all have ended (otherwise the sweep returns as soon
     as Slurm has accepted them)."""
@@ -36,14 +40,16 @@ ConfigStore.instance().store(group="hydra/sweeper", name="evalkit", node=Evalkit
 
 
 class EvalkitSweeper(Sweeper):
-    def __init__(self, dry_run: bool = False, wait: bool = False) -> None:
+    def __init__(self, dry_run: bool = False, wait: bool = False, json: bool = False) -> None:
         self.dry_run = dry_run
+        self.json = json
         self.wait = wait
         self.hydra_context: HydraContext | None = None
         self.config: DictConfig | None = None
         self.launcher: Any = None
         self.plans: list[Any] = []
         self.returns: list[JobReturn] = []
+        self._composed: dict[tuple[str, ...], DictConfig] = {}
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         from hydra.core.plugins import Plugins
@@ -63,6 +69,8 @@ class EvalkitSweeper(Sweeper):
         assert self.config is not None and self.hydra_context is not None
         loader = self.hydra_context.config_loader
         jobs = grid.expand(arguments)
+        if self.json:
+            return self._print_json(jobs)
         # Compose and validate every job before launching any: a typo fails the sweep before it half-submits.
         try:
             self.plans = [plan_job(loader.load_sweep_config(self.config, job)) for job in jobs]
@@ -99,14 +107,8 @@ class EvalkitSweeper(Sweeper):
         return is_slurm(self.config.hydra.launcher)
 
     def _submit_to_slurm(self, todo: list[tuple[list[str], list[Any]]], sweep_dir: Path) -> None:
-        import os
+        from evalkit.launch.sweep import in_flight, launch
 
-        from evalkit.launch.groups import plan_submission
-        from evalkit.launch.resources import AGGREGATE_RESOURCES, plain_resources
-        from evalkit.launch.sweep import SlurmSweep, in_flight, job_spec, launch, launcher_base
-        from evalkit.plan import plan_job
-
-        assert self.config is not None and self.hydra_context is not None
         # a cell whose job is still queued or running is not submitted again: two jobs would write it
         busy = in_flight(sweep_dir.resolve(), [c.key for _, cells in todo for c in cells])
         if busy:
@@ -116,20 +118,35 @@ class EvalkitSweeper(Sweeper):
                 flush=True,
             )
         todo = [(job, left) for job, cells in todo if (left := [c for c in cells if c.key not in busy])]
-        batch = [_job_overrides(job, cells) for job, cells in todo]
-        if not batch:
+        if not todo:
             print("Slurm: nothing to submit.", flush=True)
             return
+        sweep, plan, compose = self._slurm_submission(todo)
+        launch(sweep, plan, compose, dry_run=self.dry_run, wait=self.wait)
+
+    def _slurm_submission(self, todo: list[tuple[list[str], list[Any]]]) -> tuple[Any, Any, Any]:
+        """What submitting these jobs' cells means: the sweep's site facts, the submission plan (quantize jobs,
+        arrays per resources, aggregate) and the composer each Slurm job's config comes from."""
+        import os
+
+        from evalkit.launch.groups import plan_submission
+        from evalkit.launch.resources import AGGREGATE_RESOURCES, plain_resources
+        from evalkit.launch.sweep import SlurmSweep, job_spec, launcher_base
+        from evalkit.plan import plan_job
+
+        assert self.config is not None and self.hydra_context is not None
+        batch = [_job_overrides(job, cells) for job, cells in todo]
         config, loader = self.config, self.hydra_context.config_loader
 
         def compose(overrides: list[str]) -> DictConfig:
-            return loader.load_sweep_config(config, overrides)
+            # the JSON plan composed these jobs a moment ago (all cells pending: the same overrides, in another order)
+            return self._composed.get(tuple(sorted(overrides))) or loader.load_sweep_config(config, overrides)
 
         specs = []
         for overrides in batch:
             cfg = compose(overrides)
             # validated again with the pending cells only: exactly the config the Slurm job will compose
-            specs.append(job_spec(plan_job(cfg), overrides, cfg))
+            specs.append(job_spec(plan_job(cfg, check_adapters=not self.json), overrides, cfg))
         primary = self.plans[0].cfg
         cwd = os.getcwd()
         sweep = SlurmSweep(
@@ -142,7 +159,52 @@ class EvalkitSweeper(Sweeper):
             baseline=primary.baseline_format,
         )
         plan = plan_submission(specs, plain_resources(primary.quantize.resources), AGGREGATE_RESOURCES)
-        launch(sweep, plan, compose, dry_run=self.dry_run, wait=self.wait)
+        return sweep, plan, compose
+
+    def _print_json(self, jobs: list[list[str]]) -> list[Any]:
+        """The dry run as JSON (stdout holds only the document). Planning reads no machine state beyond the results
+        store: adapter checks (data files present, ...) run afterwards and are reported in the document, so the plan
+        renders on a machine that could not run it, and says why not."""
+        import os
+
+        from evalkit.errors import EvalkitError
+        from evalkit.launch.plan_json import (
+            adapter_checks,
+            placeholders_of,
+            plan_document,
+            render_plan_json,
+            task_catalog,
+        )
+        from evalkit.launch.sweep import requests
+        from evalkit.plan import plan_job
+
+        assert self.config is not None and self.hydra_context is not None
+        loader = self.hydra_context.config_loader
+        try:
+            for job in jobs:
+                self._composed[tuple(sorted(job))] = loader.load_sweep_config(self.config, job)
+            self.plans = [plan_job(self._composed[tuple(sorted(job))], check_adapters=False) for job in jobs]
+            reqs = None
+            if self._slurm():
+                # no in-flight query and no sbatch --test-only: the plan renders without a cluster
+                todo = [(job, plan.pending) for job, plan in zip(jobs, self.plans, strict=True) if plan.pending]
+                reqs = []
+                if todo:
+                    sweep, submission, _ = self._slurm_submission(todo)
+                    reqs = requests(submission, sweep)
+            checks = adapter_checks(self.plans)
+            placeholders = placeholders_of(self.plans, os.getcwd())
+            doc = plan_document(self.plans, reqs, placeholders=placeholders, catalog=task_catalog(), checks=checks)
+        except EvalkitError as err:
+            print(f"evalkit: error: {err.message}", file=sys.stderr)
+            raise SystemExit(2) from err
+        sys.stdout.write(render_plan_json(doc))
+        sys.stdout.flush()
+        if checks:
+            for c in checks:
+                print(f"evalkit: error: {c['job']} {c['benchmark']}: {c['error']}", file=sys.stderr)
+            raise SystemExit(2)
+        return []
 
 
 def _job_overrides(job: list[str], cells: list[Any]) -> list[str]:
