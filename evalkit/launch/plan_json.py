@@ -68,7 +68,8 @@ def data_sources(cfg: EvalkitConfig, benchmark: str, catalog: TaskCatalog | None
     """Where each dataset of the cell will come from, as configured (the results record what was read, with hashes:
     `evalkit.datasources`). For lm-eval suites, each Hub dataset its tasks read (lm-eval's task index, `catalog`),
     marked `local` with its files when the benchmark's own `data` overrides it; other adapters name their files and
-    URLs from their settings. Without a catalog (lm-eval not installed) every entry of the benchmark's `data` is listed as one that may apply."""
+    URLs from their settings. Without a catalog (lm-eval not installed) every entry of the
+    benchmark's `data` is listed as one that may apply."""
     bench = cfg.benchmarks[benchmark]
     settings = dict(bench.settings)
     overrides = _overridden(cfg, benchmark)
@@ -227,7 +228,7 @@ def server(cfg: EvalkitConfig, python: str) -> tuple[dict[str, Any], Endpoint]:
         pipeline_parallel_size=resources.pipeline_parallel_size,
         max_model_len=cfg.model.max_model_len,
         python=cfg.server.python or python,
-        **({"distributed_executor_backend": "ray"} if multi_node else {}),
+        distributed_executor_backend="ray" if multi_node else cfg.server.distributed_executor_backend,
     )
     checkpoint = served_checkpoint(cfg)
     argv = render_command(scfg, checkpoint, scfg.port, cfg.format.vllm_args)
