@@ -143,3 +143,34 @@ def test_generate_then_score_without_server(tmp_path: Path) -> None:
     df = scores(tmp_path)
     assert set(df["status"]) == {"ok"} and df["vllm_version"].iloc[0] not in ("", "unknown")
     assert "(no server)" in (job_dir / "job.log").read_text()
+
+
+def test_two_sweeps_at_once_run_each_cell_once(tmp_path: Path) -> None:
+    """Two `evalkit sweep` started together on one results folder (issue 7): a job claims its cells (a run lock per
+    cell) before its server starts, so the other sweep leaves them to it; every cell is committed exactly once."""
+    grid = ["format=bf16", "benchmark=smoke_loglikelihood,smoke_generate"]
+    results = tmp_path / "results"
+
+    def start(sweep: str) -> subprocess.Popen[str]:
+        where = [f"paths.results={results}", f"paths.jobs={tmp_path / 'jobs'}", f"sweep={sweep}"]
+        return subprocess.Popen(
+            [sys.executable, "-m", "evalkit.cli", "sweep", *grid, *where],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+
+    procs = [start("a"), start("b")]
+    outs = [p.communicate(timeout=900)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    df = pd.read_parquet(results / "scores")
+    assert set(df["status"]) == {"ok"}
+    runs = df.groupby("benchmark")["run_id"].nunique().to_dict()
+    assert runs == {"smoke_loglikelihood": 1, "smoke_generate": 1}, runs  # each cell ran once, no duplicate rows
+    assert not df.duplicated(["benchmark", "task", "metric", "filter"]).any()
+    samples = pd.read_parquet(results / "samples")
+    assert set(samples["run_id"]) == set(df["run_id"])
+    logs = "".join(p.read_text() for p in (tmp_path / "jobs").glob("*/*/job.log"))
+    done = logs.count(" done in ")
+    assert done == 2, logs  # two cells, each done by exactly one of the sweeps
