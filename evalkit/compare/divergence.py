@@ -38,7 +38,9 @@ def per_document(responses_b: pd.Series, responses_v: pd.Series) -> pd.DataFrame
     lv = [choice_loglikelihoods(r) for r in responses_v]
     kl = np.full(len(lb), np.nan)
     agree = np.full(len(lb), np.nan)
-    sizes = np.array([len(b) if b is not None and v is not None and len(b) == len(v) else 0 for b, v in zip(lb, lv)])
+    sizes = np.array(
+        [len(b) if b is not None and v is not None and len(b) == len(v) else 0 for b, v in zip(lb, lv, strict=True)]
+    )
     for k in set(sizes.tolist()) - {0}:
         idx = np.flatnonzero(sizes == k)
         kk, aa = kl_and_agreement(np.array([lb[i] for i in idx]), np.array([lv[i] for i in idx]))

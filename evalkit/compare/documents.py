@@ -28,7 +28,7 @@ DOC_COLUMNS = ["model", "format", "suite", "task", "cluster", "doc_id", "prompt_
 def metric_value(metrics: object, metric: str, filt: str) -> float:
     """The per-document value of (metric, filter) in a samples `metrics` map (a list of pairs or a dict)."""
     m = dict(metrics) if not isinstance(metrics, dict) else metrics  # type: ignore[call-overload]
-    for key in ((f"{metric},{filt}", metric) if filt else (metric,)):
+    for key in (f"{metric},{filt}", metric) if filt else (metric,):
         if key in m:
             return float(m[key])
     if metric in DERIVED_METRICS:

@@ -138,8 +138,8 @@ def combine(tasks: list[TaskStats], level: float = 0.95) -> PairedResult:
     m = len(tasks)
     base = sum(t.baseline for t in tasks) / m
     var = sum(t.variant for t in tasks) / m
-    boot_b = sum(t.boot_baseline for t in tasks) / m
-    boot_v = sum(t.boot_variant for t in tasks) / m
+    boot_b = np.sum([t.boot_baseline for t in tasks], axis=0) / m
+    boot_v = np.sum([t.boot_variant for t in tasks], axis=0) / m
     tail = (1 - level) / 2 * 100
     d_lo, d_hi = np.percentile(boot_v - boot_b, [tail, 100 - tail])
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -160,7 +160,7 @@ def combine(tasks: list[TaskStats], level: float = 0.95) -> PairedResult:
     else:
         test = "permutation"
         observed = var - base
-        perm = sum(t.perm for t in tasks) / m
+        perm = np.sum([t.perm for t in tasks], axis=0) / m
         p = float((1 + np.sum(np.abs(perm) >= abs(observed) - 1e-12)) / (len(perm) + 1)) if observed else 1.0
         if m == 1 and tasks[0].equal_weights and tasks[0].n_docs > 2:
             d = TTestPower().solve_power(nobs=tasks[0].n_docs, alpha=ALPHA, power=POWER, alternative="two-sided")

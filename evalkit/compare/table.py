@@ -3,7 +3,9 @@ it, and its terminal rendering. The only module here that knows the whole flow; 
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Mapping
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -62,9 +64,13 @@ def compare(samples: pd.DataFrame, scores: pd.DataFrame, settings: CompareSettin
                 )
                 per_task.append(ts)
                 div = divergence.per_document(t["response_b"], t["response_v"])
-                task_rows.append(_row(model, fmt, suite, str(task), combine([ts], settings.level), div, settings))
+                task_rows.append(
+                    _row(str(model), str(fmt), str(suite), str(task), combine([ts], settings.level), div, settings)
+                )
             all_div = divergence.per_document(paired["response_b"], paired["response_v"])
-            rows.append(_row(model, fmt, suite, SUITE, combine(per_task, settings.level), all_div, settings))
+            rows.append(
+                _row(str(model), str(fmt), str(suite), SUITE, combine(per_task, settings.level), all_div, settings)
+            )
             rows.extend(task_rows)
     if not rows:
         raise CompareError(
@@ -78,8 +84,10 @@ def compare(samples: pd.DataFrame, scores: pd.DataFrame, settings: CompareSettin
     for family in (is_suite, ~is_suite):
         table.loc[family, "p_adjusted"] = adjust(table.loc[family, "p_value"].to_numpy(), settings.method)
     table["verdict"] = [
-        verdict(r.diff, r.diff_lo, r.p_adjusted, r.margin_points).value if r.task == SUITE else None
-        for r in table.itertuples()
+        verdict(float(r["diff"]), float(r["diff_lo"]), float(r["p_adjusted"]), float(r["margin_points"])).value
+        if r["task"] == SUITE
+        else None
+        for r in table.to_dict("records")
     ]
     return table[COLUMNS], notes
 
@@ -137,6 +145,20 @@ def degraded(table: pd.DataFrame) -> pd.DataFrame:
     return table[table["verdict"] == Verdict.DEGRADED.value]
 
 
+def _line(r: Mapping[Hashable, Any]) -> str:
+    kl = f"{r['kl_mean']:6.3f}" if pd.notna(r["kl_mean"]) else f"{'':6}"
+    agree = f"{r['top1_agreement']:5.2f}" if pd.notna(r["top1_agreement"]) else f"{'':5}"
+    task = "" if r["task"] == SUITE else str(r["task"])
+    diff = f"{r['diff']:+.2f} [{r['diff_lo']:+.2f}, {r['diff_hi']:+.2f}]"
+    recovery = f"{r['recovery']:.1f}% [{r['recovery_lo']:.1f}, {r['recovery_hi']:.1f}]"
+    flips = f"{r['flips_down']}/{r['flips_up']}"
+    return (
+        f"{str(r['model'])[:24]:<24} {str(r['suite'])[:18]:<18} {str(r['format'])[:8]:<8} {task[:26]:<26} "
+        f"{r['n_docs']:>7} {r['baseline']:6.1f} {r['variant']:6.1f} {diff:>22} {recovery:>24} "
+        f"{r['p_adjusted']:7.3f} {flips:>10} {r['mde']:5.1f} {kl} {agree}  {r['verdict'] if isinstance(r['verdict'], str) else ''}"
+    )
+
+
 def render(table: pd.DataFrame, settings: CompareSettings, with_tasks: bool = False) -> str:
     """Text table for the terminal: one line per (model, suite, format), optionally its tasks below it."""
     view = table if with_tasks else table[table["task"] == SUITE]
@@ -146,16 +168,8 @@ def render(table: pd.DataFrame, settings: CompareSettings, with_tasks: bool = Fa
         f"{'KL':>6} {'agree':>5}  verdict"
     )
     lines = [head, "-" * len(head)]
-    for r in view.itertuples():
-        kl = f"{r.kl_mean:6.3f}" if pd.notna(r.kl_mean) else f"{'':6}"
-        agree = f"{r.top1_agreement:5.2f}" if pd.notna(r.top1_agreement) else f"{'':5}"
-        lines.append(
-            f"{r.model[:24]:<24} {r.suite[:18]:<18} {r.format[:8]:<8} {(r.task if r.task != SUITE else '')[:26]:<26} "
-            f"{r.n_docs:>7} {r.baseline:6.1f} {r.variant:6.1f} "
-            f"{f'{r.diff:+.2f} [{r.diff_lo:+.2f}, {r.diff_hi:+.2f}]':>22} "
-            f"{f'{r.recovery:.1f}% [{r.recovery_lo:.1f}, {r.recovery_hi:.1f}]':>24} "
-            f"{r.p_adjusted:7.3f} {f'{r.flips_down}/{r.flips_up}':>10} {r.mde:5.1f} {kl} {agree}  {r.verdict or ''}"
-        )
+    for r in view.to_dict("records"):
+        lines.append(_line(r))
     lines.append(
         f"\nbaseline {settings.baseline}; margin {settings.margin}; p adjusted ({settings.method}) across the "
         f"grid's suite rows; recovered = 95% CI of the difference within [-margin, +inf) (non-inferiority), "

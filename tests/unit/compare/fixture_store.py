@@ -35,12 +35,16 @@ def lm_eval_fixture(name: str) -> tuple[list[TaskScore], list[SampleRecord]]:
     return promote_benchmarks(scores), samples
 
 
-def binary_task(task: str, right: Sequence[int], suite_value: float | None = None) -> tuple[TaskScore, list[SampleRecord]]:
+def binary_task(
+    task: str, right: Sequence[int], suite_value: float | None = None
+) -> tuple[TaskScore, list[SampleRecord]]:
     """A task scored right (1) / wrong (0) per document, with its primary score row (percent)."""
     value = 100 * sum(right) / len(right) if suite_value is None else suite_value
     score = TaskScore(task=task, metric="acc", value=value, n_samples=len(right), is_primary=True)
     samples = [
-        SampleRecord(task=task, doc_id=i, prompt_hash=f"h{i}", target="A", response="A" if r else "B", metrics={"acc": float(r)})
+        SampleRecord(
+            task=task, doc_id=i, prompt_hash=f"h{i}", target="A", response="A" if r else "B", metrics={"acc": float(r)}
+        )
         for i, r in enumerate(right)
     ]
     return score, samples

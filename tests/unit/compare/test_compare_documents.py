@@ -1,0 +1,56 @@
+"""Per-document scores reproduce the scores table's primary values (scale, subtask averaging, v2 normalisation);
+pairing refuses different documents, naming the task and the counts."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from fixture_store import binary_task, commit, lm_eval_fixture
+
+from evalkit.compare import CompareError, CompareSettings, compare
+from evalkit.compare.documents import document_scores
+from evalkit.store import ResultsStore
+
+
+def _task_scores(store: ResultsStore) -> dict[str, float]:
+    docs, _ = document_scores(store.read_samples(), store.read_scores())
+    return {str(t): float((g["w"] * g["y"]).sum()) for t, g in docs.groupby("task")}
+
+
+def test_mmlu_subjects_average_to_the_suite_row_in_percent(tmp_path: Path) -> None:
+    store = ResultsStore(tmp_path)
+    commit(store, "m", "bf16", "b", "leaderboard_v1", *lm_eval_fixture("v1_mmlu"))
+    assert _task_scores(store) == {"mmlu_llama": pytest.approx(100 / 3)}
+
+
+@pytest.mark.parametrize(
+    ("task", "expected"),
+    [
+        ("leaderboard_gpqa", 100 / 3),  # normalised: (50% - 25%) / 75%
+        ("leaderboard_mmlu_pro", 100 / 6),
+        ("leaderboard_musr", 175 / 9),  # mean of three subtasks' normalised scores
+        ("leaderboard_math_hard", 25.0),
+    ],
+)
+def test_v2_tasks_use_the_normalised_scale(tmp_path: Path, task: str, expected: float) -> None:
+    store = ResultsStore(tmp_path)
+    commit(store, "m", "bf16", "b", "leaderboard_v2", *lm_eval_fixture("v2_leaderboard"))
+    scores = store.read_scores()
+    assert scores[(scores["task"] == task) & scores["is_primary"]]["normalized"].iloc[0] == pytest.approx(expected)
+    assert _task_scores(store)[task] == pytest.approx(expected)
+
+
+def test_mismatched_documents_name_the_task_and_counts(tmp_path: Path) -> None:
+    store = ResultsStore(tmp_path)
+    score, samples = binary_task("arc", [1, 0, 1, 1, 0, 1])
+    commit(store, "m", "bf16", "b", "s", [score], samples)
+    changed = [replace(samples[0], prompt_hash="other"), *samples[1:4]]
+    commit(store, "m", "fp8", "b", "s", [score], changed)
+    with pytest.raises(CompareError) as err:
+        compare(store.read_samples(), store.read_scores(), CompareSettings())
+    msg = err.value.message
+    assert "task arc: baseline 6 documents, variant 4" in msg
+    assert "3 only in the baseline, 1 only in the variant" in msg
+    assert "m / s: fp8 vs bf16" in msg
