@@ -11,6 +11,7 @@ import json
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 
 def choice_loglikelihoods(response: str) -> list[float] | None:
@@ -36,6 +37,11 @@ def per_document(responses_b: pd.Series, responses_v: pd.Series) -> pd.DataFrame
     """`kl` and `agree` per paired document (NaN where not a log-likelihood task or the choices differ in number)."""
     lb = [choice_loglikelihoods(r) for r in responses_b]
     lv = [choice_loglikelihoods(r) for r in responses_v]
+    return per_document_lls(lb, lv, responses_b.index)
+
+
+def per_document_lls(lb: list[list[float] | None], lv: list[list[float] | None], index: pd.Index) -> pd.DataFrame:
+    """As `per_document`, from parsed choice log-likelihoods."""
     kl = np.full(len(lb), np.nan)
     agree = np.full(len(lb), np.nan)
     sizes = np.array(
@@ -45,4 +51,22 @@ def per_document(responses_b: pd.Series, responses_v: pd.Series) -> pd.DataFrame
         idx = np.flatnonzero(sizes == k)
         kk, aa = kl_and_agreement(np.array([lb[i] for i in idx]), np.array([lv[i] for i in idx]))
         kl[idx], agree[idx] = kk, aa
-    return pd.DataFrame({"kl": kl, "agree": agree}, index=responses_b.index)
+    return pd.DataFrame({"kl": kl, "agree": agree}, index=index)
+
+
+class ChoiceCache:
+    """Parses each stored response at most once (a baseline document is compared with every variant)."""
+
+    def __init__(self, responses: pa.ChunkedArray) -> None:
+        self._responses = responses
+        self._parsed: dict[int, list[float] | None] = {}
+
+    def divergence(self, rows_b: np.ndarray, rows_v: np.ndarray, mc: np.ndarray) -> pd.DataFrame:
+        """Per pair of rows of the samples table; `mc` marks pairs whose responses may hold log-likelihoods."""
+        need = [int(r) for r in np.concatenate([rows_b[mc], rows_v[mc]]) if int(r) not in self._parsed]
+        if need:
+            texts = self._responses.take(pa.array(need)).to_pylist()
+            self._parsed.update(zip(need, (choice_loglikelihoods(t or "") for t in texts), strict=True))
+        lb = [self._parsed[int(r)] if m else None for r, m in zip(rows_b, mc, strict=True)]
+        lv = [self._parsed[int(r)] if m else None for r, m in zip(rows_v, mc, strict=True)]
+        return per_document_lls(lb, lv, pd.RangeIndex(len(lb)))

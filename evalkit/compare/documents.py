@@ -15,31 +15,30 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from evalkit.compare.errors import CompareError
+from evalkit.compare.frame import MetricMap, codes
 
 DERIVED_METRICS = {"strict_acc": ("prompt_level_strict_acc", "inst_level_strict_acc")}
 """Per-document values of metrics the adapter derives (IFEval's v2 score: mean of prompt- and instruction-level
 strict accuracy); the samples hold only the parts."""
 
-DOC_COLUMNS = ["model", "format", "suite", "task", "cluster", "doc_id", "prompt_hash", "raw", "y", "response"]
 
-
-def metric_value(metrics: object, metric: str, filt: str) -> float:
-    """The per-document value of (metric, filter) in a samples `metrics` map (a list of pairs or a dict)."""
-    m = dict(metrics) if not isinstance(metrics, dict) else metrics  # type: ignore[call-overload]
+def metric_key(keys: set[str], metric: str, filt: str) -> list[str] | None:
+    """The samples' `metrics` keys holding (metric, filter) per document; several keys are averaged (a derived
+    metric); None when the samples do not hold it."""
     for key in (f"{metric},{filt}", metric) if filt else (metric,):
-        if key in m:
-            return float(m[key])
-    if metric in DERIVED_METRICS:
-        parts = [m.get(k) for k in DERIVED_METRICS[metric]]
-        if all(p is not None for p in parts):
-            return float(sum(parts)) / len(parts)  # type: ignore[arg-type]
-    if not filt:
-        for key, value in m.items():  # a single filter folded in by the adapter ("exact_match,strict_match")
-            if key.split(",", 1)[0] == metric:
-                return float(value)
-    return float("nan")
+        if key in keys:
+            return [key]
+    if metric in DERIVED_METRICS and all(k in keys for k in DERIVED_METRICS[metric]):
+        return list(DERIVED_METRICS[metric])
+    if not filt:  # a single filter folded in by the adapter ("exact_match,strict_match")
+        folded = sorted(k for k in keys if k.split(",", 1)[0] == metric)
+        if len(folded) == 1:
+            return folded
+    return None
 
 
 def _group_of(task: str, primary_tasks: list[str]) -> str | None:
@@ -70,44 +69,57 @@ def _slope(pairs: pd.DataFrame) -> float | None:
     return float(np.median((ok["normalized"] - 100) / (ok["value"] - 100)))
 
 
-def document_scores(samples: pd.DataFrame, scores: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
-    """One row per (model, format, primary task, document) with `raw` (the harness's per-document value) and `y`
-    (its contribution on the suite's scale), plus the weights the suite average gives it: `w` (its weight in its
-    task's score). Returns the frame and notes on what could not be used."""
+def document_scores(samples: pa.Table, scores: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """One row per (model, format, primary task, document) with `raw` (the harness's per-document value, on the
+    table's scale), `y` (its value on the suite's scale), `w` (its weight in its task's score), `row` (its row in
+    `samples`) and `mc` (its response holds choice log-likelihoods). Returns the frame and notes on what could not
+    be used."""
     notes: list[str] = []
     ok = scores[scores["status"] == "ok"]
     prim = ok[ok["is_primary"].astype(bool)]
-    cells = prim[["model", "format", "benchmark", "suite"]].drop_duplicates()
-    samples = samples.merge(cells, on=["model", "format", "benchmark"], how="inner")
+    meta = pd.DataFrame({c: _categorical(samples.column(c)) for c in ("model", "format", "benchmark", "task")})
+    meta["doc_id"] = samples.column("doc_id").to_numpy()
+    meta["prompt_hash"] = codes(samples.column("prompt_hash"))[0]
+    meta["mc"] = pc.starts_with(samples.column("response").combine_chunks(), "{").to_numpy(zero_copy_only=False)
+    committed = set(prim[["model", "format", "benchmark"]].itertuples(index=False, name=None))
+    cell = meta.groupby(["model", "format", "benchmark"], observed=True, sort=False).ngroup()
+    labels = meta[["model", "format", "benchmark"]].drop_duplicates().astype(str)
+    keep = {
+        g
+        for g, key in zip(cell.loc[labels.index], labels.itertuples(index=False, name=None), strict=True)
+        if key in committed
+    }
+    metrics = MetricMap(samples.column("metrics"))
+    cache: dict[str, np.ndarray] = {}
     frames = []
-    for (suite, bench), s_suite in samples.groupby(["suite", "benchmark"], sort=False):
-        p_suite = prim[(prim["suite"] == suite) & (prim["benchmark"] == bench)]
+    for (suite, bench), p_suite in prim.groupby(["suite", "benchmark"], sort=True):
+        rows_suite = np.flatnonzero(cell.isin(keep).to_numpy() & (meta["benchmark"] == bench).to_numpy())
+        if not len(rows_suite):
+            continue
         primary_tasks = sorted(p_suite["task"].unique())
-        groups = {t: _group_of(t, primary_tasks) for t in s_suite["task"].unique()}
-        unused = sorted(t for t, g in groups.items() if g is None)
+        tasks = meta["task"].to_numpy()[rows_suite]
+        groups = {t: _group_of(str(t), primary_tasks) for t in pd.unique(tasks)}
+        unused = sorted(str(t) for t, g in groups.items() if g is None)
         if unused:
             notes.append(f"{suite}: samples of {unused} belong to no primary task; left out")
+        group_of_row = pd.Series(tasks).map(groups).to_numpy()
         for g in sorted({g for g in groups.values() if g is not None}):
             rows = p_suite[p_suite["task"] == g]
             metric, filt = str(rows["metric"].iloc[0]), str(rows["filter"].iloc[0])
-            docs = s_suite[s_suite["task"].map(groups) == g]
-            raw = np.array([metric_value(m, metric, filt) for m in docs["metrics"]], dtype=float)
-            if np.isnan(raw).all():
+            keys = metric_key(metrics.keys, metric, filt)
+            if keys is None:
                 notes.append(f"{suite}/{g}: samples hold no per-document {metric!r}; left out")
                 continue
-            d = pd.DataFrame(
-                {
-                    "model": docs["model"].to_numpy(),
-                    "format": docs["format"].to_numpy(),
-                    "suite": suite,
-                    "task": g,
-                    "cluster": docs["task"].to_numpy(),
-                    "doc_id": docs["doc_id"].to_numpy(),
-                    "prompt_hash": docs["prompt_hash"].to_numpy(),
-                    "raw": raw,
-                    "response": docs["response"].to_numpy(),
-                }
-            )
+            idx = rows_suite[group_of_row == g]
+            for k in keys:
+                if k not in cache:
+                    cache[k] = metrics.values(k)
+            raw = np.mean([cache[k][idx] for k in keys], axis=0)
+            d = meta.iloc[idx].reset_index(drop=True)
+            d = d.rename(columns={"task": "cluster"}).assign(suite=suite, task=g, raw=raw, row=idx)
+            d = d.dropna(subset=["raw"])
+            for col in ("model", "format", "cluster"):
+                d[col] = d[col].astype(str)
             frames.append(_on_suite_scale(d, rows, ok, metric, filt, notes))
     if not frames:
         raise CompareError(
@@ -116,6 +128,11 @@ def document_scores(samples: pd.DataFrame, scores: pd.DataFrame) -> tuple[pd.Dat
             hint="run the cells with the lm-eval adapter (it stores samples), then `evalkit compare` again",
         )
     return pd.concat(frames, ignore_index=True), notes
+
+
+def _categorical(column: pa.ChunkedArray) -> pd.Categorical[str]:
+    c, labels = codes(column)
+    return pd.Categorical.from_codes(c, categories=pd.Index(labels))
 
 
 def _on_suite_scale(

@@ -9,10 +9,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from evalkit.compare import divergence
 from evalkit.compare.documents import document_scores
 from evalkit.compare.errors import CompareError
+from evalkit.compare.frame import as_table
 from evalkit.compare.multiple import Method, adjust
 from evalkit.compare.paired import PairedResult, TaskStats, combine, task_stats
 from evalkit.compare.pairing import pair
@@ -33,9 +35,14 @@ class CompareSettings:
     level: float = 0.95
 
 
-def compare(samples: pd.DataFrame, scores: pd.DataFrame, settings: CompareSettings) -> tuple[pd.DataFrame, list[str]]:
-    """The comparisons table and notes (what was left out and why)."""
-    docs, notes = document_scores(samples, scores)
+def compare(
+    samples: pa.Table | pd.DataFrame, scores: pd.DataFrame, settings: CompareSettings
+) -> tuple[pd.DataFrame, list[str]]:
+    """The comparisons table and notes (what was left out and why). `samples`: Arrow (`frame.read_samples`, fast)
+    or the DataFrame `ResultsStore.read_samples` returns."""
+    table = as_table(samples)
+    docs, notes = document_scores(table, scores)
+    choices = divergence.ChoiceCache(table.column("response"))
     rng = np.random.default_rng(settings.seed)
     rows: list[dict[str, object]] = []
     for (model, suite), grp in docs.groupby(["model", "suite"], sort=True):
@@ -48,6 +55,7 @@ def compare(samples: pd.DataFrame, scores: pd.DataFrame, settings: CompareSettin
             paired = pair(base.drop(columns="format"), var.drop(columns="format"), where)
             per_task: list[TaskStats] = []
             task_rows = []
+            divs = []
             for task, t in paired.groupby("task", sort=True):
                 values = np.union1d(t["raw_b"].unique(), t["raw_v"].unique())
                 binary = bool(set(values.tolist()) <= {0.0, 1.0} or set(values.tolist()) <= {0.0, 100.0})
@@ -63,11 +71,12 @@ def compare(samples: pd.DataFrame, scores: pd.DataFrame, settings: CompareSettin
                     settings.n_perm,
                 )
                 per_task.append(ts)
-                div = divergence.per_document(t["response_b"], t["response_v"])
+                div = choices.divergence(t["row_b"].to_numpy(), t["row_v"].to_numpy(), t["mc_b"].to_numpy())
+                divs.append(div)
                 task_rows.append(
                     _row(str(model), str(fmt), str(suite), str(task), combine([ts], settings.level), div, settings)
                 )
-            all_div = divergence.per_document(paired["response_b"], paired["response_v"])
+            all_div = pd.concat(divs, ignore_index=True)
             rows.append(
                 _row(str(model), str(fmt), str(suite), SUITE, combine(per_task, settings.level), all_div, settings)
             )
@@ -152,10 +161,11 @@ def _line(r: Mapping[Hashable, Any]) -> str:
     diff = f"{r['diff']:+.2f} [{r['diff_lo']:+.2f}, {r['diff_hi']:+.2f}]"
     recovery = f"{r['recovery']:.1f}% [{r['recovery_lo']:.1f}, {r['recovery_hi']:.1f}]"
     flips = f"{r['flips_down']}/{r['flips_up']}"
+    verdict_ = r["verdict"] if isinstance(r["verdict"], str) else ""  # task rows carry none
     return (
         f"{str(r['model'])[:24]:<24} {str(r['suite'])[:18]:<18} {str(r['format'])[:8]:<8} {task[:26]:<26} "
         f"{r['n_docs']:>7} {r['baseline']:6.1f} {r['variant']:6.1f} {diff:>22} {recovery:>24} "
-        f"{r['p_adjusted']:7.3f} {flips:>10} {r['mde']:5.1f} {kl} {agree}  {r['verdict'] if isinstance(r['verdict'], str) else ''}"
+        f"{r['p_adjusted']:7.3f} {flips:>10} {r['mde']:5.1f} {kl} {agree}  {verdict_}"
     )
 
 

@@ -11,11 +11,12 @@ from fixture_store import binary_task, commit, lm_eval_fixture
 
 from evalkit.compare import CompareError, CompareSettings, compare
 from evalkit.compare.documents import document_scores
+from evalkit.compare.frame import read_samples
 from evalkit.store import ResultsStore
 
 
 def _task_scores(store: ResultsStore) -> dict[str, float]:
-    docs, _ = document_scores(store.read_samples(), store.read_scores())
+    docs, _ = document_scores(read_samples(store.root), store.read_scores())
     return {str(t): float((g["w"] * g["y"]).sum()) for t, g in docs.groupby("task")}
 
 
