@@ -118,8 +118,6 @@ def document_scores(samples: pa.Table, scores: pd.DataFrame) -> tuple[pd.DataFra
             d = meta.iloc[idx].reset_index(drop=True)
             d = d.rename(columns={"task": "cluster"}).assign(suite=suite, task=g, raw=raw, row=idx)
             d = d.dropna(subset=["raw"])
-            for col in ("model", "format", "cluster"):
-                d[col] = d[col].astype(str)
             frames.append(_on_suite_scale(d, rows, ok, metric, filt, notes))
     if not frames:
         raise CompareError(
@@ -138,32 +136,49 @@ def _categorical(column: pa.ChunkedArray) -> pd.Categorical[str]:
 def _on_suite_scale(
     d: pd.DataFrame, rows: pd.DataFrame, ok: pd.DataFrame, metric: str, filt: str, notes: list[str]
 ) -> pd.DataFrame:
-    """Adds `scale` (100 when the table is in percent of lm-eval's 0-1), `mode` and `w`, and `y`."""
+    """Puts `raw` on the table's scale (x100 where the table is in percent of lm-eval's 0-1) and adds `w` (the
+    document's weight in its task's score: 1/n, or 1/(clusters x n_cluster) where the task is the mean of its
+    subtasks) and `y` (v2: normalised). Grouping by integer codes: this runs on millions of documents."""
     g = str(d["task"].iloc[0])
-    value = rows.set_index(["model", "format"])["value"]
-    by_cell = d.groupby(["model", "format"])
-    plain = by_cell["raw"].mean()
-    of_clusters = d.groupby(["model", "format", "cluster"])["raw"].mean().groupby(level=[0, 1]).mean()
-    target = value.reindex(plain.index)
-    percent = bool(d["raw"].abs().max() <= 1) and bool(((plain * 100 - target).abs() <= (plain - target).abs()).all())
+    fmt_codes = d["format"].cat.codes.to_numpy().astype(np.int64)
+    cell_code, cell_ids = pd.factorize(d["model"].cat.codes.to_numpy().astype(np.int64) * 1_000_000 + fmt_codes)
+    cells = pd.MultiIndex.from_arrays(
+        [d["model"].cat.categories[cell_ids // 1_000_000], d["format"].cat.categories[cell_ids % 1_000_000]]
+    )
+    clus_code, clusters = pd.factorize(d["cluster"].cat.codes.to_numpy())
+    clusters = d["cluster"].cat.categories[clusters]
+    raw = d["raw"].to_numpy(dtype=float)
+    n_cell = np.bincount(cell_code)
+    plain = np.bincount(cell_code, raw) / n_cell
+    pair_code = cell_code * len(clusters) + clus_code
+    pair_ids, pair_inv = np.unique(pair_code, return_inverse=True)
+    n_pair = np.bincount(pair_inv)
+    mean_pair = np.bincount(pair_inv, raw) / n_pair
+    cell_of_pair = pair_ids // len(clusters)
+    n_clusters = np.bincount(cell_of_pair, minlength=len(cells))
+    of_clusters = np.bincount(cell_of_pair, mean_pair, minlength=len(cells)) / np.maximum(n_clusters, 1)
+    target = rows.set_index(["model", "format"])["value"].reindex(cells).to_numpy(dtype=float)
+    percent = bool(np.abs(raw).max() <= 1) and bool(np.all(np.abs(plain * 100 - target) <= np.abs(plain - target)))
     scale = 100.0 if percent else 1.0
     # mean of cluster means only where it reproduces the table better than the plain mean (they agree on equal sizes)
-    mode_mean = bool(((of_clusters * scale - target).abs() < (plain * scale - target).abs() - 1e-6).any())
-    d["raw"] = d["raw"] * scale
-    n_cluster = d.groupby(["model", "format", "cluster"])["raw"].transform("size")
-    n_clusters = d.groupby(["model", "format"])["cluster"].transform("nunique")
-    n_task = d.groupby(["model", "format"])["raw"].transform("size")
-    d["w"] = 1.0 / (n_clusters * n_cluster) if mode_mean else 1.0 / n_task
-    d["y"] = d["raw"]
+    mode_mean = bool(np.any(np.abs(of_clusters * scale - target) < np.abs(plain * scale - target) - 1e-6))
+    raw = raw * scale
+    if mode_mean:
+        w = 1.0 / (n_clusters[cell_code] * n_pair[pair_inv])
+    else:
+        w = 1.0 / n_cell[cell_code]
+    y = raw.copy()
     if rows["normalized"].notna().any():
         # v2: the normalised score; per subtask where the task averages its subtasks' normalised scores
-        keys = sorted(d["cluster"].unique()) if mode_mean else [g]
-        for key in keys:
+        for i, key in enumerate(clusters if mode_mean else [g]):
             pairs = ok[(ok["task"] == key) & (ok["metric"] == metric) & (ok["filter"] == filt)]
-            s = _slope(pairs.dropna(subset=["value", "normalized"]))
-            if s is None:
-                notes.append(f"{g}/{key}: normalisation not recoverable (every score floored at 0); raw scores used")
+            slope = _slope(pairs.dropna(subset=["value", "normalized"]))
+            if slope is None:
+                notes.append(
+                    f"{g}/{key}: v2 normalisation not recoverable from the scores (every format floored at 0); "
+                    "raw accuracy used for it"
+                )
                 continue
-            sel = d["cluster"] == key if mode_mean else slice(None)
-            d.loc[sel, "y"] = s * d.loc[sel, "raw"] + 100 * (1 - s)
-    return d
+            sel = clus_code == i if mode_mean else slice(None)
+            y[sel] = slope * raw[sel] + 100 * (1 - slope)
+    return d.assign(raw=raw, w=w, y=y, cluster_code=clus_code)

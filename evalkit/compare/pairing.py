@@ -7,7 +7,8 @@ import pandas as pd
 from evalkit.compare.errors import CompareError
 
 KEY = ["cluster", "doc_id", "prompt_hash"]
-"""A document: the samples' task (a subtask of a suite task), its id, and the hash of the exact prompt sent."""
+"""A document: the samples' task (a subtask of a suite task), its id, and the hash of the exact prompt sent (as
+categorical / integer codes of the whole samples table, so equal strings have equal codes)."""
 
 
 def pair(base: pd.DataFrame, variant: pd.DataFrame, where: str) -> pd.DataFrame:
