@@ -67,6 +67,12 @@ class ChoiceCache:
         if need:
             texts = self._responses.take(pa.array(need)).to_pylist()
             self._parsed.update(zip(need, (choice_loglikelihoods(t or "") for t in texts), strict=True))
-        lb = [self._parsed[int(r)] if m else None for r, m in zip(rows_b, mc, strict=True)]
-        lv = [self._parsed[int(r)] if m else None for r, m in zip(rows_v, mc, strict=True)]
-        return per_document_lls(lb, lv, pd.RangeIndex(len(lb)))
+        out = pd.DataFrame({"kl": np.full(len(mc), np.nan), "agree": np.full(len(mc), np.nan)})
+        at = np.flatnonzero(mc)
+        if len(at):
+            lb = [self._parsed[int(r)] for r in rows_b[at]]
+            lv = [self._parsed[int(r)] for r in rows_v[at]]
+            found = per_document_lls(lb, lv, pd.RangeIndex(len(at)))
+            out.loc[at, "kl"] = found["kl"].to_numpy()
+            out.loc[at, "agree"] = found["agree"].to_numpy()
+        return out

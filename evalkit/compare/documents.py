@@ -145,8 +145,8 @@ def _on_suite_scale(
     cells = pd.MultiIndex.from_arrays(
         [d["model"].cat.categories[cell_ids // 1_000_000], d["format"].cat.categories[cell_ids % 1_000_000]]
     )
-    clus_code, clusters = pd.factorize(d["cluster"].cat.codes.to_numpy())
-    clusters = d["cluster"].cat.categories[clusters]
+    clus_code, clus_ids = pd.factorize(d["cluster"].cat.codes.to_numpy())
+    clusters = d["cluster"].cat.categories[clus_ids]
     raw = d["raw"].to_numpy(dtype=float)
     n_cell = np.bincount(cell_code)
     plain = np.bincount(cell_code, raw) / n_cell
@@ -163,10 +163,7 @@ def _on_suite_scale(
     # mean of cluster means only where it reproduces the table better than the plain mean (they agree on equal sizes)
     mode_mean = bool(np.any(np.abs(of_clusters * scale - target) < np.abs(plain * scale - target) - 1e-6))
     raw = raw * scale
-    if mode_mean:
-        w = 1.0 / (n_clusters[cell_code] * n_pair[pair_inv])
-    else:
-        w = 1.0 / n_cell[cell_code]
+    w = 1.0 / (n_clusters[cell_code] * n_pair[pair_inv]) if mode_mean else 1.0 / n_cell[cell_code]
     y = raw.copy()
     if rows["normalized"].notna().any():
         # v2: the normalised score; per subtask where the task averages its subtasks' normalised scores

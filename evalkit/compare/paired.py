@@ -81,7 +81,8 @@ def task_stats(
     n_boot: int = 2000,
     n_perm: int = 5000,
 ) -> TaskStats:
-    """`weight` per document sums to 1 over the task (its share of the task's score)."""
+    """`cluster`: integer codes 0..k-1 (the task's subtasks, resampled separately); `weight` per document sums to
+    1 over the task (its share of the task's score)."""
     c_atom, w_atom, b_atom, v_atom, k_atom = _atoms(cluster, weight, y_b, y_v)
     boot_b = np.zeros(n_boot)
     boot_v = np.zeros(n_boot)
@@ -102,8 +103,8 @@ def task_stats(
     diff = y_v - y_b
     perm = _sign_flips(weight * diff, rng, n_perm)
     # stratified SE of the weighted difference: sum over clusters of n_c * w_c^2 * var_c
-    _, c_idx = np.unique(cluster, return_inverse=True)
-    n_c = np.bincount(c_idx)
+    c_idx = cluster
+    n_c = np.maximum(np.bincount(c_idx), 1)
     mean_c = np.bincount(c_idx, diff) / n_c
     ss_c = np.bincount(c_idx, (diff - mean_c[c_idx]) ** 2)
     var_c = np.where(n_c > 1, ss_c / np.maximum(n_c - 1, 1), 0.0)

@@ -14,11 +14,13 @@ categorical / integer codes of the whole samples table, so equal strings have eq
 def pair(base: pd.DataFrame, variant: pd.DataFrame, where: str) -> pd.DataFrame:
     """Inner join of one suite's baseline and variant documents; any document on one side only is an error that
     names the task and the counts. Columns of each side get suffixes `_b` and `_v`."""
-    merged = base.merge(variant, on=["task", *KEY], how="outer", suffixes=("_b", "_v"), indicator=True)
+    # a subtask belongs to one task: the key alone pairs, and the task column comes from the baseline
+    variant = variant.drop(columns="task")
+    merged = base.merge(variant, on=KEY, how="outer", suffixes=("_b", "_v"), indicator=True)
     lonely = merged[merged["_merge"] != "both"]
     if not lonely.empty:
         lines = []
-        for cluster, grp in lonely.groupby("cluster", sort=True):
+        for cluster, grp in lonely.groupby("cluster", sort=True, observed=True):
             n_b = int((base["cluster"] == cluster).sum())
             n_v = int((variant["cluster"] == cluster).sum())
             only_b = int((grp["_merge"] == "left_only").sum())

@@ -20,6 +20,8 @@ from evalkit.compare.paired import PairedResult, TaskStats, combine, task_stats
 from evalkit.compare.pairing import pair
 from evalkit.compare.verdict import Margin, Verdict, verdict
 
+PAIR_COLUMNS = ["task", "cluster", "doc_id", "prompt_hash", "raw", "y", "w", "row", "mc"]
+
 SUITE = "*"
 """`task` of a suite's own row."""
 
@@ -45,14 +47,14 @@ def compare(
     choices = divergence.ChoiceCache(table.column("response"))
     rng = np.random.default_rng(settings.seed)
     rows: list[dict[str, object]] = []
-    for (model, suite), grp in docs.groupby(["model", "suite"], sort=True):
+    for (model, suite), grp in docs.groupby(["model", "suite"], sort=True, observed=True):
         base = grp[grp["format"] == settings.baseline]
         if base.empty:
             notes.append(f"{model} / {suite}: no {settings.baseline} baseline documents; not compared")
             continue
-        for fmt, var in grp[grp["format"] != settings.baseline].groupby("format", sort=True):
+        for fmt, var in grp[grp["format"] != settings.baseline].groupby("format", sort=True, observed=True):
             where = f"{model} / {suite}: {fmt} vs {settings.baseline}"
-            paired = pair(base.drop(columns="format"), var.drop(columns="format"), where)
+            paired = pair(base[PAIR_COLUMNS], var[PAIR_COLUMNS], where)
             per_task: list[TaskStats] = []
             task_rows = []
             divs = []
