@@ -92,17 +92,23 @@ def document_scores(samples: pa.Table, scores: pd.DataFrame) -> tuple[pd.DataFra
     metrics = MetricMap(samples.column("metrics"))
     cache: dict[str, np.ndarray] = {}
     frames = []
+    in_cell = cell.isin(keep).to_numpy()
+    bench_codes = meta["benchmark"].cat.codes.to_numpy()
+    task_codes = meta["task"].cat.codes.to_numpy()
+    task_names = meta["task"].cat.categories
+    labels_of: list[tuple[str, str]] = []  # (suite, task) of each frame: categorical codes after the concat
     for (suite, bench), p_suite in prim.groupby(["suite", "benchmark"], sort=True):
-        rows_suite = np.flatnonzero(cell.isin(keep).to_numpy() & (meta["benchmark"] == bench).to_numpy())
+        if bench not in meta["benchmark"].cat.categories:
+            continue
+        rows_suite = np.flatnonzero(in_cell & (bench_codes == meta["benchmark"].cat.categories.get_loc(bench)))
         if not len(rows_suite):
             continue
         primary_tasks = sorted(p_suite["task"].unique())
-        tasks = meta["task"].to_numpy()[rows_suite]
-        groups = {t: _group_of(str(t), primary_tasks) for t in pd.unique(tasks)}
-        unused = sorted(str(t) for t, g in groups.items() if g is None)
+        codes_suite = task_codes[rows_suite]
+        groups = {int(c): _group_of(str(task_names[c]), primary_tasks) for c in np.unique(codes_suite)}
+        unused = sorted(str(task_names[c]) for c, g in groups.items() if g is None)
         if unused:
             notes.append(f"{suite}: samples of {unused} belong to no primary task; left out")
-        group_of_row = pd.Series(tasks).map(groups).to_numpy()
         for g in sorted({g for g in groups.values() if g is not None}):
             rows = p_suite[p_suite["task"] == g]
             metric, filt = str(rows["metric"].iloc[0]), str(rows["filter"].iloc[0])
@@ -110,22 +116,31 @@ def document_scores(samples: pa.Table, scores: pd.DataFrame) -> tuple[pd.DataFra
             if keys is None:
                 notes.append(f"{suite}/{g}: samples hold no per-document {metric!r}; left out")
                 continue
-            idx = rows_suite[group_of_row == g]
+            members = np.array([c for c, gg in groups.items() if gg == g])
+            idx = rows_suite[np.isin(codes_suite, members)]
             for k in keys:
                 if k not in cache:
                     cache[k] = metrics.values(k)
             raw = np.mean([cache[k][idx] for k in keys], axis=0)
             d = meta.iloc[idx].reset_index(drop=True)
-            d = d.rename(columns={"task": "cluster"}).assign(suite=suite, task=g, raw=raw, row=idx)
-            d = d.dropna(subset=["raw"])
-            frames.append(_on_suite_scale(d, rows, ok, metric, filt, notes))
+            d = d.rename(columns={"task": "cluster"}).assign(raw=raw, row=idx, label=len(labels_of))
+            d = d[~np.isnan(raw)]
+            labels_of.append((str(suite), g))
+            frames.append(_on_suite_scale(d, g, rows, ok, metric, filt, notes))
     if not frames:
         raise CompareError(
             "no per-document scores to compare: the samples table has no documents of any successful cell's "
             "primary tasks",
             hint="run the cells with the lm-eval adapter (it stores samples), then `evalkit compare` again",
         )
-    return pd.concat(frames, ignore_index=True), notes
+    docs = pd.concat(frames, ignore_index=True)
+    label = docs.pop("label").to_numpy()
+    for i, name in enumerate(("suite", "task")):
+        values = [lab[i] for lab in labels_of]
+        cats = sorted(set(values))
+        lut = np.array([cats.index(v) for v in values])
+        docs[name] = pd.Categorical.from_codes(lut[label], categories=cats)
+    return docs, notes
 
 
 def _categorical(column: pa.ChunkedArray) -> pd.Categorical[str]:
@@ -134,12 +149,11 @@ def _categorical(column: pa.ChunkedArray) -> pd.Categorical[str]:
 
 
 def _on_suite_scale(
-    d: pd.DataFrame, rows: pd.DataFrame, ok: pd.DataFrame, metric: str, filt: str, notes: list[str]
+    d: pd.DataFrame, g: str, rows: pd.DataFrame, ok: pd.DataFrame, metric: str, filt: str, notes: list[str]
 ) -> pd.DataFrame:
     """Puts `raw` on the table's scale (x100 where the table is in percent of lm-eval's 0-1) and adds `w` (the
     document's weight in its task's score: 1/n, or 1/(clusters x n_cluster) where the task is the mean of its
     subtasks) and `y` (v2: normalised). Grouping by integer codes: this runs on millions of documents."""
-    g = str(d["task"].iloc[0])
     fmt_codes = d["format"].cat.codes.to_numpy().astype(np.int64)
     cell_code, cell_ids = pd.factorize(d["model"].cat.codes.to_numpy().astype(np.int64) * 1_000_000 + fmt_codes)
     cells = pd.MultiIndex.from_arrays(

@@ -58,7 +58,7 @@ def compare(
             per_task: list[TaskStats] = []
             task_rows = []
             divs = []
-            for task, t in paired.groupby("task", sort=True):
+            for task, t in paired.groupby("task", sort=True, observed=True):
                 values = np.union1d(t["raw_b"].unique(), t["raw_v"].unique())
                 binary = bool(set(values.tolist()) <= {0.0, 1.0} or set(values.tolist()) <= {0.0, 100.0})
                 cluster = pd.factorize(t["cluster"])[0]
