@@ -139,7 +139,7 @@ def document_scores(samples: pa.Table, scores: pd.DataFrame) -> tuple[pd.DataFra
         values = [lab[i] for lab in labels_of]
         cats = sorted(set(values))
         lut = np.array([cats.index(v) for v in values])
-        docs[name] = pd.Categorical.from_codes(lut[label], categories=cats)
+        docs[name] = pd.Categorical.from_codes(lut[label], categories=pd.Index(cats))
     return docs, notes
 
 
