@@ -18,6 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from evalkit.compare.divergence import choice_loglikelihoods
 from evalkit.compare.errors import CompareError
 from evalkit.compare.frame import MetricMap, codes
 
@@ -61,6 +62,31 @@ def _group_of(task: str, primary_tasks: list[str]) -> str | None:
     return best[0][1]
 
 
+def _mean_of_normalised_subtasks(
+    rows: pd.DataFrame, ok: pd.DataFrame, clusters: list[str], metric: str, filt: str
+) -> bool:
+    """The v2 leaderboard scores BBH and MuSR as the mean of their subtasks' normalised scores: a task whose
+    `normalized` equals that mean (on equal-sized subtasks the accuracies cannot tell)."""
+    if len(clusters) < 2 or not rows["normalized"].notna().any():
+        return False
+    sub = ok[ok["task"].isin(clusters) & (ok["metric"] == metric) & (ok["filter"] == filt)]
+    means = sub.groupby(["model", "format"])["normalized"].agg(["mean", "count"])
+    joined = rows.set_index(["model", "format"])["normalized"].to_frame().join(means, how="inner")
+    joined = joined[joined["count"] == len(clusters)].dropna()
+    return bool(len(joined)) and bool(np.allclose(joined["normalized"], joined["mean"], atol=1e-6))
+
+
+def _slope_from_choices(responses: pa.ChunkedArray, rows: np.ndarray) -> float | None:
+    """v2 slope 1 / (1 - 1/C) for a task of C answer choices (C read from a stored response's log-likelihoods);
+    1 for a generative task (baseline 0); None when the responses say neither."""
+    if not len(rows):
+        return None
+    lls = choice_loglikelihoods(str(responses[int(rows[0])].as_py() or ""))
+    if lls is None:
+        return 1.0
+    return len(lls) / (len(lls) - 1) if len(lls) > 1 else None
+
+
 def _slope(pairs: pd.DataFrame) -> float | None:
     """Slope of the affine v2 normalisation n = s*v + 100*(1-s), from (value, normalized) rows not floored at 0."""
     ok = pairs[(pairs["normalized"] > 0) & (pairs["value"] < 100)]
@@ -90,6 +116,7 @@ def document_scores(samples: pa.Table, scores: pd.DataFrame) -> tuple[pd.DataFra
         if key in committed
     }
     metrics = MetricMap(samples.column("metrics"))
+    responses = samples.column("response")
     cache: dict[str, np.ndarray] = {}
     frames = []
     in_cell = cell.isin(keep).to_numpy()
@@ -126,7 +153,7 @@ def document_scores(samples: pa.Table, scores: pd.DataFrame) -> tuple[pd.DataFra
             d = d.rename(columns={"task": "cluster"}).assign(raw=raw, row=idx, label=len(labels_of))
             d = d[~np.isnan(raw)]
             labels_of.append((str(suite), g))
-            frames.append(_on_suite_scale(d, g, rows, ok, metric, filt, notes))
+            frames.append(_on_suite_scale(d, g, rows, ok, metric, filt, notes, responses))
     if not frames:
         raise CompareError(
             "no per-document scores to compare: the samples table has no documents of any successful cell's "
@@ -149,11 +176,21 @@ def _categorical(column: pa.ChunkedArray) -> pd.Categorical[str]:
 
 
 def _on_suite_scale(
-    d: pd.DataFrame, g: str, rows: pd.DataFrame, ok: pd.DataFrame, metric: str, filt: str, notes: list[str]
+    d: pd.DataFrame,
+    g: str,
+    rows: pd.DataFrame,
+    ok: pd.DataFrame,
+    metric: str,
+    filt: str,
+    notes: list[str],
+    responses: pa.ChunkedArray,
 ) -> pd.DataFrame:
     """Puts `raw` on the table's scale (x100 where the table is in percent of lm-eval's 0-1) and adds `w` (the
     document's weight in its task's score: 1/n, or 1/(clusters x n_cluster) where the task is the mean of its
-    subtasks) and `y` (v2: normalised). Grouping by integer codes: this runs on millions of documents."""
+    subtasks), `y` (v2: normalised) and `slope` (dy/draw: a right/wrong flip is worth slope x 100 points).
+    Grouping by integer codes: this runs on millions of documents."""Puts `raw` on the table's scale (x100 where the table is in percent of lm-eval's 0-1) and adds `w` (the
+    document's weight in its task's score: 1/n, or 1/(clusters x n_cluster) where the task is the mean of its
+    subtasks), `y` (v2: normalised) and `slope` (dy/draw: a right/wrong flip is worth slope x 100 points). Grouping by integer codes: this runs on millions of documents."""
     fmt_codes = d["format"].cat.codes.to_numpy().astype(np.int64)
     cell_code, cell_ids = pd.factorize(d["model"].cat.codes.to_numpy().astype(np.int64) * 1_000_000 + fmt_codes)
     cells = pd.MultiIndex.from_arrays(
@@ -176,20 +213,26 @@ def _on_suite_scale(
     scale = 100.0 if percent else 1.0
     # mean of cluster means only where it reproduces the table better than the plain mean (they agree on equal sizes)
     mode_mean = bool(np.any(np.abs(of_clusters * scale - target) < np.abs(plain * scale - target) - 1e-6))
+    mode_mean = mode_mean or _mean_of_normalised_subtasks(rows, ok, list(clusters), metric, filt)
     raw = raw * scale
     w = 1.0 / (n_clusters[cell_code] * n_pair[pair_inv]) if mode_mean else 1.0 / n_cell[cell_code]
     y = raw.copy()
+    slope_doc = np.ones(len(raw))
     if rows["normalized"].notna().any():
         # v2: the normalised score; per subtask where the task averages its subtasks' normalised scores
         for i, key in enumerate(clusters if mode_mean else [g]):
             pairs = ok[(ok["task"] == key) & (ok["metric"] == metric) & (ok["filter"] == filt)]
             slope = _slope(pairs.dropna(subset=["value", "normalized"]))
+            if slope is None:  # every format floored at 0: the random baseline from the number of choices
+                sel_rows = d["row"].to_numpy()[clus_code == i] if mode_mean else d["row"].to_numpy()
+                slope = _slope_from_choices(responses, sel_rows)
             if slope is None:
                 notes.append(
-                    f"{g}/{key}: v2 normalisation not recoverable from the scores (every format floored at 0); "
-                    "raw accuracy used for it"
+                    f"{g}/{key}: v2 normalisation not recoverable (every format floored at 0, no choices "
+                    "in the responses); raw accuracy used for it"
                 )
                 continue
             sel = clus_code == i if mode_mean else slice(None)
             y[sel] = slope * raw[sel] + 100 * (1 - slope)
-    return d.assign(raw=raw, w=w, y=y, cluster_code=clus_code)
+            slope_doc[sel] = slope
+    return d.assign(raw=raw, w=w, y=y, slope=slope_doc)

@@ -43,6 +43,7 @@ class TaskStats:
     flips_up: int
     binary: bool
     equal_weights: bool
+    """Every document's flip is worth the same (weight x slope): the difference is a count of flips."""
     sd_diff: float
     mean_abs_discordant: float
 
@@ -80,9 +81,11 @@ def task_stats(
     rng: np.random.Generator,
     n_boot: int = 2000,
     n_perm: int = 5000,
+    slope: np.ndarray | None = None,
 ) -> TaskStats:
     """`cluster`: integer codes 0..k-1 (the task's subtasks, resampled separately); `weight` per document sums to
-    1 over the task (its share of the task's score)."""
+    1 over the task (its share of the task's score); `slope`: points of y per point of the raw score (v2
+    normalisation), so that a flip's worth w x slope decides whether the test statistic is a plain count."""
     c_atom, w_atom, b_atom, v_atom, k_atom = _atoms(cluster, weight, y_b, y_v)
     boot_b = np.zeros(n_boot)
     boot_v = np.zeros(n_boot)
@@ -123,10 +126,14 @@ def task_stats(
         flips_down=int((diff < 0).sum()),
         flips_up=int((diff > 0).sum()),
         binary=binary,
-        equal_weights=bool(np.ptp(weight) <= 1e-12 * max(1.0, float(np.abs(weight).max()))),
+        equal_weights=_uniform(weight if slope is None else weight * slope),
         sd_diff=float(np.std(diff, ddof=1)) if len(diff) > 1 else 0.0,
         mean_abs_discordant=float(np.abs(discordant).mean()) if len(discordant) else 0.0,
     )
+
+
+def _uniform(x: np.ndarray) -> bool:
+    return bool(np.ptp(x) <= 1e-9 * max(1e-300, float(np.abs(x).max()))) if len(x) else True
 
 
 def _atoms(

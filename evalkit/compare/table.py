@@ -20,7 +20,7 @@ from evalkit.compare.paired import PairedResult, TaskStats, combine, task_stats
 from evalkit.compare.pairing import pair
 from evalkit.compare.verdict import Margin, Verdict, verdict
 
-PAIR_COLUMNS = ["task", "cluster", "doc_id", "prompt_hash", "raw", "y", "w", "row", "mc"]
+PAIR_COLUMNS = ["task", "cluster", "doc_id", "prompt_hash", "raw", "y", "w", "slope", "row", "mc"]
 
 SUITE = "*"
 """`task` of a suite's own row."""
@@ -71,6 +71,7 @@ def compare(
                     rng,
                     settings.n_boot,
                     settings.n_perm,
+                    t["slope_b"].to_numpy(),
                 )
                 per_task.append(ts)
                 div = choices.divergence(t["row_b"].to_numpy(), t["row_v"].to_numpy(), t["mc_b"].to_numpy())

@@ -31,7 +31,10 @@ def test_mmlu_subjects_average_to_the_suite_row_in_percent(tmp_path: Path) -> No
     [
         ("leaderboard_gpqa", 100 / 3),  # normalised: (50% - 25%) / 75%
         ("leaderboard_mmlu_pro", 100 / 6),
-        ("leaderboard_musr", 175 / 9),  # mean of three subtasks' normalised scores
+        # mean of three subtasks' normalised scores, not floored at 0 per document: murder mysteries 1/3 right of 2
+        # choices is -33.3 (the table floors it to 0, giving 175/9), team allocation 1/3 of 3 is 0, object
+        # placements 2/3 of 5 is 58.3; choices read from the stored log-likelihoods since both floored in the table
+        ("leaderboard_musr", (-100 / 3 + 0 + 175 / 3) / 3),
         ("leaderboard_math_hard", 25.0),
     ],
 )
@@ -55,3 +58,20 @@ def test_mismatched_documents_name_the_task_and_counts(tmp_path: Path) -> None:
     assert "task arc: baseline 6 documents, variant 4" in msg
     assert "3 only in the baseline, 1 only in the variant" in msg
     assert "m / s: fp8 vs bf16" in msg
+
+
+def test_identical_formats_on_real_v2_output_recover_with_zero_divergence(tmp_path: Path) -> None:
+    """The whole flow on lm-eval's recorded v2 output (MC log-likelihood, generative and IFEval tasks)."""
+    store = ResultsStore(tmp_path)
+    for fmt in ("bf16", "fp8"):
+        commit(store, "m", fmt, "b", "leaderboard_v2", *lm_eval_fixture("v2_leaderboard"))
+    table, _ = compare(read_samples(tmp_path), store.read_scores(), CompareSettings(n_boot=200, n_perm=200))
+    suite = table[table["task"] == "*"].iloc[0]
+    assert (suite["diff"], suite["diff_lo"], suite["diff_hi"], suite["recovery"]) == (0.0, 0.0, 0.0, 100.0)
+    assert suite["verdict"] == "recovered"
+    assert suite["n_choice_docs"] > 0 and suite["kl_mean"] == pytest.approx(0.0, abs=1e-12)
+    assert suite["top1_agreement"] == 1.0
+    tests = table.set_index("task")["test"]
+    assert tests["leaderboard_mmlu_pro"] == "mcnemar-exact"  # right/wrong per document, one task
+    assert tests["leaderboard_ifeval"] == "permutation"  # continuous per-document score
+    assert tests["leaderboard_musr"] == "permutation"  # mean of unequal subtasks: unequal weights
