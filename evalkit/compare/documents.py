@@ -188,9 +188,7 @@ def _on_suite_scale(
     """Puts `raw` on the table's scale (x100 where the table is in percent of lm-eval's 0-1) and adds `w` (the
     document's weight in its task's score: 1/n, or 1/(clusters x n_cluster) where the task is the mean of its
     subtasks), `y` (v2: normalised) and `slope` (dy/draw: a right/wrong flip is worth slope x 100 points).
-    Grouping by integer codes: this runs on millions of documents."""Puts `raw` on the table's scale (x100 where the table is in percent of lm-eval's 0-1) and adds `w` (the
-    document's weight in its task's score: 1/n, or 1/(clusters x n_cluster) where the task is the mean of its
-    subtasks), `y` (v2: normalised) and `slope` (dy/draw: a right/wrong flip is worth slope x 100 points). Grouping by integer codes: this runs on millions of documents."""
+    Grouping by integer codes: this runs on millions of documents."""
     fmt_codes = d["format"].cat.codes.to_numpy().astype(np.int64)
     cell_code, cell_ids = pd.factorize(d["model"].cat.codes.to_numpy().astype(np.int64) * 1_000_000 + fmt_codes)
     cells = pd.MultiIndex.from_arrays(

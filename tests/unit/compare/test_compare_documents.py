@@ -27,22 +27,22 @@ def test_mmlu_subjects_average_to_the_suite_row_in_percent(tmp_path: Path) -> No
 
 
 @pytest.mark.parametrize(
-    ("task", "expected"),
+    ("task", "table", "expected"),
     [
-        ("leaderboard_gpqa", 100 / 3),  # normalised: (50% - 25%) / 75%
-        ("leaderboard_mmlu_pro", 100 / 6),
+        ("leaderboard_gpqa", 100 / 3, 100 / 3),  # normalised: (50% - 25%) / 75%
+        ("leaderboard_mmlu_pro", 100 / 6, 100 / 6),
         # mean of three subtasks' normalised scores, not floored at 0 per document: murder mysteries 1/3 right of 2
         # choices is -33.3 (the table floors it to 0, giving 175/9), team allocation 1/3 of 3 is 0, object
         # placements 2/3 of 5 is 58.3; choices read from the stored log-likelihoods since both floored in the table
-        ("leaderboard_musr", (-100 / 3 + 0 + 175 / 3) / 3),
-        ("leaderboard_math_hard", 25.0),
+        ("leaderboard_musr", 175 / 9, (-100 / 3 + 0 + 175 / 3) / 3),
+        ("leaderboard_math_hard", 25.0, 25.0),
     ],
 )
-def test_v2_tasks_use_the_normalised_scale(tmp_path: Path, task: str, expected: float) -> None:
+def test_v2_tasks_use_the_normalised_scale(tmp_path: Path, task: str, table: float, expected: float) -> None:
     store = ResultsStore(tmp_path)
     commit(store, "m", "bf16", "b", "leaderboard_v2", *lm_eval_fixture("v2_leaderboard"))
     scores = store.read_scores()
-    assert scores[(scores["task"] == task) & scores["is_primary"]]["normalized"].iloc[0] == pytest.approx(expected)
+    assert scores[(scores["task"] == task) & scores["is_primary"]]["normalized"].iloc[0] == pytest.approx(table)
     assert _task_scores(store)[task] == pytest.approx(expected)
 
 
