@@ -152,13 +152,16 @@ GATE_EXIT = 3
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from evalkit.compare import CompareSettings, Margin, compare, degraded, render
+    from evalkit.compare import CompareError, CompareSettings, Margin, compare, degraded, render
     from evalkit.compare.frame import read_samples
     from evalkit.store import ResultsStore
 
     results = Path(args.results)
     store = ResultsStore(results)  # opening it finishes or discards what a killed commit left
-    margin = Margin(float(args.margin.rstrip("%")), percent=args.margin.endswith("%"))
+    try:
+        margin = Margin.parse(args.margin)
+    except ValueError:
+        raise CompareError(f"--margin {args.margin!r} is neither points (1.0) nor percent of baseline (2%)") from None
     settings = CompareSettings(baseline=args.baseline, margin=margin, method=args.method, seed=args.seed)
     table, notes = compare(read_samples(results), store.read_scores(), settings)
     print(render(table, settings, with_tasks=args.tasks))

@@ -27,6 +27,14 @@ class Margin:
     percent: bool = False
     """False: `value` points of the suite's scale; True: `value` percent of the baseline's score."""
 
+    @classmethod
+    def parse(cls, text: str) -> Margin:
+        """ "1.0" (points) or "2%" (percent of the baseline); ValueError otherwise (argparse names the option)."""
+        value = float(text.strip().rstrip("%"))
+        if value < 0:
+            raise ValueError(text)
+        return cls(value, percent=text.strip().endswith("%"))
+
     def points(self, baseline: float) -> float:
         return abs(baseline) * self.value / 100 if self.percent else self.value
 
