@@ -56,3 +56,16 @@ def test_missing_baseline_is_an_error_exit(tmp_path: Path, capsys: pytest.Captur
     _store(tmp_path, with_degraded=False)
     assert main(["compare", "--results", str(tmp_path), "--baseline", "fp16"]) == 2
     assert "no model has both 'fp16'" in capsys.readouterr().err
+
+
+def test_dataframe_input_gives_the_arrow_result(tmp_path: Path) -> None:
+    """`compare` takes the samples as `ResultsStore.read_samples` returns them, too."""
+    from evalkit.compare import CompareSettings, compare
+    from evalkit.compare.frame import read_samples
+
+    _store(tmp_path, with_degraded=True)
+    store = ResultsStore(tmp_path)
+    settings = CompareSettings(n_boot=300, n_perm=300)
+    from_arrow, _ = compare(read_samples(tmp_path), store.read_scores(), settings)
+    from_pandas, _ = compare(store.read_samples(), store.read_scores(), settings)
+    pd.testing.assert_frame_equal(from_arrow, from_pandas)
