@@ -74,6 +74,7 @@ lint: install
 
 bench: install
 	$(PY) -m bench.throughput
+	$(PY) -m bench.compare_speed
 
 clean:
 	rm -rf $(VENV) $(QVENV) .cache

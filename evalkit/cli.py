@@ -5,6 +5,7 @@ evalkit run model=... format=fp8 benchmark=demo_leaderboard_v1      # re-run exa
 evalkit status format=bf16,fp8 [--failed]
 evalkit cancel sweep=study launcher=slurm            # scancel the sweep's Slurm jobs
 evalkit aggregate [--results DIR]
+evalkit compare [--results DIR] [--baseline bf16] [--margin 1.0] [--method holm|bh] [--gate]
 evalkit prefetch model=llama-3.1-8b-instruct format=bf16,fp8 benchmark=leaderboard_v1
 evalkit doctor model=llama-3.1-8b-instruct format=bf16,fp8 benchmark=leaderboard_v1 server=gpu   # ready?
 """
@@ -190,6 +191,39 @@ def _check_results_dir(results: Path) -> None:
     )
 
 
+GATE_EXIT = 3
+"""`evalkit compare --gate` exit status when any cell is degraded (2 stays "evalkit error")."""
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from evalkit.compare import CompareError, CompareSettings, Margin, compare, degraded, render
+    from evalkit.compare.frame import read_samples
+    from evalkit.store import ResultsStore
+
+    results = Path(args.results)
+    _check_results_dir(results)
+    store = ResultsStore(results)
+    try:
+        margin = Margin.parse(args.margin)
+    except ValueError:
+        raise CompareError(f"--margin {args.margin!r} is neither points (1.0) nor percent of baseline (2%)") from None
+    settings = CompareSettings(baseline=args.baseline, margin=margin, method=args.method, seed=args.seed)
+    table, notes = compare(read_samples(results), store.read_scores(), settings)
+    print(render(table, settings, with_tasks=args.tasks))
+    for note in notes:
+        print(f"note: {note}")
+    out = results / "compare"
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_parquet(out / "comparisons.parquet", index=False)
+    print(f"\nwritten: {out / 'comparisons.parquet'}")
+    bad = degraded(table)
+    if args.gate and not bad.empty:
+        cells = ", ".join(f"{r.model}/{r.format}/{r.suite}" for r in bad.itertuples())
+        print(f"evalkit: gate: degraded: {cells}", file=sys.stderr)
+        return GATE_EXIT
+    return 0
+
+
 def cmd_prefetch(args: argparse.Namespace) -> int:
     from evalkit.prefetch import prefetch
 
@@ -257,6 +291,16 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--results", default="results", help="directory holding scores/ (default: results)")
     a.add_argument("--baseline", default="bf16", help="baseline format (default: bf16)")
     a.set_defaults(func=cmd_aggregate)
+
+    cm = sub.add_parser("compare", help="paired statistics and verdicts of each format vs the baseline")
+    cm.add_argument("--results", default="results", help="directory holding scores/ and samples/ (default: results)")
+    cm.add_argument("--baseline", default="bf16", help="baseline format (default: bf16)")
+    cm.add_argument("--margin", default="1.0", help="points of the suite's scale, or percent of baseline: 2%%")
+    cm.add_argument("--method", choices=["holm", "bh"], default="holm", help="multiple-comparison adjustment")
+    cm.add_argument("--tasks", action="store_true", help="also print each suite's task rows")
+    cm.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and permutation draws")
+    cm.add_argument("--gate", action="store_true", help=f"exit {GATE_EXIT} when any cell is degraded")
+    cm.set_defaults(func=cmd_compare)
 
     pf = sub.add_parser("prefetch", help="on a machine with internet: cache the checkpoints and datasets of a grid")
     pf.add_argument("overrides", nargs="*")

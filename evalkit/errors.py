@@ -51,3 +51,7 @@ class SlurmError(EvalkitError):
 class SubmissionError(SlurmError):
     """Slurm refused a job at submission (no such partition, GPUs the cluster lacks, ...); `what` is sbatch's own
     message. Raised before anything of the sweep is submitted when it comes from the dry check."""
+
+
+class CompareError(EvalkitError):
+    """Baseline and variant cannot be compared (different documents, missing baseline, unusable samples)."""
