@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 
 from evalkit.compare import CompareSettings, compare
 from evalkit.compare.frame import read_samples
-from evalkit.store import SAMPLES_SCHEMA, SCORES_SCHEMA, ResultsStore
+from evalkit.results.store import SAMPLES_SCHEMA, SCORES_SCHEMA, ResultsStore
 
 OUT = Path(__file__).resolve().parent
 MODELS = ("model-8b", "model-70b", "model-405b")

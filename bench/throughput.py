@@ -56,7 +56,7 @@ class BenchTask:
 def bench_task(cfg: Any, name: str) -> BenchTask:
     from omegaconf import OmegaConf
 
-    from evalkit.offline import DatasetRef
+    from evalkit.core.datasources import DatasetRef
 
     runs: list[dict[str, Any]] = OmegaConf.to_container(  # type: ignore[assignment]
         OmegaConf.create(cfg.benchmarks["leaderboard_v1"].settings["runs"]), resolve=True
@@ -91,7 +91,7 @@ def run_adapter(
     endpoint: object, task: BenchTask, work: Path, data: Path, concurrency: int, max_gen_toks: int
 ) -> tuple[float, Path]:
     from evalkit.benchmarks import RunContext
-    from evalkit.benchmarks.lm_eval_suite import LmEvalSuite
+    from evalkit.benchmarks.lm_eval.suite import LmEvalSuite
 
     ctx = RunContext(
         endpoint=endpoint,  # type: ignore[arg-type]
@@ -157,11 +157,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from hydra import compose, initialize_config_dir
 
-    from evalkit.app import CONF_DIR
     from evalkit.checkpoints.resolve import resolve_checkpoint
-    from evalkit.config import register_configs
-    from evalkit.job import harness_env
-    from evalkit.plan import typed
+    from evalkit.core.config import register_configs
+    from evalkit.pipeline.compose import CONF_DIR
+    from evalkit.pipeline.job import harness_env
+    from evalkit.pipeline.plan import typed
     from evalkit.serve import VLLMServer
 
     register_configs()

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from evalkit.errors import ConfigError, EvalkitError
+from evalkit.core.errors import ConfigError, EvalkitError
 
 if TYPE_CHECKING:
     from evalkit.status import CellView
@@ -31,13 +31,13 @@ def _compose_jobs(overrides: Sequence[str], check_adapters: bool = True, writabl
     ConfigError, so every configuration error exits 2. `writable`: also refuse results / jobs folders this user
     cannot write (checked before the store is opened, which would fail with a bare PermissionError).
     """
-    from evalkit.app import compose_grid
-    from evalkit.plan import plan_job
+    from evalkit.pipeline.compose import compose_grid
+    from evalkit.pipeline.plan import plan_job
 
     configs = compose_grid(overrides)
     if writable:
         from evalkit.doctor import check_writable
-        from evalkit.plan import typed
+        from evalkit.pipeline.plan import typed
 
         for cfg in configs:
             paths = typed(cfg).paths
@@ -50,8 +50,8 @@ def _compose_jobs(overrides: Sequence[str], check_adapters: bool = True, writabl
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from evalkit import grid
     from evalkit.app import hydra_main
+    from evalkit.core import grid
 
     if args.json and not args.dry_run:
         raise ConfigError("--json renders the plan of a dry run", hint="use `evalkit sweep --dry-run --json ...`")
@@ -67,8 +67,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from evalkit import grid
     from evalkit.app import hydra_main
+    from evalkit.core import grid
 
     overrides = grid.normalize(args.overrides)
     _compose_jobs(args.overrides, writable=True)  # refuse bad input before a checkpoint is resolved
@@ -78,7 +78,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _views(plans: Sequence[object]) -> list[CellView]:
     """Status of every cell of the planned jobs: the store, and Slurm's job states where the sweep went to Slurm."""
-    from evalkit.plan import JobPlan, job_dir_of
+    from evalkit.pipeline.plan import JobPlan, job_dir_of
     from evalkit.status import grid_views
 
     by_sweep: dict[Path, list[JobPlan]] = {}
@@ -95,8 +95,8 @@ def _views(plans: Sequence[object]) -> list[CellView]:
 
 
 def _report_status(overrides: Sequence[str], failed_only: bool) -> int:
-    from evalkit.report import render_failures, render_grid_status
     from evalkit.status import CellStatus
+    from evalkit.tables import render_failures, render_grid_status
 
     # reading status needs no adapter checks (data present, judge key set): those guard runs, not reports
     views = _views(_compose_jobs(overrides, check_adapters=False))
@@ -111,10 +111,10 @@ def _report_status(overrides: Sequence[str], failed_only: bool) -> int:
 def cmd_cancel(args: argparse.Namespace) -> int:
     """scancel the sweep's Slurm jobs that have not ended: all of them, or only those running the cells of the
     model / format / benchmark given. Idempotent: jobs that already ended are left alone."""
-    from evalkit import grid
+    from evalkit.core import grid
     from evalkit.launch import JobState, cancel, job_states
     from evalkit.launch import record as slurm_record
-    from evalkit.plan import JobPlan, job_dir_of
+    from evalkit.pipeline.plan import JobPlan, job_dir_of
 
     plans = [p for p in _compose_jobs(args.overrides, check_adapters=False) if isinstance(p, JobPlan)]
     narrowed = any(o.get_key_element() in ("model", "format", "benchmark") for o in grid.parse(args.overrides))
@@ -138,8 +138,8 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 
 def cmd_score(args: argparse.Namespace) -> int:
     """The CPU step: score every generated, not yet committed cell of the grid, with no server."""
-    from evalkit import grid
     from evalkit.app import hydra_main
+    from evalkit.core import grid
 
     _compose_jobs([*args.overrides, "phase=score"], writable=True)
     hydra_main(["-m", *grid.group_benchmarks(args.overrides), "phase=score"])
@@ -151,19 +151,11 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_aggregate(args: argparse.Namespace) -> int:
-    from evalkit.aggregate import REQUIRED_COLUMNS, recovery_table
-    from evalkit.report import render_recovery
-    from evalkit.store import ResultsStore
+    from evalkit.results.aggregate import aggregate_results
 
     results = Path(args.results)
     _check_results_dir(results)
-    table = recovery_table(ResultsStore(results).read_scores(required=REQUIRED_COLUMNS), args.baseline)
-    print(render_recovery(table, args.baseline))
-    out = results / "aggregate"
-    out.mkdir(parents=True, exist_ok=True)
-    table.to_parquet(out / "recovery.parquet", index=False)
-    table.to_csv(out / "recovery.csv", index=False)
-    print(f"\nwritten: {out / 'recovery.parquet'}, {out / 'recovery.csv'}")
+    print(aggregate_results(results, args.baseline))
     return 0
 
 
@@ -198,7 +190,7 @@ GATE_EXIT = 3
 def cmd_compare(args: argparse.Namespace) -> int:
     from evalkit.compare import CompareError, CompareSettings, Margin, compare, degraded, render
     from evalkit.compare.frame import read_samples
-    from evalkit.store import ResultsStore
+    from evalkit.results.store import ResultsStore
 
     results = Path(args.results)
     _check_results_dir(results)
@@ -225,7 +217,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_prefetch(args: argparse.Namespace) -> int:
-    from evalkit.prefetch import prefetch
+    from evalkit.pipeline.prefetch import prefetch
 
     prefetch(_compose_jobs(args.overrides, check_adapters=False))
     return 0

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from evalkit.config import CheckpointSpec, EvalkitConfig
-from evalkit.errors import EvalkitError
+from evalkit.core.config import CheckpointSpec, EvalkitConfig
+from evalkit.core.errors import EvalkitError
 
 
 @dataclass(frozen=True)
@@ -261,7 +261,7 @@ def _checkpoint_checks(cfg: EvalkitConfig, hf_home: Path) -> list[Check]:
 def _benchmark_checks(cfg: EvalkitConfig, name: str, hf_home: Path) -> list[Check]:
     """The benchmark's own validation (which includes its data files), then the Hub datasets of lm-eval tasks."""
     from evalkit.benchmarks import get_adapter
-    from evalkit.benchmarks.arena_hard import ArenaHardSettings
+    from evalkit.benchmarks.arena.adapter import ArenaHardSettings
 
     bench = cfg.benchmarks[name]
     settings = dict(bench.settings)
@@ -288,9 +288,10 @@ def _benchmark_checks(cfg: EvalkitConfig, name: str, hf_home: Path) -> list[Chec
 def _missing_hub_datasets(cfg: EvalkitConfig, name: str, settings: dict[str, Any], hf_home: Path) -> list[str]:
     """Hub datasets of the suite's tasks that no local override serves and the cache lacks, and RULER's source files
     (essays, SQuAD, HotpotQA) that are missing."""
-    from evalkit.benchmarks import ruler, ruler_data
-    from evalkit.benchmarks.lm_eval_suite import validate_settings
-    from evalkit.offline import datasets_for_tasks, load_task_catalog, resolve_overrides
+    from evalkit.benchmarks.lm_eval import ruler, ruler_data
+    from evalkit.benchmarks.lm_eval.offline import datasets_for_tasks, load_task_catalog
+    from evalkit.benchmarks.lm_eval.suite import validate_settings
+    from evalkit.core.datasources import resolve_overrides
 
     parsed = validate_settings(settings, None)
     # raises, naming the file, when an override's file is missing
@@ -310,8 +311,9 @@ def run_doctor(
     sandbox_probe: Callable[[], None] | None = None,
     versions: Mapping[str, str | None] | None = None,
 ) -> list[Check]:
-    """Every check for the jobs of one sweep. `sandbox_probe` defaults to `evalkit.sandbox.check_available`."""
-    from evalkit.job import harness_env
+    """Every check for the jobs of one sweep. `sandbox_probe` defaults to
+    `evalkit.benchmarks.humaneval.sandbox.check_available`."""
+    from evalkit.pipeline.job import harness_env
 
     checks = check_versions(versions if versions is not None else installed_versions())
     seen, how = gpus_seen()
@@ -342,14 +344,14 @@ def run_doctor(
 
 def _sandbox_check(probe: Callable[[], None] | None) -> Check:
     if probe is None:
-        from evalkit import sandbox
+        from evalkit.benchmarks.humaneval import sandbox
 
         probe = getattr(sandbox, "check_available", None)
         if probe is None:
             return Check(
                 "sandbox",
                 False,
-                "evalkit.sandbox.check_available is missing",
+                "evalkit.benchmarks.humaneval.sandbox.check_available is missing",
                 "update evalkit (the check comes with the unprivileged sandbox)",
             )
     try:
@@ -361,13 +363,14 @@ def _sandbox_check(probe: Callable[[], None] | None) -> Check:
 
 def doctor(overrides: Iterable[str]) -> list[Check]:
     """Compose the sweep of `overrides` (configuration errors raise ConfigError) and check this node for it."""
-    from evalkit.app import compose_grid
     from evalkit.launch.sweep import is_slurm
-    from evalkit.plan import typed
+    from evalkit.pipeline.compose import compose_grid
+    from evalkit.pipeline.plan import typed
 
     composed = compose_grid(list(overrides), with_hydra=True)
     slurm = any(is_slurm(c.hydra.launcher) for c in composed)
-    from evalkit.config import check_known_keys, validate
+    from evalkit.core.config import check_known_keys
+    from evalkit.core.validate import validate
 
     configs = []
     for c in composed:

@@ -15,11 +15,11 @@ from datetime import datetime
 from enum import Enum
 from pathlib import Path
 
-from evalkit.cell import Cell
-from evalkit.errors import SlurmError
+from evalkit.core.cell import Cell
+from evalkit.core.errors import SlurmError
 from evalkit.launch.record import Submission, SubmittedJob, SweepRecord
 from evalkit.launch.slurm_state import JobState
-from evalkit.store import CellRecord, CellState
+from evalkit.results.store import CellRecord, CellState
 
 log = logging.getLogger("evalkit.status")
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import importlib
 
 from evalkit.benchmarks.base import Benchmark, BenchmarkResult, Endpoint, RunContext
-from evalkit.errors import ConfigError
+from evalkit.core.errors import ConfigError
 
 ADAPTERS: dict[str, str] = {
-    "lm_eval": "evalkit.benchmarks.lm_eval_suite:LmEvalSuite",
-    "arena_hard": "evalkit.benchmarks.arena_hard:ArenaHard",
-    "humaneval": "evalkit.benchmarks.humaneval:HumanEval",
+    "lm_eval": "evalkit.benchmarks.lm_eval.suite:LmEvalSuite",
+    "arena_hard": "evalkit.benchmarks.arena.adapter:ArenaHard",
+    "humaneval": "evalkit.benchmarks.humaneval.adapter:HumanEval",
 }
 """Adapter name (the `adapter:` key of conf/benchmarks/*.yaml) -> "module:class"."""
 

@@ -13,24 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from evalkit.datasources import DataSource
-from evalkit.errors import BenchmarkError
-from evalkit.files import write_text_atomic
-from evalkit.records import SampleRecord, TaskScore
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """An OpenAI-compatible server that serves one checkpoint."""
-
-    base_url: str
-    """e.g. "http://127.0.0.1:8123/v1"."""
-    model: str
-    """The served model name to put in requests."""
-    tokenizer: str
-    """Local path (or hub id) of the checkpoint's tokenizer, for harnesses that tokenize client-side."""
-    max_model_len: int
-    """Context length the server was started with."""
+from evalkit.core.datasources import DataSource
+from evalkit.core.errors import BenchmarkError
+from evalkit.core.records import Endpoint, SampleRecord, TaskScore
+from evalkit.util.files import write_text_atomic
 
 
 @dataclass(frozen=True)
@@ -44,7 +30,7 @@ class RunContext:
     settings: dict[str, Any]
     """The benchmark's resolved config section (adapter-specific, validated by the adapter)."""
     data_overrides: dict[str, dict[str, str]] = field(default_factory=dict)
-    """Dataset id -> {split: local file}; see `evalkit.offline`."""
+    """Dataset id -> {split: local file}; see `evalkit.benchmarks.lm_eval.offline`."""
     env: dict[str, str] = field(default_factory=dict)
     """Extra environment for harness subprocesses (offline flags, cache dirs)."""
     hub_revisions: dict[str, str] = field(default_factory=dict)

@@ -15,7 +15,7 @@ import random
 from pathlib import Path
 from typing import Any
 
-from evalkit.errors import CheckpointError
+from evalkit.core.errors import CheckpointError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 

@@ -27,8 +27,8 @@ from evalkit.checkpoints.atomic import atomic_dir, clear_incomplete, entry_lock,
 from evalkit.checkpoints.calibration import PROJECT_ROOT
 from evalkit.checkpoints.manifest import ConversionManifest, is_complete, write_manifest
 from evalkit.checkpoints.runner import log_tail, run_stage, thread_env
-from evalkit.errors import CheckpointError
-from evalkit.hashing import sha256_file
+from evalkit.core.errors import CheckpointError
+from evalkit.util.hashing import sha256_file
 
 LEGACY_TOKENIZER_CLASS = "GPT2Tokenizer"
 """What `TokenizersBackend` becomes: SmolLM2 (and Llama-3) use byte-level BPE, which GPT2Tokenizer reads with the

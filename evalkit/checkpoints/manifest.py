@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from evalkit.errors import CheckpointError
-from evalkit.files import write_text_atomic
-from evalkit.hashing import sha256_file
+from evalkit.core.errors import CheckpointError
+from evalkit.util.files import write_text_atomic
+from evalkit.util.hashing import sha256_file
 
 MANIFEST_NAME = "evalkit-manifest.json"
 MANIFEST_VERSION = 1

@@ -38,8 +38,8 @@ from evalkit.checkpoints.recipes import (
     validate_recipe,
 )
 from evalkit.checkpoints.runner import StageRun, log_tail, run_stage, thread_env
-from evalkit.errors import CheckpointError
-from evalkit.hashing import sha256_file
+from evalkit.core.errors import CheckpointError
+from evalkit.util.hashing import sha256_file
 
 WORKER = Path(__file__).with_name("quantize_worker.py")
 WORKER_RESULT = ".worker-result.json"

@@ -16,12 +16,11 @@ import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from evalkit.errors import ConfigError
-
-DEFAULT_CALIBRATION_FILE = "data/calibration/chat_calibration.jsonl"
+from evalkit.core.config import RecipeConfig
+from evalkit.core.errors import ConfigError
 
 RECIPE_FORMAT_VERSION = 1
 """Bumped when the rendering changes in a way that changes the produced checkpoint, so old cache entries are not
@@ -49,57 +48,6 @@ _SCHEMES: dict[str, dict[str, dict[str, Any]]] = {
     },
 }
 SCHEMES = tuple(_SCHEMES)
-
-
-@dataclass
-class RecipeConfig:
-    """How llm-compressor produces one quantization format from a bf16 checkpoint.
-
-    Models override single fields through `model.recipe_overrides.<format>.<field>` (see `apply_overrides`), e.g.
-    the demo model's W4A16 group size, or `smoothquant_strength: null` for Llama-3.1-8B (the study smoothed only
-    70B and 405B).
-    """
-
-    scheme: str
-    """Weight/activation format: FP8_DYNAMIC (W8A8-FP), W8A8 (W8A8-INT) or W4A16 (W4A16-INT)."""
-    algorithm: str = "rtn"
-    """How weights are rounded: "rtn" (round-to-nearest, data-free for dynamic activations) or "gptq"
-    (second-order error correction from calibration activations)."""
-    smoothquant_strength: float | None = None
-    """SmoothQuant alpha (0-1] applied before quantization to move activation outliers into the weights;
-    None = no smoothing."""
-    group_size: int | None = None
-    """Input columns per weight scale for group schemes (W4A16); must divide the model's hidden sizes. None for
-    per-channel schemes."""
-    targets: list[str] = field(default_factory=lambda: ["Linear"])
-    """Module classes (or names) that get quantized."""
-    ignore: list[str] = field(default_factory=lambda: ["lm_head"])
-    """Modules left in bf16: the study keeps the output projection unquantized."""
-    dampening_frac: float = 0.01
-    """GPTQ: fraction of the Hessian's mean diagonal added to it for numerical stability (the study: 1%)."""
-    block_size: int = 128
-    """GPTQ: columns quantized per lazy-update block; affects speed, not the result's format."""
-    actorder: str | None = None
-    """GPTQ: activation ordering (None, "static", "weight"). None because the study's checkpoints predate it;
-    llm-compressor's own default would be "static"."""
-    weight_observer: str | None = None
-    """How weight scales are chosen: None/"memoryless_minmax" = min-max range; "memoryless_mse" = MSE-optimal
-    clipping (the study's `observer: mse`, which llm-compressor 0.14 maps to memoryless_mse for weights)."""
-    calibration_file: str = DEFAULT_CALIBRATION_FILE
-    """Calibration text (.jsonl chat conversations or .txt paragraphs). Relative paths resolve against the working
-    directory, then the project root. Its content hash, not its path, is part of the checkpoint's identity."""
-    num_calibration_samples: int = 64
-    """Calibration samples drawn from the file (all of them if it has fewer; the manifest records how many). The
-    study used 512 long sequences; 64 short chats keep GPTQ on the demo model to ~1.5 minutes on 2 CPU cores."""
-    max_seq_length: int = 2048
-    """Calibration samples are truncated to this many tokens."""
-    calibration_seed: int = 0
-    """Seed of the shuffle that picks the calibration samples, so the same file gives the same subset."""
-
-    @property
-    def needs_calibration(self) -> bool:
-        """Whether the recipe looks at activations (GPTQ, SmoothQuant); FP8-dynamic RTN is data-free."""
-        return self.algorithm == "gptq" or self.smoothquant_strength is not None
 
 
 @dataclass(frozen=True)

@@ -4,27 +4,20 @@ hub: served by id (jobs run with the Hub offline, so `evalkit prefetch` must hav
 path: a local directory; gguf: converted once to bf16 and cached; recipe: the baseline format's checkpoint
 quantized once with the format's recipe (and this model's overrides) and cached by recipe and calibration hash.
 
-Also an entry point that produces one job's checkpoint and nothing else (the quantize step of a Slurm sweep runs
-it as its own job, ahead of the evaluation job that needs it):
-
-    python -m evalkit.checkpoints.resolve model=smollm2-135m-instruct format=fp8 [--job-dir DIR]
+`python -m evalkit.pipeline.checkpoint model=M format=F` produces one job's checkpoint and nothing else.
 """
 
 from __future__ import annotations
 
-import argparse
-import logging
-import sys
-from collections.abc import Sequence
 from pathlib import Path
 
 from evalkit.checkpoints.gguf import converted_name, ensure_converted, resolve_gguf
 from evalkit.checkpoints.manifest import is_complete
 from evalkit.checkpoints.quantize import ensure_quantized, find_quantized
 from evalkit.checkpoints.recipes import RecipeConfig, apply_overrides
-from evalkit.config import EvalkitConfig
-from evalkit.errors import CheckpointError, EvalkitError
-from evalkit.hashing import sha256_file
+from evalkit.core.config import EvalkitConfig
+from evalkit.core.errors import CheckpointError
+from evalkit.util.hashing import sha256_file
 
 
 def effective_recipe(cfg: EvalkitConfig, format_name: str | None = None) -> RecipeConfig | None:
@@ -43,7 +36,7 @@ def resolve_checkpoint(cfg: EvalkitConfig, job_dir: Path) -> str:
 def _resolve(cfg: EvalkitConfig, fmt: str, job_dir: Path) -> str:
     spec = cfg.model.checkpoints[fmt]
     cache_root = Path(cfg.paths.checkpoints).resolve() / cfg.model.name
-    assert spec.source == "recipe" or spec.id is not None  # config.validate guarantees it
+    assert spec.source == "recipe" or spec.id is not None  # evalkit.core.validate guarantees it
     if spec.source == "hub":
         return str(spec.id)
     if spec.source == "path":
@@ -107,31 +100,3 @@ def _local_dir(checkpoint: str, fmt: str) -> Path:
             f"format {fmt} is produced from {checkpoint}, which is not in the local Hugging Face cache",
             hint="run `evalkit prefetch` with the same overrides on a machine with internet",
         ) from exc
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Produce (or find in the cache) the checkpoint of one model x format and print its path."""
-    from evalkit.app import compose_job
-    from evalkit.plan import job_dir_of, typed
-
-    parser = argparse.ArgumentParser(
-        prog="python -m evalkit.checkpoints.resolve",
-        description="Produce the checkpoint of one model x format (convert / quantize, cached) and print its path.",
-    )
-    parser.add_argument("--job-dir", type=Path, help="where the stage logs go (default: the job's folder)")
-    parser.add_argument("overrides", nargs="*", help="Hydra overrides selecting the model and format")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
-    try:
-        cfg = typed(compose_job(args.overrides))
-        job_dir = args.job_dir or job_dir_of(cfg)
-        job_dir.mkdir(parents=True, exist_ok=True)
-        print(resolve_checkpoint(cfg, job_dir), flush=True)
-    except EvalkitError as err:
-        print(f"evalkit: error: {err.message}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -18,8 +18,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from evalkit.errors import CheckpointError
-from evalkit.procs import die_with_parent
+from evalkit.core.errors import CheckpointError
+from evalkit.util.procs import die_with_parent
 
 TAIL_LINES = 25
 

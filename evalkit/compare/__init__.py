@@ -4,6 +4,6 @@ verdicts and choice-level output divergence."""
 
 from evalkit.compare.table import CompareSettings, compare, degraded, render
 from evalkit.compare.verdict import Margin, Verdict
-from evalkit.errors import CompareError
+from evalkit.core.errors import CompareError
 
 __all__ = ["CompareError", "CompareSettings", "Margin", "Verdict", "compare", "degraded", "render"]

@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 
 from evalkit.compare.divergence import choice_loglikelihoods
 from evalkit.compare.frame import MetricMap, codes
-from evalkit.errors import CompareError
+from evalkit.core.errors import CompareError
 
 DERIVED_METRICS = {"strict_acc": ("prompt_level_strict_acc", "inst_level_strict_acc")}
 """Per-document values of metrics the adapter derives (IFEval's v2 score: mean of prompt- and instruction-level

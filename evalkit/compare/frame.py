@@ -11,10 +11,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from evalkit.errors import CompareError
+from evalkit.core.errors import CompareError
 
 COLUMNS = ["model", "format", "benchmark", "task", "doc_id", "prompt_hash", "response", "metrics"]
-"""The part of the samples contract (evalkit/store.py SAMPLES_SCHEMA) a comparison reads."""
+"""The part of the samples contract (evalkit/results/store.py SAMPLES_SCHEMA) a comparison reads."""
 
 
 def read_samples(results: Path) -> pa.Table:
@@ -41,7 +41,7 @@ def as_table(samples: pa.Table | pd.DataFrame) -> pa.Table:
     """Arrow samples from either form (a DataFrame as `ResultsStore.read_samples` returns it)."""
     if isinstance(samples, pa.Table):
         return samples
-    from evalkit.store import SAMPLES_SCHEMA
+    from evalkit.results.store import SAMPLES_SCHEMA
 
     schema = pa.schema([SAMPLES_SCHEMA.field(c).with_nullable(True) for c in COLUMNS])
     return pa.Table.from_pandas(samples[COLUMNS], schema=schema, preserve_index=False)

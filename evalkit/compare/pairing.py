@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from evalkit.errors import CompareError
+from evalkit.core.errors import CompareError
 
 KEY = ["cluster", "doc_id", "prompt_hash"]
 """A document: the samples' task (a subtask of a suite task), its id, and the hash of the exact prompt sent (as

@@ -18,7 +18,7 @@ from evalkit.compare.multiple import Method, adjust
 from evalkit.compare.paired import PairedResult, TaskStats, combine, task_stats
 from evalkit.compare.pairing import pair
 from evalkit.compare.verdict import Margin, Verdict, verdict
-from evalkit.errors import CompareError
+from evalkit.core.errors import CompareError
 
 PAIR_COLUMNS = ["task", "cluster", "doc_id", "prompt_hash", "raw", "y", "w", "slope", "row", "mc"]
 

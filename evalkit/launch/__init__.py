@@ -7,8 +7,9 @@ tables). At the edge, tested against the local cluster of scripts/slurm (pytest 
 `slurm_state` (squeue / sacct / scancel).
 """
 
-from evalkit.errors import SlurmError, SubmissionError
-from evalkit.launch.resources import JobResources, job_resources, launcher_conf
+from evalkit.core.errors import SlurmError, SubmissionError
+from evalkit.core.resources import JobResources, job_resources
+from evalkit.launch.resources import launcher_conf
 from evalkit.launch.sbatch import render_sbatch, sbatch_parameters, submit_command
 from evalkit.launch.slurm_state import JobState, cancel, job_states
 from evalkit.launch.submit import as_submission_error, check_submittable, submission_errors

@@ -6,7 +6,7 @@ import shlex
 import subprocess
 from collections.abc import Sequence
 
-from evalkit.errors import SlurmError
+from evalkit.core.errors import SlurmError
 
 TIMEOUT_S = 60.0
 

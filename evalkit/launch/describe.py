@@ -9,7 +9,7 @@ from pathlib import Path
 from hydra_plugins.hydra_submitit_launcher.config import SlurmQueueConf
 
 from evalkit.launch.record import SubmittedJob
-from evalkit.report import text_table
+from evalkit.util.text import text_table
 
 
 @dataclass(frozen=True)

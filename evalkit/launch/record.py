@@ -14,9 +14,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from evalkit import locks
-from evalkit.errors import SlurmError
-from evalkit.files import write_text_atomic
+from evalkit.core.errors import SlurmError
+from evalkit.util import locks
+from evalkit.util.files import write_text_atomic
 
 FILENAME = "slurm_jobs.json"
 FORMAT_VERSION = 1

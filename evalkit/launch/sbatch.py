@@ -19,7 +19,7 @@ from typing import Any
 from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf, SlurmQueueConf
 from submitit.slurm.slurm import SlurmExecutor, _convert_mem, _make_sbatch_string
 
-from evalkit.errors import ConfigError
+from evalkit.core.errors import ConfigError
 
 # Keys the launcher consumes itself (executor construction), not sbatch options.
 _EXECUTOR_KEYS = frozenset({"_target_", "submitit_folder", "max_num_timeout"})

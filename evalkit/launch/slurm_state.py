@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable, Mapping
 from enum import Enum
 
-from evalkit.errors import SlurmError
+from evalkit.core.errors import SlurmError
 from evalkit.launch._run import run
 
 

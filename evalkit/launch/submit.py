@@ -14,7 +14,7 @@ from contextlib import contextmanager
 
 from submitit.core.utils import FailedJobError
 
-from evalkit.errors import SubmissionError
+from evalkit.core.errors import SubmissionError
 from evalkit.launch._run import run
 
 HINT = (

@@ -23,16 +23,17 @@ from typing import Any
 from hydra_plugins.hydra_submitit_launcher.config import SlurmQueueConf
 from omegaconf import DictConfig, OmegaConf
 
+from evalkit.core.resources import JobResources, job_resources
 from evalkit.launch import record
 from evalkit.launch.describe import Request, render_requests, render_submitted
 from evalkit.launch.executor import slurm_executor
 from evalkit.launch.groups import EvalJobSpec, SubmissionPlan
 from evalkit.launch.record import JobKind, Submission, SubmittedJob
-from evalkit.launch.resources import JobResources, job_resources, launcher_conf
+from evalkit.launch.resources import launcher_conf
 from evalkit.launch.sbatch import render_sbatch
 from evalkit.launch.slurm_state import JobState, cancel, job_states
 from evalkit.launch.submit import check_submittable, submission_errors
-from evalkit.plan import JobPlan, config_hash, without_hydra
+from evalkit.pipeline.plan import JobPlan, config_hash, without_hydra
 
 SLURM_LAUNCHER = "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
 

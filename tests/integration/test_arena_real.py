@@ -20,11 +20,11 @@ from typing import Any
 import pytest
 import yaml
 
+from evalkit.benchmarks.arena.adapter import ArenaHard
 from evalkit.benchmarks.arena.data import read_answers
 from evalkit.benchmarks.arena.judge import VERDICT_FAILURES
-from evalkit.benchmarks.arena_hard import ArenaHard
 from evalkit.benchmarks.base import BenchmarkResult, Endpoint, RunContext
-from evalkit.errors import BenchmarkError
+from evalkit.core.errors import BenchmarkError
 from evalkit.serve import VLLMServer
 
 pytestmark = pytest.mark.integration

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from evalkit.benchmarks import humaneval as he
 from evalkit.benchmarks.base import Endpoint, RunContext
-from evalkit.hashing import sha256_text
-from evalkit.sandbox import Sandbox, SandboxError
+from evalkit.benchmarks.humaneval import adapter as he
+from evalkit.benchmarks.humaneval.sandbox import Sandbox, SandboxError
+from evalkit.util.hashing import sha256_text
 
 pytestmark = pytest.mark.integration
 

@@ -12,8 +12,7 @@ import pytest
 import yaml
 
 from evalkit.benchmarks.base import RunContext
-from evalkit.benchmarks.lm_eval_suite import LmEvalSuite, parse_settings
-from evalkit.offline import (
+from evalkit.benchmarks.lm_eval.offline import (
     expand_tasks,
     load_task_catalog,
     offline_env,
@@ -21,6 +20,7 @@ from evalkit.offline import (
     resolve_overrides,
     write_override_tasks,
 )
+from evalkit.benchmarks.lm_eval.suite import LmEvalSuite, parse_settings
 
 pytestmark = pytest.mark.integration
 

@@ -30,7 +30,7 @@ from evalkit.checkpoints import (
     render_recipe_yaml,
 )
 from evalkit.checkpoints.calibration import PROJECT_ROOT
-from evalkit.errors import CheckpointError
+from evalkit.core.errors import CheckpointError
 
 pytestmark = pytest.mark.integration
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from evalkit.errors import ServerError
+from evalkit.core.errors import ServerError
 from evalkit.serve import ServerConfig, VLLMServer, pick_free_port, port_in_use
 from evalkit.serve.ray_cluster import SCRIPT, RayCluster, bootstrap_env
 

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 import yaml
 
-from evalkit.benchmarks import ruler_data
 from evalkit.benchmarks.base import RunContext
-from evalkit.benchmarks.lm_eval_suite import LmEvalSuite, parse_settings
-from evalkit.errors import BenchmarkError
-from evalkit.offline import offline_env
+from evalkit.benchmarks.lm_eval import ruler_data
+from evalkit.benchmarks.lm_eval.offline import offline_env
+from evalkit.benchmarks.lm_eval.suite import LmEvalSuite, parse_settings
+from evalkit.core.errors import BenchmarkError
 
 pytestmark = pytest.mark.integration
 

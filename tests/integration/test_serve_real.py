@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from evalkit.errors import ServerError
+from evalkit.core.errors import ServerError
 from evalkit.serve import ServerConfig, VLLMServer, group_pids, port_in_use
 
 pytestmark = pytest.mark.integration

@@ -145,9 +145,9 @@ def matrix(status_stdout: str) -> dict[str, list[str]]:
 def seed_bf16_checkpoint(cache: Path) -> None:
     """Reuse the bf16 conversion of the demo model from the project's cache when it is there (~30 s less): the
     quantize job then only quantizes. Without it, the first job converts the GGUF, which works as well."""
-    from evalkit.app import compose_job
     from evalkit.checkpoints.resolve import cached_checkpoint
-    from evalkit.plan import typed
+    from evalkit.pipeline.compose import compose_job
+    from evalkit.pipeline.plan import typed
 
     found = cached_checkpoint(typed(compose_job([f"model={MODEL}", "format=bf16"])))
     if found and Path(found).is_dir():

@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 from evalkit.cli import main
-from evalkit.config import ModelConfig, ResourcesConfig
-from evalkit.errors import ConfigError
-from evalkit.launch.resources import job_resources
+from evalkit.core.config import ModelConfig, ResourcesConfig
+from evalkit.core.errors import ConfigError
+from evalkit.core.resources import job_resources
 
 # demo_humaneval validates quickly (no lm-eval task index to load); the checks under test do not depend on it
 FAST = ["benchmark=demo_humaneval"]

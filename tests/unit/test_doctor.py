@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from evalkit import sandbox
+from evalkit.benchmarks.humaneval import sandbox
 from evalkit.cli import main
-from evalkit.config import CheckpointSpec
+from evalkit.core.config import CheckpointSpec
 from evalkit.doctor import (
     Check,
     check_checkpoint,

@@ -6,12 +6,12 @@ from datetime import datetime, timezone
 
 import pytest
 
-from evalkit.cell import Cell
+from evalkit.core.cell import Cell
 from evalkit.launch.record import Submission, SubmittedJob, SweepRecord
 from evalkit.launch.slurm_state import JobState
-from evalkit.report import render_failures, render_grid_status
+from evalkit.results.store import CellRecord, CellState
 from evalkit.status import CellStatus, CellView, cell_view, slurm_ids
-from evalkit.store import CellRecord, CellState
+from evalkit.tables import render_failures, render_grid_status
 
 SUBMITTED = "2026-11-23T18:00:00+00:00"
 BEFORE = datetime(2026, 11, 23, 17, 0, tzinfo=timezone.utc)

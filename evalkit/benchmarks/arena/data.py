@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from evalkit.errors import BenchmarkError
-from evalkit.files import write_text_atomic
-from evalkit.hashing import sha256_text
+from evalkit.core.errors import BenchmarkError
+from evalkit.util.files import write_text_atomic
+from evalkit.util.hashing import sha256_text
 
 
 @dataclass(frozen=True)

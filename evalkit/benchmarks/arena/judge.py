@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from evalkit.benchmarks.arena.bradley_terry import LABELS
-from evalkit.hashing import sha256_text
+from evalkit.util.hashing import sha256_text
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from evalkit.benchmarks.base import pin_generation_settings
-from evalkit.errors import BenchmarkError
+from evalkit.core.errors import BenchmarkError
 
 
 def test_first_run_records_then_same_settings_pass(tmp_path: Path) -> None:

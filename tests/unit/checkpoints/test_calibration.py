@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from evalkit.checkpoints.calibration import load_samples, resolve_calibration_file, select_samples
-from evalkit.checkpoints.recipes import DEFAULT_CALIBRATION_FILE
-from evalkit.errors import CheckpointError
+from evalkit.core.config import DEFAULT_CALIBRATION_FILE
+from evalkit.core.errors import CheckpointError
 
 
 def test_shipped_file_is_small_varied_chat() -> None:

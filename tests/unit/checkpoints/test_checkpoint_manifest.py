@@ -19,7 +19,7 @@ from evalkit.checkpoints.manifest import (
     read_manifest,
     write_manifest,
 )
-from evalkit.errors import CheckpointError
+from evalkit.core.errors import CheckpointError
 
 
 def quantize_manifest(calibration: CalibrationRecord | None) -> QuantizeManifest:

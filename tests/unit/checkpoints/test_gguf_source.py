@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from evalkit.checkpoints.gguf import converted_name, resolve_gguf
-from evalkit.errors import CheckpointError
+from evalkit.core.errors import CheckpointError
 
 
 def test_a_path_is_used_as_is(tmp_path: Path) -> None:

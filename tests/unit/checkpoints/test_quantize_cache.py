@@ -17,13 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from paths import REPO
 
 from evalkit.checkpoints.manifest import QuantizeManifest, read_manifest
 from evalkit.checkpoints.quantize import ensure_quantized, find_quantized, locate, recipe_identity
 from evalkit.checkpoints.recipes import RecipeConfig, recipe_hash
-from evalkit.errors import CheckpointError
-
-REPO = Path(__file__).resolve().parents[3]
+from evalkit.core.errors import CheckpointError
 
 FAKE_PYTHON = """\
 #!{python}

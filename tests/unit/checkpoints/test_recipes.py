@@ -10,6 +10,7 @@ import pytest
 import yaml
 from golden import check_golden as _check
 from omegaconf import OmegaConf
+from paths import REPO
 
 from evalkit.checkpoints.recipes import (
     SCHEMES,
@@ -20,9 +21,8 @@ from evalkit.checkpoints.recipes import (
     render_modifiers,
     render_recipe_yaml,
 )
-from evalkit.errors import ConfigError
+from evalkit.core.errors import ConfigError
 
-REPO = Path(__file__).resolve().parents[3]
 GOLDEN = Path(__file__).with_name("golden")
 FORMATS = ("fp8", "w8a8", "w4a16")
 

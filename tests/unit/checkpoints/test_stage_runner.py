@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from evalkit.checkpoints.runner import log_tail, render_command, run_stage, thread_env
-from evalkit.errors import CheckpointError
+from evalkit.core.errors import CheckpointError
 
 
 def test_success_reports_time_and_peak_rss(tmp_path: Path) -> None:

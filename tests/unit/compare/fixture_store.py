@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timezone
-from pathlib import Path
 
-from evalkit.benchmarks.lm_eval_suite import RunFiles, promote_benchmarks, read_run_outputs
-from evalkit.cell import Cell
-from evalkit.records import SampleRecord, TaskScore
-from evalkit.store import Provenance, ResultsStore, RunInfo, new_run_id
+from paths import FIXTURES as FIXTURES_DIR
 
-FIXTURES = Path(__file__).parents[2] / "fixtures" / "lm_eval"
+from evalkit.benchmarks.lm_eval.suite import RunFiles, promote_benchmarks, read_run_outputs
+from evalkit.core.cell import Cell
+from evalkit.core.records import SampleRecord, TaskScore
+from evalkit.results.store import Provenance, ResultsStore, RunInfo, new_run_id
+
+FIXTURES = FIXTURES_DIR / "lm_eval"
 PROV = Provenance("0.1.0", "abc123", "0.4.13", "0.32.0", "/ckpt", "cfg0")
 
 

@@ -10,7 +10,7 @@ import pytest
 from fixture_store import binary_task, commit
 
 from evalkit.cli import GATE_EXIT, main
-from evalkit.store import ResultsStore
+from evalkit.results.store import ResultsStore
 
 
 def _store(root: Path, with_degraded: bool) -> None:

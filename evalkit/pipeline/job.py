@@ -1,0 +1,354 @@
+"""One model x format job: resolve the checkpoint, serve it once, run every pending benchmark cell against it.
+
+A cell's failure is recorded in the store (status "failed", error, log path) and does not stop the other cells.
+A failure that concerns the whole job (the checkpoint cannot be produced, the server cannot start or dies) is
+recorded for every cell still pending. Nothing is committed for a cell until its result is whole.
+
+Two processes may run jobs on one results folder at once (two sweeps started together): before the server starts,
+the job takes the run lock of each pending cell (`ResultsStore.claim`) and keeps those it got until it ends. A cell
+whose lock another process holds is running there: it is skipped, not failed. A cell that another process committed
+between planning and the lock is skipped as done.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+from omegaconf import DictConfig
+
+from evalkit.benchmarks import Endpoint, RunContext, get_adapter
+from evalkit.core.cell import Cell
+from evalkit.core.config import EvalkitConfig
+from evalkit.core.datasources import DataSource, datasets_home, read_manifest, sources_json
+from evalkit.core.errors import EvalkitError, ServerError
+from evalkit.core.provenance import tool_versions
+from evalkit.pipeline.plan import config_hash, plan_job
+from evalkit.results.store import CellRecord, CellState, Provenance, ResultsStore, RunInfo, new_run_id
+from evalkit.util.files import write_text_atomic
+
+log = logging.getLogger("evalkit.pipeline.job")
+
+STOPPING = threading.Event()
+"""Set when the job is being stopped from outside: Slurm sends SIGTERM to every process of a job it cancels,
+requeues or preempts, so the server and the harness die a moment before the job does. The failures that follow are
+consequences of the stop, not results: they are not recorded, and the cells stay pending for the requeued job or
+the next sweep. (evalkit.launch.tasks sets it; a local run is stopped by KeyboardInterrupt, which records nothing.)"""
+
+
+@dataclass
+class JobSummary:
+    job: str
+    done: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+    """Cells already done (at planning, or committed by another process before this job took their run lock)."""
+    elsewhere: list[str] = field(default_factory=list)
+    """Cells another process was running (their run lock was held): left to it, neither run nor failed here."""
+    server_starts: int = 0
+
+
+def harness_env(cfg: EvalkitConfig) -> dict[str, str]:
+    """Environment for every subprocess of the job (server, harnesses): caches in the project, Hub offline."""
+    env = {"HF_HOME": str(datasets_home(cfg.paths.cache))}
+    if cfg.offline:
+        env |= {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    return env
+
+
+Phase = Literal["all", "generate", "score"]
+"""all: generate and score each cell while the server is up (locally, or when scoring is cheap);
+generate: only talk to the server (a GPU job), leaving each cell's outputs and a marker in its folder;
+score: no server at all (a CPU step after the GPU job): judge, execute code, parse, commit."""
+
+GENERATED = ".generated.json"
+"""Marker a cell's folder gets when its generation finished, with what the score phase needs to record."""
+
+
+def run_job(dcfg: DictConfig, job_dir: Path, phase: Phase = "all") -> JobSummary:
+    store = ResultsStore.open_for_writing(Path(dcfg.paths.results).resolve())
+    plan = plan_job(dcfg, store)
+    cfg = plan.cfg
+    summary = JobSummary(plan.name, skipped=[c.benchmark for c in plan.cells if c not in plan.pending])
+    if not plan.pending:
+        log.info("%s: all %d cells complete, nothing to run", plan.name, len(plan.cells))
+        return summary
+    planned = {c.key: r for c, r in zip(plan.cells, plan.records, strict=True)}
+    with contextlib.ExitStack() as held:  # the run locks of this job's cells, released when it ends
+        pending = claim_cells(plan.pending, planned, store, held, summary)
+        if summary.elsewhere:
+            log.info("%s: running in another process, left to it: %s", plan.name, ", ".join(summary.elsewhere))
+        if not pending:
+            log.info("%s: no cell left to run here", plan.name)
+            return summary
+        job_dir.mkdir(parents=True, exist_ok=True)
+        ctx_of = _contexts(cfg, job_dir)
+        if phase == "score":
+            _score_generated(pending, cfg, ctx_of, store, summary)
+            return summary
+        split = phase == "generate" or cfg.split_scoring
+        log.info("%s: %d cell(s) to run: %s", plan.name, len(pending), ", ".join(c.benchmark for c in pending))
+        _serve_and_run(pending, cfg, dcfg, job_dir, ctx_of, store, summary, generate_only=split)
+        if phase == "all" and split:
+            _score_generated([c for c in pending if c.benchmark not in summary.failed], cfg, ctx_of, store, summary)
+    return summary
+
+
+def claim_cells(
+    cells: list[Cell],
+    planned: dict[str, CellRecord],
+    store: ResultsStore,
+    held: contextlib.ExitStack,
+    summary: JobSummary,
+) -> list[Cell]:
+    """The cells this process runs: those whose run lock it takes (kept in `held`), except any another process
+    committed after planning (`planned`: the records the plan saw). The others go to `summary.elsewhere` (lock held
+    by another process) or `summary.skipped` (done meanwhile). A forced re-run still re-runs a cell that was done
+    at planning: only a newer run than the planned one counts as done meanwhile."""
+    mine: list[Cell] = []
+    for cell in cells:
+        with contextlib.ExitStack() as one:
+            if not one.enter_context(store.claim(cell)):
+                summary.elsewhere.append(cell.benchmark)
+                continue
+            now = store.cell_record(cell)
+            before = planned.get(cell.key)
+            if now.state is CellState.DONE and (before is None or now.run_id != before.run_id):
+                log.info("    %s: committed by another process meanwhile (run %s), not re-run", cell.key, now.run_id)
+                summary.skipped.append(cell.benchmark)
+                continue
+            held.enter_context(one.pop_all())
+            mine.append(cell)
+    return mine
+
+
+def _contexts(cfg: EvalkitConfig, job_dir: Path) -> Callable[[Cell, Endpoint | None], RunContext]:
+    """Each cell's context. Data overrides come from the cell's own benchmark (demo data reaches demo cells only)."""
+    from evalkit.core.datasources import resolve_overrides
+
+    env = harness_env(cfg)
+    try:
+        revisions = {k: r.revision for k, r in read_manifest(cfg.paths.cache).items()}
+    except EvalkitError as err:  # only the recorded revisions are lost: cells then say "unpinned"
+        log.warning("%s", err)
+        revisions = {}
+    overrides = {
+        name: resolve_overrides(cfg.benchmarks[name].data, where=f"benchmarks.{name}.data") for name in cfg.benchmark
+    }
+
+    def ctx_of(cell: Cell, endpoint: Endpoint | None) -> RunContext:
+        return RunContext(
+            endpoint=endpoint,
+            work_dir=job_dir / cell.benchmark,
+            settings=dict(cfg.benchmarks[cell.benchmark].settings),
+            data_overrides=overrides[cell.benchmark],
+            env=env,
+            seed=cfg.seed,
+            hub_revisions=revisions,
+        )
+
+    return ctx_of
+
+
+@dataclass(frozen=True)
+class CellData:
+    """A cell's data sources as its rows in `scores` record them (ok and failed rows alike)."""
+
+    sources: str
+    """`evalkit.core.datasources.sources_json` of what the cell reads."""
+    overridden: bool
+    """A demo/smoke benchmark, or local copies of Hub datasets: `aggregate` marks the cell."""
+
+
+def cell_data(cfg: EvalkitConfig, cell: Cell, ctx: RunContext) -> CellData:
+    """Ask the cell's adapter what it reads. Provenance never fails a cell: what cannot be resolved says so."""
+    bench = cfg.benchmarks[cell.benchmark]
+    try:
+        sources = get_adapter(bench.adapter).data_sources(ctx)
+    except Exception as err:
+        log.warning("    %s: data sources not resolved: %s", cell.benchmark, err)
+        sources = [DataSource(dataset=f"unresolved ({type(err).__name__}: {err})")]
+        sources += [DataSource(dataset=d, split=s, path=p) for d, f in ctx.data_overrides.items() for s, p in f.items()]
+    return CellData(sources_json(sources), bench.demo or bool(bench.data))
+
+
+def _serve_and_run(
+    cells: list[Cell],
+    cfg: EvalkitConfig,
+    dcfg: DictConfig,
+    job_dir: Path,
+    ctx_of: Callable[[Cell, Endpoint | None], RunContext],
+    store: ResultsStore,
+    summary: JobSummary,
+    generate_only: bool,
+) -> None:
+    from evalkit.checkpoints.resolve import resolve_checkpoint
+    from evalkit.core.resources import job_resources
+    from evalkit.serve import VLLMServer
+    from evalkit.serve.ray_cluster import RayCluster
+
+    cfg_hash = config_hash(dcfg)
+
+    def fail_all(failed: list[Cell], err: EvalkitError, log_path: str) -> None:
+        if STOPPING.is_set():
+            log.warning("%s: stopped from outside; %d cell(s) left pending, not failed", summary.job, len(failed))
+            return
+        now = datetime.now(timezone.utc)
+        prov = Provenance(*tool_versions(vllm_version="unknown"), checkpoint_path="", config_hash=cfg_hash)
+        for cell in failed:
+            data = cell_data(cfg, cell, ctx_of(cell, None))
+            run = RunInfo(new_run_id(), now, now, log_path, prov, data.sources, data.overridden)
+            store.record_failure(cell, run, err.message)
+            summary.failed[cell.benchmark] = err.message
+
+    try:
+        checkpoint = resolve_checkpoint(cfg, job_dir)
+    except EvalkitError as err:
+        log.error("%s: checkpoint unavailable:\n  %s", summary.job, err)
+        fail_all(cells, err, str(err.log or job_dir / "job.log"))
+        return
+    remaining = list(cells)
+    server_log = job_dir / "server.log"
+    resources = job_resources(cfg.model, cfg.format.name)
+    # Over several nodes, vLLM runs on a Ray cluster of the allocation's nodes, started by this (only) task
+    ray = (
+        RayCluster(nodes=resources.nodes, gpus=resources.gpus, worker_log=job_dir / "ray-workers.log")
+        if resources.nodes > 1
+        else None
+    )
+    try:
+        with VLLMServer(
+            cfg.server,
+            checkpoint,
+            log_path=server_log,
+            extra_args=cfg.format.vllm_args,
+            tensor_parallel_size=cfg.model.tp_by_format.get(cfg.format.name, cfg.model.tensor_parallel_size),
+            pipeline_parallel_size=resources.pipeline_parallel_size,
+            max_model_len=cfg.model.max_model_len,
+            env=harness_env(cfg),
+            work_dir=job_dir,
+            ray_cluster=ray,
+        ) as server:
+            summary.server_starts += 1
+            prov = Provenance(
+                *tool_versions(vllm_version=server.vllm_version()),
+                checkpoint_path=str(checkpoint),
+                config_hash=cfg_hash,
+            )
+            for i, cell in enumerate(cells, 1):
+                if STOPPING.is_set():
+                    break
+                log.info("[%d/%d] %s: %s", i, len(cells), summary.job, cell.benchmark)
+                server.check_alive()
+                ctx = ctx_of(cell, server.endpoint)
+                data = cell_data(cfg, cell, ctx)
+                adapter = cfg.benchmarks[cell.benchmark].adapter
+                _attempt(cell, adapter, ctx, data, store, prov, cfg.retries, summary, generate_only)
+                remaining.remove(cell)
+    except ServerError as err:
+        log.error("%s: server failed:\n  %s", summary.job, err)
+        fail_all(remaining, err, str(err.log or server_log))
+
+
+def _score_generated(
+    cells: list[Cell],
+    cfg: EvalkitConfig,
+    ctx_of: Callable[[Cell, Endpoint | None], RunContext],
+    store: ResultsStore,
+    summary: JobSummary,
+) -> None:
+    """The CPU step: score cells whose generation finished (their folder has the marker for this cell id)."""
+    for cell in cells:
+        ctx = ctx_of(cell, None)
+        marker = _read_marker(ctx.work_dir, cell)
+        if marker is None:
+            log.info("    %s: not generated yet, nothing to score", cell.benchmark)
+            continue
+        prov = Provenance(**marker["provenance"])
+        log.info("    scoring %s (no server)", cell.benchmark)
+        data = cell_data(cfg, cell, ctx)
+        adapter = cfg.benchmarks[cell.benchmark].adapter
+        _attempt(cell, adapter, ctx, data, store, prov, cfg.retries, summary, score_only=True)
+
+
+def _attempt(
+    cell: Cell,
+    adapter_name: str,
+    ctx: RunContext,
+    data: CellData,
+    store: ResultsStore,
+    prov: Provenance,
+    retries: int,
+    summary: JobSummary,
+    generate_only: bool = False,
+    score_only: bool = False,
+) -> None:
+    """Run one phase (or both) of a cell with retries; commit on success, record the failure otherwise."""
+    adapter = get_adapter(adapter_name)
+    ctx.work_dir.mkdir(parents=True, exist_ok=True)
+    error, log_path = "", str(ctx.work_dir)
+    for attempt in range(retries + 1):
+        started = datetime.now(timezone.utc)
+        t0 = time.monotonic()
+        try:
+            if not score_only:
+                (ctx.work_dir / GENERATED).unlink(missing_ok=True)
+                adapter.generate(ctx)
+                if generate_only:
+                    _write_marker(ctx.work_dir, cell, prov, started)
+                    log.info(
+                        "    %s generated in %.0fs; scoring follows without the server",
+                        cell.benchmark,
+                        time.monotonic() - t0,
+                    )
+                    return
+            result = adapter.score(ctx)
+            run = RunInfo(
+                new_run_id(), started, datetime.now(timezone.utc), log_path, prov, data.sources, data.overridden
+            )
+            store.commit_cell(cell, run, result.scores, result.samples)
+            log.info(
+                "    %s done in %.0fs: %d scores, %d samples",
+                cell.benchmark,
+                time.monotonic() - t0,
+                len(result.scores),
+                len(result.samples),
+            )
+            summary.done.append(cell.benchmark)
+            return
+        except ServerError:
+            raise
+        except EvalkitError as err:
+            error, log_path = err.message, str(err.log or ctx.work_dir)
+        except Exception as err:  # an adapter bug must not take the other cells down
+            error = f"{type(err).__name__}: {err}\n{traceback.format_exc(limit=5)}"
+        if STOPPING.is_set():
+            log.warning("    %s interrupted by the job's stop; left pending", cell.benchmark)
+            return
+        log.warning("    %s attempt %d/%d failed: %s", cell.benchmark, attempt + 1, retries + 1, error)
+    now = datetime.now(timezone.utc)
+    run = RunInfo(new_run_id(), now, now, log_path, prov, data.sources, data.overridden)
+    store.record_failure(cell, run, error)
+    summary.failed[cell.benchmark] = error
+
+
+def _write_marker(work_dir: Path, cell: Cell, prov: Provenance, started: datetime) -> None:
+    marker = {"cell_id": cell.cell_id, "started_at": started.isoformat(), "provenance": asdict(prov)}
+    write_text_atomic(work_dir / GENERATED, json.dumps(marker))
+
+
+def _read_marker(work_dir: Path, cell: Cell) -> dict[str, Any] | None:
+    try:
+        marker: dict[str, Any] = json.loads((work_dir / GENERATED).read_text())
+    except (OSError, ValueError):
+        return None
+    return marker if marker.get("cell_id") == cell.cell_id else None

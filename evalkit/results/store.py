@@ -1,0 +1,497 @@
+"""The results store: two Parquet tables under one directory, committed atomically per cell.
+
+Layout (both are ordinary Parquet datasets: `pd.read_parquet("results/scores")` reads the whole table)::
+
+    results/scores/<model>__<format>__<benchmark>.parquet    one row per task x metric (or one failure row)
+    results/samples/<model>__<format>__<benchmark>.parquet   one row per task x document
+    results/scores/_pending/, results/samples/_pending/      staging; ignored by Parquet readers ("_" prefix)
+    results/.locks/<key>.commit, results/.locks/<key>.run    per-cell locks (evalkit.util.locks), never read as data
+
+Reading (`ResultsStore(root)`: status, planning, aggregate) never writes and never creates anything; a results folder
+that does not exist reads as empty. Writing goes through `ResultsStore.open_for_writing(root)` (a job), which makes
+the folders and recovers.
+
+Commit protocol for one cell (a job killed at any instant leaves the whole cell or nothing):
+  1. write samples to samples/_pending/<key>__<run_id>.parquet (fsync)
+  2. write scores to scores/_pending/, fsync, then os.replace onto scores/<key>.parquet  <- the commit point
+  3. os.replace the pending samples file onto samples/<key>.parquet
+A writer holds the cell key's commit lock through steps 1-3 (and the check of `record_failure`), so two writers of
+one key take turns.
+Recovery (every time a store is opened for writing): for each key with staging files whose commit lock it can take
+without waiting (a held lock means a live writer owns those files: they are left alone), a pending samples file
+whose run_id is the committed one is rolled forward (step 3); any other pending file is debris of a killed job and
+is deleted. A killed writer's lock is released by the kernel, so its debris is recovered by the next opening.
+Running a cell is guarded by a second lock per key, the run lock (`claim`): two sweeps on one results folder never
+run the same cell at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, fields
+from datetime import datetime, timezone
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from evalkit.core.cell import Cell
+from evalkit.core.errors import StoreError
+from evalkit.core.records import SampleRecord, TaskScore
+from evalkit.util import locks
+
+PENDING = "_pending"
+LOCKS = ".locks"
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """What produced a run: code and tool versions, the checkpoint, and the resolved config."""
+
+    evalkit_version: str
+    evalkit_commit: str
+    lm_eval_version: str
+    vllm_version: str
+    checkpoint_path: str
+    config_hash: str
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    run_id: str
+    started_at: datetime
+    finished_at: datetime
+    log_path: str
+    provenance: Provenance
+    data_sources: str | None = None
+    """The cell's data sources, `evalkit.core.datasources.sources_json` (the job always sets it and data_overridden)."""
+    data_overridden: bool | None = None
+    """The cell read local data instead of the benchmark's Hub datasets (a demo/smoke benchmark, or local copies)."""
+
+
+@dataclass(frozen=True)
+class ScoreRow:
+    """One row of `scores`: a metric of a task of a cell (or, with status "failed", the cell's failure)."""
+
+    model: str
+    format: str
+    benchmark: str
+    suite: str
+    task: str
+    metric: str
+    filter: str
+    value: float | None
+    """Accuracy-type metrics in percent (0-100)."""
+    stderr: float | None
+    normalized: float | None
+    """Leaderboard-v2 normalised score (0-100), where defined."""
+    is_primary: bool
+    """The metric the task contributes to its suite's average."""
+    higher_is_better: bool
+    n_samples: int
+    status: str
+    """"ok" or "failed"."""
+    error: str | None
+    log_path: str
+    cell_id: str
+    run_id: str
+    started_at: datetime
+    finished_at: datetime
+    checkpoint: str
+    checkpoint_path: str
+    evalkit_version: str
+    evalkit_commit: str
+    lm_eval_version: str
+    vllm_version: str
+    config_hash: str
+    data_sources: str | None
+    """JSON list of what the cell read (evalkit/core/datasources.py `DataSource`): Hub id and revision (or "unpinned"),
+    or local path with sha256 and rows. Null in files written before the column existed."""
+    data_overridden: bool | None
+    """True when the cell ran on local data overrides (demo/smoke data, or local copies of Hub datasets): `aggregate`
+    marks such cells. Null in files written before the column existed."""
+
+
+@dataclass(frozen=True)
+class SampleRow:
+    """One row of `samples`: a document of a task of a cell."""
+
+    model: str
+    format: str
+    benchmark: str
+    task: str
+    doc_id: int
+    prompt_hash: str
+    target: str
+    response: str
+    metrics: dict[str, float]
+    cell_id: str
+    run_id: str
+
+
+_TS = pa.timestamp("us", tz="UTC")
+
+SCORES_SCHEMA = pa.schema(
+    [
+        pa.field("model", pa.string(), nullable=False),
+        pa.field("format", pa.string(), nullable=False),
+        pa.field("benchmark", pa.string(), nullable=False),
+        pa.field("suite", pa.string(), nullable=False),
+        pa.field("task", pa.string(), nullable=False),
+        pa.field("metric", pa.string(), nullable=False),
+        pa.field("filter", pa.string(), nullable=False),
+        pa.field("value", pa.float64()),
+        pa.field("stderr", pa.float64()),
+        pa.field("normalized", pa.float64()),
+        pa.field("is_primary", pa.bool_(), nullable=False),
+        pa.field("higher_is_better", pa.bool_(), nullable=False),
+        pa.field("n_samples", pa.int64(), nullable=False),
+        pa.field("status", pa.string(), nullable=False),
+        pa.field("error", pa.string()),
+        pa.field("log_path", pa.string(), nullable=False),
+        pa.field("cell_id", pa.string(), nullable=False),
+        pa.field("run_id", pa.string(), nullable=False),
+        pa.field("started_at", _TS, nullable=False),
+        pa.field("finished_at", _TS, nullable=False),
+        pa.field("checkpoint", pa.string(), nullable=False),
+        pa.field("checkpoint_path", pa.string(), nullable=False),
+        pa.field("evalkit_version", pa.string(), nullable=False),
+        pa.field("evalkit_commit", pa.string(), nullable=False),
+        pa.field("lm_eval_version", pa.string(), nullable=False),
+        pa.field("vllm_version", pa.string(), nullable=False),
+        pa.field("config_hash", pa.string(), nullable=False),
+        pa.field("data_sources", pa.string()),
+        pa.field("data_overridden", pa.bool_()),
+    ]
+)
+
+ADDED_SCORE_COLUMNS = ("data_sources", "data_overridden")
+"""Columns added to the contract after results were first written: files without them still read (as nulls)."""
+
+SAMPLES_SCHEMA = pa.schema(
+    [
+        pa.field("model", pa.string(), nullable=False),
+        pa.field("format", pa.string(), nullable=False),
+        pa.field("benchmark", pa.string(), nullable=False),
+        pa.field("task", pa.string(), nullable=False),
+        pa.field("doc_id", pa.int64(), nullable=False),
+        pa.field("prompt_hash", pa.string(), nullable=False),
+        pa.field("target", pa.string(), nullable=False),
+        pa.field("response", pa.string(), nullable=False),
+        pa.field("metrics", pa.map_(pa.string(), pa.float64()), nullable=False),
+        pa.field("cell_id", pa.string(), nullable=False),
+        pa.field("run_id", pa.string(), nullable=False),
+    ]
+)
+
+assert [f.name for f in fields(ScoreRow)] == SCORES_SCHEMA.names
+assert [f.name for f in fields(SampleRow)] == SAMPLES_SCHEMA.names
+
+
+class CellState(str, Enum):
+    DONE = "done"
+    FAILED = "failed"
+    STALE = "stale"
+    """Rows exist for this model x format x benchmark, but from other settings (another cell id)."""
+    MISSING = "missing"
+
+
+@dataclass(frozen=True)
+class CellRecord:
+    """What the store knows of one cell key."""
+
+    state: CellState
+    cell_id: str | None = None
+    run_id: str | None = None
+    error: str | None = None
+    log_path: str | None = None
+    finished_at: datetime | None = None
+
+
+def new_run_id() -> str:
+    return f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_parquet(table: pa.Table, path: Path) -> None:
+    with open(path, "wb") as fh:
+        pq.write_table(table, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+class ResultsStore:
+    """Reads and writes the two tables. Safe against kills at any instant and against concurrent processes: readers
+    see whole cells, writers of one cell key take turns, recovery leaves live writers' files alone.
+
+    `ResultsStore(root)` only reads; `ResultsStore.open_for_writing(root)` may also write."""
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root)
+        self.scores_dir = self.root / "scores"
+        self.samples_dir = self.root / "samples"
+        self._writable = False
+
+    @classmethod
+    def open_for_writing(cls, root: Path | str) -> ResultsStore:
+        """The store a job writes to: folders created, what killed writers left behind recovered."""
+        store = cls(root)
+        try:
+            for d in (store.scores_dir / PENDING, store.samples_dir / PENDING, store.root / LOCKS):
+                d.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot create the results folder {store.root} ({exc.strerror})",
+                hint="set paths.results to a folder you can write (evalkit sweep ... paths.results=DIR)",
+            ) from exc
+        store._writable = True
+        store.recover()
+        return store
+
+    def _lock_path(self, key: str, kind: str) -> Path:
+        return self.root / LOCKS / f"{key}.{kind}"
+
+    def _check_writable(self, what: str) -> None:
+        if not self._writable:
+            raise StoreError(
+                f"{what} on the results store {self.root}, which was opened read-only",
+                hint="open it with ResultsStore.open_for_writing(root) (a bug in the caller: please report it)",
+            )
+
+    # ---------------------------------------------------------------- writing
+    @contextlib.contextmanager
+    def claim(self, cell: Cell) -> Iterator[bool]:
+        """Take the cell's run lock if no other process holds it: yields True (this process may run the cell; the
+        lock is held until the block ends, or until the process dies) or False (it is running elsewhere: skip it).
+        Re-read `cell_record` after a True: the holder before may have just committed the cell."""
+        self._check_writable(f"claiming cell {cell.key}")
+        with locks.try_exclusive(self._lock_path(cell.key, "run")) as mine:
+            yield mine
+
+    def commit_cell(
+        self, cell: Cell, run: RunInfo, scores: Iterable[TaskScore], samples: Iterable[SampleRecord]
+    ) -> None:
+        """Replace the cell's rows (both tables) with these, atomically."""
+        score_rows = [_score_row(cell, run, s) for s in scores]
+        if not score_rows:
+            raise StoreError(f"cell {cell.key} produced no scores; refusing to commit an empty result")
+        sample_rows = [_sample_row(cell, run, s) for s in samples]
+        self._check_writable(f"committing cell {cell.key}")
+        with locks.exclusive(self._lock_path(cell.key, "commit")):
+            self._commit(
+                cell.key, run.run_id, _to_table(score_rows, SCORES_SCHEMA), _to_table(sample_rows, SAMPLES_SCHEMA)
+            )
+
+    def record_failure(self, cell: Cell, run: RunInfo, error: str) -> None:
+        """Record a failed cell (one row, status "failed", with the error and log path).
+
+        A successful result of the same cell id is never overwritten by a failure: a failed re-run loses nothing.
+        """
+        self._check_writable(f"recording the failure of cell {cell.key}")
+        with locks.exclusive(self._lock_path(cell.key, "commit")):  # the check and the write as one step
+            if self.cell_record(cell).state is not CellState.DONE:
+                self._record_failure(cell, run, error)
+
+    def _record_failure(self, cell: Cell, run: RunInfo, error: str) -> None:
+        row = ScoreRow(
+            **_identity(cell, run),
+            task="",
+            metric="",
+            filter="",
+            value=None,
+            stderr=None,
+            normalized=None,
+            is_primary=False,
+            higher_is_better=True,
+            n_samples=0,
+            status="failed",
+            error=error,
+        )
+        self._commit(cell.key, run.run_id, _to_table([row], SCORES_SCHEMA), _to_table([], SAMPLES_SCHEMA))
+
+    def _commit(self, key: str, run_id: str, scores: pa.Table, samples: pa.Table) -> None:
+        """Steps 1-3 of the commit protocol; the caller holds the key's commit lock."""
+        pending_samples = self.samples_dir / PENDING / f"{key}__{run_id}.parquet"
+        pending_scores = self.scores_dir / PENDING / f"{key}__{run_id}.parquet"
+        _write_parquet(samples, pending_samples)
+        _write_parquet(scores, pending_scores)
+        os.replace(pending_scores, self.scores_dir / f"{key}.parquet")  # commit point
+        _fsync_dir(self.scores_dir)
+        os.replace(pending_samples, self.samples_dir / f"{key}.parquet")
+        _fsync_dir(self.samples_dir)
+
+    def recover(self) -> None:
+        """Finish or discard what killed commits left in the staging directories, key by key, skipping keys whose
+        commit lock is held: their staging files belong to a writer that is alive."""
+        self._check_writable("recovering")
+        staged = [*(self.scores_dir / PENDING).glob("*.parquet"), *(self.samples_dir / PENDING).glob("*.parquet")]
+        for key in sorted({_key_of(p) for p in staged}):
+            with locks.try_exclusive(self._lock_path(key, "commit")) as mine:
+                if mine:
+                    self._recover_key(key)
+
+    def _recover_key(self, key: str) -> None:
+        """Under the key's commit lock: listed again, since the writer that held it before may have finished."""
+        for leftover in (self.scores_dir / PENDING).glob("*.parquet"):
+            if _key_of(leftover) == key:
+                leftover.unlink(missing_ok=True)
+        for pending in (self.samples_dir / PENDING).glob("*.parquet"):
+            if _key_of(pending) != key:
+                continue
+            run_id = pending.stem.rpartition("__")[2]
+            committed = self.scores_dir / f"{key}.parquet"
+            if committed.exists() and self._run_id_of(committed) == run_id:
+                os.replace(pending, self.samples_dir / f"{key}.parquet")
+                _fsync_dir(self.samples_dir)
+            else:
+                pending.unlink(missing_ok=True)
+
+    def _run_id_of(self, scores_file: Path) -> str | None:
+        table = self._read_file(scores_file, columns=["run_id"])
+        return str(table.column("run_id")[0]) if table.num_rows else None
+
+    # ---------------------------------------------------------------- reading
+    def cell_record(self, cell: Cell) -> CellRecord:
+        path = self.scores_dir / f"{cell.key}.parquet"
+        if not path.exists():
+            return CellRecord(CellState.MISSING)
+        table = self._read_file(path, columns=["cell_id", "run_id", "status", "error", "log_path", "finished_at"])
+        first = table.slice(0, 1).to_pylist()[0]
+        if first["cell_id"] != cell.cell_id:
+            state = CellState.STALE
+        elif first["status"] == "ok":
+            state = CellState.DONE
+        else:
+            state = CellState.FAILED
+        return CellRecord(
+            state,
+            cell_id=first["cell_id"],
+            run_id=first["run_id"],
+            error=first["error"],
+            log_path=first["log_path"],
+            finished_at=first["finished_at"],
+        )
+
+    def _read_file(self, path: Path, columns: list[str] | None = None) -> pa.Table:
+        try:
+            return pq.read_table(path, columns=columns)
+        except Exception as exc:  # pyarrow raises several types for truncated / foreign files
+            raise StoreError(
+                f"results file {path} is unreadable ({type(exc).__name__}: {exc})",
+                hint=f"move it aside (mv {path} {path}.corrupt) and re-run the sweep: the cell will be recomputed",
+            ) from exc
+
+    def read_scores(self, required: Iterable[str] | None = None) -> pd.DataFrame:
+        """The scores table. `required`: the columns a reader needs (default: the whole contract); other contract
+        columns missing from a file (a hand-entered table) come back as nulls."""
+        return self._read_table(self.scores_dir, SCORES_SCHEMA, required)
+
+    def read_samples(self) -> pd.DataFrame:
+        return self._read_table(self.samples_dir, SAMPLES_SCHEMA, None)
+
+    def _read_table(self, directory: Path, schema: pa.Schema, required: Iterable[str] | None) -> pd.DataFrame:
+        need = set(schema.names if required is None else required) - set(ADDED_SCORE_COLUMNS)
+        tables = []
+        for f in sorted(directory.glob("*.parquet")):
+            t = self._read_file(f)
+            missing = [n for n in schema.names if n not in t.column_names]
+            if need & set(missing):
+                raise StoreError(
+                    f"{f} does not follow the results contract: missing columns {sorted(need & set(missing))}",
+                    hint="see evalkit/results/store.py (SCORES_SCHEMA / SAMPLES_SCHEMA) for the contract",
+                )
+            for name in missing:
+                t = t.append_column(
+                    schema.field(name).with_nullable(True), pa.nulls(t.num_rows, schema.field(name).type)
+                )
+            tables.append(t.select(schema.names))
+        if not tables:
+            return schema.empty_table().to_pandas()
+        relaxed = pa.schema([f.with_nullable(True) for f in schema])
+        return pa.concat_tables([t.cast(relaxed) for t in tables]).to_pandas()
+
+
+def _key_of(pending: Path) -> str:
+    """The cell key of a staging file `<key>__<run_id>.parquet` (keys contain "__", run ids do not)."""
+    return pending.stem.rpartition("__")[0]
+
+
+def _identity(cell: Cell, run: RunInfo) -> dict[str, Any]:
+    p = run.provenance
+    return {
+        "model": cell.model,
+        "format": cell.format,
+        "benchmark": cell.benchmark,
+        "suite": cell.suite,
+        "log_path": run.log_path,
+        "cell_id": cell.cell_id,
+        "run_id": run.run_id,
+        "started_at": run.started_at,
+        "finished_at": run.finished_at,
+        "checkpoint": cell.checkpoint,
+        "checkpoint_path": p.checkpoint_path,
+        "evalkit_version": p.evalkit_version,
+        "evalkit_commit": p.evalkit_commit,
+        "lm_eval_version": p.lm_eval_version,
+        "vllm_version": p.vllm_version,
+        "config_hash": p.config_hash,
+        "data_sources": run.data_sources,
+        "data_overridden": run.data_overridden,
+    }
+
+
+def _score_row(cell: Cell, run: RunInfo, s: TaskScore) -> ScoreRow:
+    return ScoreRow(
+        **_identity(cell, run),
+        task=s.task,
+        metric=s.metric,
+        filter=s.filter,
+        value=s.value,
+        stderr=s.stderr,
+        normalized=s.normalized,
+        is_primary=s.is_primary,
+        higher_is_better=s.higher_is_better,
+        n_samples=s.n_samples,
+        status="ok",
+        error=None,
+    )
+
+
+def _sample_row(cell: Cell, run: RunInfo, s: SampleRecord) -> SampleRow:
+    return SampleRow(
+        model=cell.model,
+        format=cell.format,
+        benchmark=cell.benchmark,
+        task=s.task,
+        doc_id=s.doc_id,
+        prompt_hash=s.prompt_hash,
+        target=s.target,
+        response=s.response,
+        metrics=dict(s.metrics),
+        cell_id=cell.cell_id,
+        run_id=run.run_id,
+    )
+
+
+def _to_table(rows: list[ScoreRow] | list[SampleRow], schema: pa.Schema) -> pa.Table:
+    columns: dict[str, list[object]] = {name: [] for name in schema.names}
+    for row in rows:
+        for name in schema.names:
+            value = getattr(row, name)
+            if isinstance(value, dict):
+                value = list(value.items())
+            columns[name].append(value)
+    return pa.table(columns, schema=schema)

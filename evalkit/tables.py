@@ -1,0 +1,88 @@
+"""Rendering tables for people: the sweep status matrix, failures, the plan. Pure functions returning strings.
+
+The recovery table renders beside its computation (`evalkit.results.aggregate`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from evalkit.status import CellStatus, CellView
+from evalkit.util.text import text_table
+
+STATE_MARK = {
+    "done": "done",
+    "failed": "FAILED",
+    "stale": "stale",
+    "missing": "-",
+    "running": "running",
+    "queued": "queued",
+}
+"""How a status reads in the matrix: failures stand out, missing cells recede."""
+
+
+def render_grid_status(views: Sequence[CellView]) -> str:
+    """The grid as a matrix: model/format rows, benchmark columns, a cell's status in each; when the sweep went to
+    Slurm, a last column with the row's job(s) and their states; then the count per status."""
+    rows: dict[str, dict[str, str]] = {}
+    jobs: dict[str, dict[str, str]] = {}
+    benchmarks: list[str] = []
+    for v in views:
+        row = f"{v.cell.model}/{v.cell.format}"
+        rows.setdefault(row, {})[v.cell.benchmark] = STATE_MARK[v.status.value]
+        if v.cell.benchmark not in benchmarks:
+            benchmarks.append(v.cell.benchmark)
+        if v.job_id is not None:
+            row_jobs = jobs.setdefault(row, {})
+            if v.job_state is not None or v.job_id not in row_jobs:
+                row_jobs[v.job_id] = v.job_state.value if v.job_state is not None else "?"
+    header = ["model/format", *benchmarks] + (["slurm job"] if jobs else [])
+    table = []
+    for row, by_bench in rows.items():
+        line = [row, *[by_bench.get(b, "") for b in benchmarks]]
+        if jobs:
+            line.append(", ".join(f"{j} {s}" for j, s in jobs.get(row, {}).items()) or "-")
+        table.append(line)
+    counts: dict[str, int] = {}
+    for v in views:
+        counts[v.status.value] = counts.get(v.status.value, 0) + 1
+    summary = f"{len(views)} cell(s): " + ", ".join(f"{n} {s}" for s, n in counts.items())
+    return text_table(header, table) + "\n" + summary
+
+
+def render_failures(views: Sequence[CellView]) -> str:
+    """Each failed cell with its error, its log and the command that re-runs it."""
+    blocks = []
+    for v in views:
+        if v.status is not CellStatus.FAILED:
+            continue
+        c = v.cell
+        blocks.append(
+            f"FAILED {c.key}" + (f" (Slurm job {v.job_id})" if v.job_id else "") + "\n"
+            f"  error: {v.error}\n  log:   {v.log_path}\n"
+            f"  rerun: evalkit run model={c.model} format={c.format} benchmark={c.benchmark}"
+            "  (or the same sweep again: it runs missing and failed cells)"
+        )
+    return "\n\n".join(blocks)
+
+
+def render_plan(plans: Sequence[object]) -> str:
+    """What a sweep is about to do: per job, its cells and which are already done."""
+    rows = []
+    total = pending = 0
+    for plan in plans:
+        cells = plan.cells  # type: ignore[attr-defined]
+        todo = {c.key for c in plan.pending}  # type: ignore[attr-defined]
+        states = [r.state.value for r in plan.records]  # type: ignore[attr-defined]
+        total += len(cells)
+        pending += len(todo)
+        rows.append(
+            [
+                plan.name,  # type: ignore[attr-defined]
+                ", ".join(c.benchmark for c in cells if c.key in todo) or "(all done)",
+                ", ".join(f"{c.benchmark}={s}" for c, s in zip(cells, states, strict=True)),
+            ]
+        )
+    head = f"sweep: {len(plans)} job(s), {total} cell(s); {total - pending} complete, {pending} to run"
+    if pending == 0:
+        head += " - nothing to do (every cell is complete; use `evalkit run ...` to re-run one)"
+    return head + "\n" + text_table(["job (model.format)", "to run", "store"], rows)

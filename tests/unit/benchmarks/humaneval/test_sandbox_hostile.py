@@ -1,0 +1,269 @@
+"""Hostile programs in `evalkit.benchmarks.humaneval.sandbox`: each is contained, reported as not passed, and the
+next run still works.
+
+Needs bubblewrap and user namespaces (the sandbox refuses to run otherwise); ~10 s on 2 cores. Run as root, and as an
+ordinary user by tests/unit/benchmarks/humaneval/test_sandbox_unprivileged.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import evalkit
+from evalkit.benchmarks.humaneval.sandbox import Sandbox, SandboxError, SandboxLimits, SandboxResult
+
+pytestmark = pytest.mark.sandbox
+
+PROJECT_DIR = Path(evalkit.__file__).resolve().parents[1]
+BENIGN = "import sys\nprint('hello', sum(range(10)))\nsys.stdout.flush()\n"
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Sandbox:
+    try:
+        return Sandbox(SandboxLimits(wall_time_s=3.0, cpu_time_s=2, memory_bytes=512 << 20, max_processes=8))
+    except SandboxError as exc:
+        pytest.skip(f"no sandbox here: {exc}")
+
+
+def run(sandbox: Sandbox, program: str) -> SandboxResult:
+    """Run a hostile program, then prove the sandbox still runs the next sample normally."""
+    result = sandbox.run(textwrap.dedent(program))
+    after = sandbox.run(BENIGN)
+    assert after.status == "passed" and after.stdout == "hello 45\n", after
+    return result
+
+
+def leftover_pids(pid_ns: str) -> list[int]:
+    """Host processes still in the run's pid namespace (`pid:[inode]`, as the program printed it). By namespace,
+    not uid: run by an ordinary user, the sandbox's processes have that user's host uid, as this test does."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if os.readlink(f"/proc/{entry}/ns/pid") == pid_ns:
+                pids.append(int(entry))
+        except OSError:
+            continue
+    return pids
+
+
+def test_the_isolation_probe_passes(sandbox: Sandbox) -> None:
+    sandbox.verify()
+
+
+def test_benign_program_passes_with_output_and_stdin(sandbox: Sandbox) -> None:
+    r = sandbox.run("import sys\nprint(sys.stdin.read().upper())\n", stdin=b"abc")
+    assert (r.status, r.exit_code, r.stdout) == ("passed", 0, "ABC\n")
+    assert r.cpu_time_s is not None and r.wall_time_s < 3
+
+
+def test_program_inherits_only_stdio_and_runs_unprivileged(sandbox: Sandbox) -> None:
+    r = sandbox.run(
+        "import json, os\n"
+        "print(json.dumps([sorted(os.listdir('/proc/self/fd')), os.getuid(), os.getgroups(), os.getcwd()]))\n"
+    )
+    fds, uid, groups, cwd = json.loads(r.stdout)
+    assert fds == ["0", "1", "2", "3"]  # 3 is listdir's own handle
+    assert uid not in (0, 65534) and cwd == "/tmp"
+    # root drops every group; an ordinary user's own groups stay attached, unmapped (65534) or as the run's gid
+    assert groups == [] if os.geteuid() == 0 else set(groups) <= {uid, 65534}
+
+
+def test_failing_program_is_failed_with_its_traceback(sandbox: Sandbox) -> None:
+    r = run(sandbox, "assert 1 + 1 == 3, 'math is broken'\n")
+    assert (r.status, r.exit_code) == ("failed", 1)
+    assert "AssertionError: math is broken" in r.stderr
+
+
+def test_fork_bomb_is_stopped_and_reaped(sandbox: Sandbox) -> None:
+    r = run(
+        sandbox,
+        """
+        import os, sys
+        print(os.getuid(), os.readlink("/proc/self/ns/pid"), flush=True)
+        while True:
+            try:
+                os.fork()
+            except OSError:
+                pass
+    """,
+    )
+    assert r.status == "timeout"
+    uid, pid_ns = r.stdout.split()[:2]
+    assert int(uid) != 0 and pid_ns.startswith("pid:[") and leftover_pids(pid_ns) == []
+
+
+def test_infinite_loop_hits_the_cpu_limit() -> None:
+    # A generous wall limit, so that the CPU limit is what fires even on a busy machine.
+    cpu_bound = Sandbox(SandboxLimits(wall_time_s=30.0, cpu_time_s=1))
+    r = run(cpu_bound, "while True:\n    pass\n")
+    assert r.status == "timeout" and "CPU" in r.detail, r
+    assert r.cpu_time_s is not None and r.cpu_time_s > 0.5  # rusage and the rlimit sample CPU time differently
+
+
+def test_sleeping_program_hits_the_wall_limit(sandbox: Sandbox) -> None:
+    r = run(sandbox, "import time\ntime.sleep(60)\n")
+    assert r.status == "timeout" and "wall" in r.detail and r.wall_time_s < 6
+
+
+def test_daemonised_child_dies_with_the_run(sandbox: Sandbox) -> None:
+    r = run(
+        sandbox,
+        """
+        import os, time
+        print(os.readlink("/proc/self/ns/pid"), flush=True)
+        if os.fork() == 0:
+            os.setsid()  # leave the process group: only the pid namespace can still catch it
+            time.sleep(60)
+    """,
+    )
+    assert r.status == "passed"
+    assert leftover_pids(r.stdout.split()[0]) == []
+
+
+def test_ten_gigabyte_allocation_is_a_memory_failure(sandbox: Sandbox) -> None:
+    r = run(sandbox, "x = bytearray(10 * 1024**3)\n")
+    assert r.status == "memory"
+
+
+def test_writes_outside_the_scratch_dir_never_reach_the_host(sandbox: Sandbox, tmp_path: Path) -> None:
+    tag = secrets.token_hex(6)
+    host_tmp = Path(f"/tmp/evalkit-escape-{tag}")
+    project_file = PROJECT_DIR / f"evalkit-escape-{tag}"
+    test_file = tmp_path / "escape"
+    r = run(
+        sandbox,
+        f"""
+        open("scratch-file", "w").write("fine")  # the working directory is the scratch dir
+        open({str(host_tmp)!r}, "w").write("x")  # /tmp inside is the scratch tmpfs, not the host's /tmp
+        import os
+        for path in ["/escape", "/usr/escape", {str(project_file)!r}, {str(test_file)!r}]:
+            try:
+                open(path, "w").write("x")
+                print("WROTE", path)
+            except OSError as exc:
+                print("blocked", path, type(exc).__name__)
+        raise SystemExit(1)
+    """,
+    )
+    assert r.status == "failed"
+    assert "WROTE" not in r.stdout and r.stdout.count("blocked") == 4
+    for path in (host_tmp, project_file, test_file, Path("/escape"), Path("/usr/escape")):
+        assert not path.exists(), path
+
+
+def test_ssh_key_and_environment_secrets_are_invisible(
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = "sk-evalkit-test-" + secrets.token_hex(8)
+    key = "FAKE-PRIVATE-KEY-" + secrets.token_hex(8)
+    (tmp_path / ".ssh").mkdir()
+    (tmp_path / ".ssh" / "id_rsa").write_text(key)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("OPENAI_API_KEY", secret)
+    r = run(
+        sandbox,
+        f"""
+        import glob, os
+        found = []
+        print("HOME", os.environ.get("HOME"), "keys", sorted(os.environ))
+        for path in [os.path.expanduser("~/.ssh/id_rsa"), {str(tmp_path / ".ssh" / "id_rsa")!r},
+                     "/root/.ssh/id_rsa", *glob.glob("/home/*/.ssh/id_rsa")]:
+            try:
+                found.append(open(path).read())
+            except OSError:
+                pass
+        for path in glob.glob("/proc/*/environ"):
+            try:
+                found.append(open(path, "rb").read().decode(errors="replace"))
+            except OSError:
+                pass
+        found.append(os.environ.get("OPENAI_API_KEY", ""))
+        print("FOUND", found)
+        raise SystemExit(0 if any("KEY" in f or "sk-" in f for f in found) else 1)
+    """,
+    )
+    assert r.status == "failed"
+    assert secret not in r.stdout + r.stderr and key not in r.stdout + r.stderr
+    assert "OPENAI_API_KEY" not in r.stdout and "HOME /tmp" in r.stdout
+
+
+@pytest.fixture
+def listener() -> Iterator[socket.socket]:
+    srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    srv.settimeout(0.5)
+    yield srv
+    srv.close()
+
+
+def test_no_network_not_even_to_the_hosts_loopback(sandbox: Sandbox, listener: socket.socket) -> None:
+    port = listener.getsockname()[1]
+    r = run(
+        sandbox,
+        f"""
+        import socket
+        s = socket.create_connection(("127.0.0.1", {port}), timeout=2)
+        s.sendall(b"exfiltrated")
+    """,
+    )
+    # The sandbox's loopback is its own (bwrap brings it up, empty): the host's listener is never reached.
+    assert r.status == "failed" and "ConnectionRefusedError" in r.stderr
+    with pytest.raises(TimeoutError):
+        listener.accept()
+
+
+def test_no_route_out(sandbox: Sandbox) -> None:
+    r = run(sandbox, "import socket\nsocket.create_connection(('1.1.1.1', 53), timeout=2)\n")
+    assert r.status == "failed" and "Network is unreachable" in r.stderr
+
+
+def test_flooding_output_is_truncated(sandbox: Sandbox) -> None:
+    r = run(sandbox, "import sys\nfor _ in range(200):\n    sys.stdout.write('x' * 100000)\n")
+    assert r.status == "passed" and r.stdout_truncated
+    assert len(r.stdout) == sandbox.limits.max_output_bytes
+
+
+def test_cannot_signal_or_see_host_processes(sandbox: Sandbox) -> None:
+    r = run(
+        sandbox,
+        f"""
+        import os, signal
+        print(sorted(int(p) for p in os.listdir("/proc") if p.isdigit()))
+        os.kill({os.getpid()}, signal.SIGKILL)
+    """,
+    )
+    assert r.status == "failed" and "ProcessLookupError" in r.stderr  # our pid does not exist in its namespace
+    assert str(os.getpid()) not in r.stdout.split("\n")[0].strip("[]").split(", ")
+
+
+def test_no_nested_user_namespace(sandbox: Sandbox) -> None:
+    # A user namespace of its own would give the program every capability inside it (mounts, raw sockets, ...).
+    r = run(sandbox, "import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\nprint(libc.unshare(0x10000000))\n")
+    assert r.status == "passed" and r.stdout.strip() == "-1", r
+
+
+def test_filling_the_scratch_dir_stops_at_its_size() -> None:
+    small = Sandbox(SandboxLimits(scratch_bytes=8 << 20, file_size_bytes=64 << 20))
+    r = run(
+        small,
+        "with open('big', 'wb') as f:\n    for _ in range(32):\n        f.write(b'x' * (1 << 20))\n        f.flush()\n",
+    )
+    assert r.status == "failed" and "No space left on device" in r.stderr, r
+
+
+def test_a_file_beyond_the_file_size_limit_is_refused() -> None:
+    small = Sandbox(SandboxLimits(file_size_bytes=1 << 20))
+    r = run(small, "open('big', 'wb').write(b'x' * (4 << 20))\n")
+    assert r.status == "failed" and "File too large" in r.stderr, r

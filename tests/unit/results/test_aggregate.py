@@ -1,0 +1,181 @@
+"""Recovery = ratio of averages over the tasks both formats have; v2 uses normalised scores."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from evalkit.core.errors import StoreError
+from evalkit.results.aggregate import recovery_table, render_recovery
+
+
+def hand_table(rows: list[tuple[str, str, str, str, float, float | None]]) -> pd.DataFrame:
+    """(model, format, suite, task, value, normalized) -> a minimal table in the contract."""
+    return pd.DataFrame(
+        [
+            {
+                "model": m,
+                "format": f,
+                "suite": s,
+                "task": t,
+                "metric": "acc",
+                "value": v,
+                "normalized": n,
+                "is_primary": True,
+                "status": "ok",
+            }
+            for m, f, s, t, v, n in rows
+        ]
+    )
+
+
+def test_ratio_of_averages_not_average_of_ratios() -> None:
+    df = hand_table(
+        [
+            ("m", "bf16", "leaderboard_v1", "a", 80.0, None),
+            ("m", "bf16", "leaderboard_v1", "b", 20.0, None),
+            ("m", "w4a16", "leaderboard_v1", "a", 78.0, None),
+            ("m", "w4a16", "leaderboard_v1", "b", 12.0, None),
+        ]
+    )
+    t = recovery_table(df).set_index("format")
+    assert t.loc["w4a16", "recovery"] == pytest.approx(90.0)  # (78+12)/(80+20)
+    # the average of ratios would be (97.5 + 60) / 2 = 78.75
+    assert t.loc["bf16", "recovery"] == pytest.approx(100.0)
+    assert t.loc["w4a16", "n_tasks"] == 2
+
+
+def test_v2_uses_normalised_scores_and_common_tasks() -> None:
+    df = hand_table(
+        [
+            ("m", "bf16", "leaderboard_v2", "gpqa", 30.0, 6.67),
+            ("m", "bf16", "leaderboard_v2", "ifeval", 70.0, 70.0),
+            ("m", "bf16", "leaderboard_v2", "musr", 40.0, 10.0),
+            ("m", "fp8", "leaderboard_v2", "gpqa", 28.0, 4.0),
+            ("m", "fp8", "leaderboard_v2", "ifeval", 69.0, 69.0),
+        ]
+    )
+    t = recovery_table(df).set_index("format")
+    assert t.loc["fp8", "n_tasks"] == 2  # musr missing for fp8: excluded from both averages
+    assert t.loc["fp8", "recovery"] == pytest.approx((4.0 + 69.0) / (6.67 + 70.0) * 100)
+
+
+def test_failed_and_non_primary_rows_ignored_and_missing_baseline_visible() -> None:
+    df = hand_table([("m", "bf16", "s", "a", 50.0, None), ("m", "fp8", "s", "a", 40.0, None)])
+    extra = df.iloc[[0]].assign(metric="acc_norm", value=99.0, is_primary=False)
+    failed = df.iloc[[1]].assign(status="failed", value=None, task="")
+    other = hand_table([("n", "fp8", "s", "a", 10.0, None)])
+    t = recovery_table(pd.concat([df, extra, failed, other]))
+    m = t[t.model == "m"].set_index("format")
+    assert m.loc["fp8", "recovery"] == pytest.approx(80.0)
+    n = t[t.model == "n"].iloc[0]
+    assert n["format"] == "fp8" and math.isnan(n["recovery"])
+
+
+def test_two_primary_metrics_for_a_task_is_an_error() -> None:
+    df = hand_table([("m", "bf16", "s", "a", 50.0, None)])
+    with pytest.raises(StoreError, match="more than one primary"):
+        recovery_table(pd.concat([df, df.assign(metric="acc_norm")]))
+
+
+def test_missing_contract_columns_named() -> None:
+    with pytest.raises(StoreError, match="is_primary"):
+        recovery_table(pd.DataFrame({"model": ["m"], "format": ["bf16"]}))
+
+
+def test_render_has_scores_and_recoveries() -> None:
+    df = hand_table([("m", "bf16", "leaderboard_v1", "a", 50.0, None), ("m", "fp8", "leaderboard_v1", "a", 45.0, None)])
+    text = render_recovery(recovery_table(df), "bf16")
+    assert "50.0" in text and "45.0 (90.0%)" in text and "academic" in text
+
+
+def test_humaneval_and_humaneval_plus_are_separate_lines() -> None:
+    """One humaneval cell scores both; the study reports them separately, each with its own recovery."""
+    df = hand_table(
+        [
+            ("m", "bf16", "humaneval", "humaneval", 60.0, None),
+            ("m", "bf16", "humaneval", "humaneval_plus", 50.0, None),
+            ("m", "w4a16", "humaneval", "humaneval", 57.0, None),
+            ("m", "w4a16", "humaneval", "humaneval_plus", 40.0, None),
+        ]
+    )
+    t = recovery_table(df).set_index(["suite", "format"])
+    assert t.loc[("humaneval", "w4a16"), "recovery"] == pytest.approx(95.0)
+    assert t.loc[("humaneval_plus", "w4a16"), "recovery"] == pytest.approx(80.0)
+    assert t.loc[("humaneval_plus", "w4a16"), "section"] == "real-world"
+    text = render_recovery(recovery_table(df), "bf16")
+    assert "57.0 (95.0%)" in text and "40.0 (80.0%)" in text
+
+
+def test_cells_on_overridden_data_are_marked() -> None:
+    real = hand_table(
+        [("m", "bf16", "leaderboard_v1", "a", 50.0, None), ("m", "fp8", "leaderboard_v1", "a", 45.0, None)]
+    )
+    demo = hand_table(
+        [("m", "bf16", "arena_hard", "arena", 40.0, None), ("m", "fp8", "arena_hard", "arena", 20.0, None)]
+    )
+    df = pd.concat([real.assign(data_overridden=False), demo.assign(data_overridden=[False, True])])
+    t = recovery_table(df).set_index(["suite", "format"])
+    assert not t.loc[("leaderboard_v1", "fp8"), "data_overridden"]
+    # the fp8 row ran on demo data; the baseline row of that suite did not, but the fp8 recovery used demo numbers
+    assert t.loc[("arena_hard", "fp8"), "data_overridden"] and not t.loc[("arena_hard", "bf16"), "data_overridden"]
+    text = render_recovery(recovery_table(df), "bf16")
+    assert "20.0 (50.0%)*" in text and "45.0 (90.0%)*" not in text
+    assert "* ran on local data overrides" in text
+    assert "ran on local data overrides" not in render_recovery(recovery_table(real), "bf16")
+
+
+def test_aggregate_cli_carries_the_override_flag_from_a_real_store(tmp_path: Path) -> None:
+    from datetime import datetime, timezone
+
+    from evalkit.core.cell import Cell
+    from evalkit.core.records import TaskScore
+    from evalkit.results.store import Provenance, ResultsStore, RunInfo, new_run_id
+
+    store = ResultsStore.open_for_writing(tmp_path)
+    now = datetime.now(timezone.utc)
+    prov = Provenance("0", "c", "0.4.13", "0.32", "/ckpt", "h")
+    for fmt, value, demo in (("bf16", 50.0, True), ("fp8", 40.0, True)):
+        cell = Cell("m", fmt, "demo_leaderboard_v1", "leaderboard_v1", "hub:x", "f" * 64)
+        run = RunInfo(new_run_id(), now, now, "log", prov, '[{"dataset": "x"}]', demo)
+        store.commit_cell(cell, run, [TaskScore("gsm8k_llama", "exact_match", value, None, 4, is_primary=True)], [])
+    out = subprocess.run(
+        [sys.executable, "-m", "evalkit.cli", "aggregate", "--results", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "40.0 (80.0%)*" in out.stdout and "* ran on local data overrides" in out.stdout
+    for written in (
+        pd.read_parquet(tmp_path / "aggregate" / "recovery.parquet"),
+        pd.read_csv(tmp_path / "aggregate" / "recovery.csv"),
+    ):
+        assert written["data_overridden"].tolist() == [True, True]
+
+
+def test_aggregate_cli_on_hand_written_parquet(tmp_path: Path) -> None:
+    """`evalkit aggregate --results DIR` on a hand-written Parquet (published numbers beside our own)."""
+    (tmp_path / "scores").mkdir()
+    hand_table(
+        [
+            ("llama-3.1-8b-instruct", "bf16", "leaderboard_v1", "mmlu", 68.0, None),
+            ("llama-3.1-8b-instruct", "bf16", "leaderboard_v1", "gsm8k", 80.0, None),
+            ("llama-3.1-8b-instruct", "w8a8", "leaderboard_v1", "mmlu", 67.0, None),
+            ("llama-3.1-8b-instruct", "w8a8", "leaderboard_v1", "gsm8k", 81.0, None),
+        ]
+    ).to_parquet(tmp_path / "scores" / "published.parquet")
+    out = subprocess.run(
+        [sys.executable, "-m", "evalkit.cli", "aggregate", "--results", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "148" not in out.stdout  # sanity: not sums
+    assert "(100.0%)" in out.stdout  # (67+81)/(68+80) = 100.0
+    written = pd.read_parquet(tmp_path / "aggregate" / "recovery.parquet")
+    assert written.set_index("format").loc["w8a8", "recovery"] == pytest.approx(100.0)
