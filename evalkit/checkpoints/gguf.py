@@ -26,9 +26,10 @@ from typing import Any
 from evalkit.checkpoints.atomic import atomic_dir, clear_incomplete, entry_lock, sweep_dead_temps
 from evalkit.checkpoints.calibration import PROJECT_ROOT
 from evalkit.checkpoints.manifest import ConversionManifest, is_complete, write_manifest
-from evalkit.checkpoints.runner import log_tail, run_stage, thread_env
+from evalkit.checkpoints.runner import TAIL_LINES, run_stage, thread_env
 from evalkit.core.errors import CheckpointError
 from evalkit.util.hashing import sha256_file
+from evalkit.util.procs import log_tail
 
 LEGACY_TOKENIZER_CLASS = "GPT2Tokenizer"
 """What `TokenizersBackend` becomes: SmolLM2 (and Llama-3) use byte-level BPE, which GPT2Tokenizer reads with the
@@ -98,7 +99,7 @@ def ensure_converted(
             if not run.ok:
                 raise CheckpointError(
                     f"converting {gguf} failed ({run.describe_exit()} after {run.wall_time_s:.0f} s); "
-                    f"last log lines:\n{log_tail(Path(log_path))}",
+                    f"last log lines:\n{log_tail(Path(log_path), TAIL_LINES)}",
                     log=log_path,
                     hint=f"read the log; rerun by hand (writes to a temporary dir): {run.command}",
                 )

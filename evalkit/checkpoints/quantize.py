@@ -37,9 +37,10 @@ from evalkit.checkpoints.recipes import (
     render_recipe_yaml,
     validate_recipe,
 )
-from evalkit.checkpoints.runner import StageRun, log_tail, run_stage, thread_env
+from evalkit.checkpoints.runner import TAIL_LINES, StageRun, run_stage, thread_env
 from evalkit.core.errors import CheckpointError
 from evalkit.util.hashing import sha256_file
+from evalkit.util.procs import log_tail
 
 WORKER = Path(__file__).with_name("quantize_worker.py")
 WORKER_RESULT = ".worker-result.json"
@@ -213,7 +214,7 @@ def _run_worker(
     if not run.ok:
         raise CheckpointError(
             f"quantizing {base} with {recipe.scheme} failed ({run.describe_exit()} after {run.wall_time_s:.0f} s); "
-            f"last log lines:\n{log_tail(log_path)}",
+            f"last log lines:\n{log_tail(log_path, TAIL_LINES)}",
             log=log_path,
             hint=_failure_hint(log_path, run),
         )

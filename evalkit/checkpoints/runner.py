@@ -7,7 +7,6 @@ time and peak RSS are measured; if the caller is interrupted, the child's whole 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import resource
 import shlex
@@ -19,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from evalkit.core.errors import CheckpointError
-from evalkit.util.procs import die_with_parent
+from evalkit.util.procs import die_with_parent, kill_group
 
 TAIL_LINES = 25
 
@@ -99,7 +98,7 @@ def run_stage(
         try:
             status, rusage = _wait(proc, timeout_s, started)
         except BaseException:
-            _kill_group(proc)
+            kill_group(proc)
             raise
     elapsed = time.monotonic() - started
     returncode = os.waitstatus_to_exitcode(status) if status is not None else -signal.SIGKILL
@@ -117,27 +116,6 @@ def _wait(
             proc.returncode = os.waitstatus_to_exitcode(status)
             return status, rusage
         if timeout_s is not None and time.monotonic() - started > timeout_s:
-            _kill_group(proc)
+            kill_group(proc)
             return None, None
         time.sleep(0.2)
-
-
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        return
-    with contextlib.suppress(ChildProcessError):
-        os.wait4(proc.pid, 0)
-
-
-def log_tail(log_path: Path, lines: int = TAIL_LINES) -> str:
-    """The last lines of a log, progress-bar carriage returns folded, for error messages."""
-    try:
-        # newline="": keep the \r of progress bars (universal newlines would turn each update into a line)
-        with log_path.open(encoding="utf-8", errors="replace", newline="") as f:
-            text = f.read()
-    except FileNotFoundError:
-        return "(no log written)"
-    rows = [row.rsplit("\r", 1)[-1] for row in text.split("\n")]
-    return "\n".join([row for row in rows if row.strip()][-lines:])

@@ -4,7 +4,8 @@ Pure: built from the planned jobs (`JobPlan`) and, on Slurm, the sbatch requests
 (`evalkit.launch.sweep.requests`). Everything is rendered by the code that runs it: the vLLM command by
 `evalkit.serve.render`, lm-eval's argv by `lm_eval_suite.render_command`, the sbatch scripts by `render_sbatch` (via
 the requests). Nothing here reads the machine (no sandbox probe, no Hugging Face cache, no Slurm), so the study
-grid's plan is golden-tested (tests/unit/golden/study/) and checked against the protocol (tests/unit/launch/test_protocol.py).
+grid's plan is golden-tested (tests/unit/golden/study/) and checked against the protocol
+(tests/unit/launch/test_protocol.py).
 
 Machine paths are replaced by placeholders (`<project>`: the directory evalkit runs from; `<python>`: the
 interpreter the jobs run), so the same plan renders the same text in any checkout; the document's `placeholders`

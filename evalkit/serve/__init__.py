@@ -10,14 +10,10 @@ from evalkit.serve.process import (
     VLLMServer,
     check_compiler,
     client_base_url,
-    group_pids,
-    group_rss_bytes,
-    log_tail,
     pick_free_port,
     port_in_use,
     probe_health,
     probe_vllm,
-    stop_process_group,
     wait_healthy,
 )
 from evalkit.serve.render import (
@@ -41,9 +37,6 @@ __all__ = [
     "check_compiler",
     "client_base_url",
     "format_args_list",
-    "group_pids",
-    "group_rss_bytes",
-    "log_tail",
     "merge_args",
     "pick_free_port",
     "port_in_use",
@@ -53,7 +46,6 @@ __all__ = [
     "render_env",
     "served_name",
     "shell_command",
-    "stop_process_group",
     "validate_server_config",
     "wait_healthy",
 ]

@@ -8,7 +8,6 @@ the exit code, the log's last lines, the log path and the command to rerun by ha
 from __future__ import annotations
 
 import atexit
-import contextlib
 import functools
 import json
 import logging
@@ -42,7 +41,7 @@ from evalkit.serve.render import (
     shell_command,
     validate_server_config,
 )
-from evalkit.util.procs import die_with_parent
+from evalkit.util.procs import die_with_parent, group_rss_bytes, log_tail, stop_process_group
 
 log = logging.getLogger("evalkit.serve")
 
@@ -75,23 +74,6 @@ def port_in_use(host: str, port: int) -> bool:
         except OSError:
             return True
     return False
-
-
-def log_tail(path: Path, lines: int, max_bytes: int = 256 * 1024) -> str:
-    """The last `lines` lines of a log that may be large, partly written, or not valid UTF-8."""
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            f.seek(max(0, f.tell() - max_bytes))
-            data = f.read()
-    except FileNotFoundError:
-        return f"(no log at {path})"
-    text = data.decode("utf-8", errors="replace")
-    # tqdm progress bars rewrite one line with \r; keep only what the terminal would finally show
-    shown = [line.rsplit("\r", 1)[-1] for line in text.split("\n")]
-    while shown and not shown[-1].strip():
-        shown.pop()
-    return "\n".join(shown[-lines:]) if lines > 0 else ""
 
 
 def _quote_block(text: str) -> str:
@@ -167,78 +149,6 @@ def check_compiler(env: Mapping[str, str]) -> None:
             f"C++ compiler {cxx!r} not found on the server's PATH: vLLM on CPU needs one at run time",
             hint="install g++ (e.g. `apt-get install g++`) or set server.env.CXX to a compiler's path",
         )
-
-
-# ---------------------------------------------------------------- process groups
-
-
-def _proc_stat(pid: str) -> tuple[str, int] | None:
-    """(state, process group) from /proc/<pid>/stat, or None if the process is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read().decode(errors="replace")
-    except OSError:
-        return None
-    fields = stat.rsplit(")", 1)[1].split()  # the command name in parentheses may contain spaces
-    return fields[0], int(fields[2])
-
-
-def group_pids(pgid: int) -> list[int]:
-    """Live (non-zombie) processes of a process group."""
-    if not os.path.isdir("/proc"):  # not Linux: can only tell whether anything is left
-        try:
-            os.killpg(pgid, 0)
-        except (ProcessLookupError, PermissionError):
-            return []
-        return [pgid]
-    pids = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and (st := _proc_stat(entry)) is not None and st[1] == pgid and st[0] not in "ZX":
-            pids.append(int(entry))
-    return pids
-
-
-def group_rss_bytes(pgid: int) -> int:
-    """Summed resident memory of a process group (shared pages count once per process, so an upper bound)."""
-    total = 0
-    for pid in group_pids(pgid):
-        with contextlib.suppress(OSError), open(f"/proc/{pid}/statm") as f:
-            total += int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    return total
-
-
-def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
-
-
-def _wait_group_gone(proc: subprocess.Popen[bytes], timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        proc.poll()  # reap the leader, or it stays a zombie
-        if proc.returncode is not None and not group_pids(proc.pid):
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.05)
-
-
-def stop_process_group(proc: subprocess.Popen[bytes], timeout_s: float) -> float:
-    """SIGTERM the whole group (vLLM then shuts its engine down cleanly), SIGKILL what is left after `timeout_s`.
-    Returns the seconds it took. The group id is the leader's pid because it was started in its own session."""
-    t0 = time.monotonic()
-    _signal_group(proc.pid, signal.SIGTERM)
-    if not _wait_group_gone(proc, timeout_s):
-        log.warning(
-            "vLLM process group %d still alive %.0f s after SIGTERM: SIGKILL %s",
-            proc.pid,
-            timeout_s,
-            group_pids(proc.pid),
-        )
-        _signal_group(proc.pid, signal.SIGKILL)
-        if not _wait_group_gone(proc, 10.0):
-            log.error("vLLM processes %s survived SIGKILL (uninterruptible I/O?)", group_pids(proc.pid))
-    return time.monotonic() - t0
 
 
 def _signal_name(signum: int) -> str:

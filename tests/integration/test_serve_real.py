@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 
 from evalkit.core.errors import ServerError
-from evalkit.serve import ServerConfig, VLLMServer, group_pids, port_in_use
+from evalkit.serve import ServerConfig, VLLMServer, port_in_use
+from evalkit.util.procs import group_pids
 
 pytestmark = pytest.mark.integration
 Config = Callable[..., ServerConfig]

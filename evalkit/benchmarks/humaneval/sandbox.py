@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Literal
 
 from evalkit.core.errors import BenchmarkError
+from evalkit.util.procs import kill_group
 
 SandboxStatus = Literal["passed", "failed", "timeout", "memory", "signal", "error"]
 
@@ -358,7 +359,7 @@ class Sandbox:
         finally:
             os.close(status_r)
             if proc.poll() is None:
-                _kill_group(proc)
+                kill_group(proc)
                 proc.wait()
             for pipe in (proc.stdout, proc.stderr):
                 if pipe is not None:
@@ -384,7 +385,7 @@ class Sandbox:
                 if killed_for is None:
                     started = any("child-pid" in e for e in events)
                     killed_for = "wall" if started else "setup"
-                    _kill_group(proc)
+                    kill_group(proc)
                     deadline = time.monotonic() + _DRAIN_AFTER_KILL_S
                     continue
                 break  # pipes still open after the kill and the drain period: give up on them
@@ -416,7 +417,7 @@ class Sandbox:
                     truncated[fd] = True
         sel.close()
         if killed_for is not None:
-            _kill_group(proc)
+            kill_group(proc)
         init_pid = next((int(e["child-pid"]) for e in events if "child-pid" in e), None)
         cpu_s, _ = _reap(proc, init_pid)  # no poll() before: it would reap bwrap and lose its rusage
         wall = time.monotonic() - start
@@ -537,9 +538,3 @@ def _classify(
     if tail.startswith("MemoryError"):
         return "memory", f"address-space limit of {lim.memory_bytes} bytes"
     return "failed", tail[:200]
-
-
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    """SIGKILL the init's process group; the namespace's PID 1 dies with it, and with it every program process."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)

@@ -8,7 +8,6 @@ results and samples files into records, converting lm-eval's quirks ("acc,none" 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
@@ -16,9 +15,9 @@ import os
 import re
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
+import textwrap
 import time
 import types
 import typing
@@ -43,7 +42,7 @@ from evalkit.benchmarks.lm_eval.offline import (
 from evalkit.core.datasources import DataSource, hub_source, local_source
 from evalkit.core.errors import BenchmarkError, ConfigError
 from evalkit.core.records import SampleRecord, TaskScore
-from evalkit.util.procs import die_with_parent
+from evalkit.util.procs import die_with_parent, log_tail, stop_process_group
 
 log = logging.getLogger("evalkit.lm_eval")
 
@@ -764,7 +763,7 @@ class LmEvalSuite:
             if code != 0:
                 raise BenchmarkError(
                     f"lm-eval run {run.name!r} exited with code {code}; last lines of its log:\n"
-                    + _tail(files.log, 25),
+                    + textwrap.indent(log_tail(files.log, 25), "    "),
                     log=files.log,
                     hint=f"fix the cause and rerun the cell; to reproduce by hand: bash {files.command}",
                 )
@@ -880,22 +879,5 @@ def _run_logged(argv: Sequence[str], log: Path, env: Mapping[str, str], cwd: Pat
         try:
             return proc.wait()
         except BaseException:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+            stop_process_group(proc, 10.0)
             raise
-
-
-def _tail(path: Path, lines: int) -> str:
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return "(no log)"
-    # progress bars write \r-separated updates; keep only the last state of each line
-    cleaned = [ln.rsplit("\r", 1)[-1] for ln in text.splitlines()]
-    return "\n".join(f"    {ln}" for ln in cleaned[-lines:])

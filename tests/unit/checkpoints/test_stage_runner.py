@@ -5,10 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import pytest
-
-from evalkit.checkpoints.runner import log_tail, render_command, run_stage, thread_env
-from evalkit.core.errors import CheckpointError
+from evalkit.checkpoints.runner import render_command, run_stage, thread_env
 
 
 def test_success_reports_time_and_peak_rss(tmp_path: Path) -> None:
@@ -47,16 +44,3 @@ def test_command_is_shell_quoted() -> None:
         render_command(["py", "-c", "print('a b')"], {"B": "2", "A": "x y"})
         == "A='x y' B=2 py -c 'print('\"'\"'a b'\"'\"')'"
     )
-
-
-def test_tail_folds_progress_bars(tmp_path: Path) -> None:
-    log = tmp_path / "p.log"
-    log.write_text("start\n" + "".join(f"\rbar {i}%" for i in range(0, 101, 10)) + "\nValueError: real problem\n")
-    assert log_tail(log) == "start\nbar 100%\nValueError: real problem"
-    assert log_tail(log, lines=1) == "ValueError: real problem"
-    assert log_tail(tmp_path / "none.log") == "(no log written)"
-
-
-def test_threads_must_be_positive() -> None:
-    with pytest.raises(CheckpointError, match="threads must be >= 1"):
-        thread_env(0)

@@ -17,10 +17,9 @@ from evalkit.serve import (
     VLLMServer,
     check_compiler,
     client_base_url,
-    group_pids,
-    log_tail,
     pick_free_port,
 )
+from evalkit.util.procs import group_pids, log_tail
 
 FAKE_DIR = str(Path(__file__).parent)
 

@@ -1,8 +1,8 @@
 """The hostile-sample suite again, as an ordinary user: cluster jobs are not root, and the sandbox must hold there.
 
-CI runs as root, so a fixture creates the user (`evalkit-sbx`, idempotent) and runs tests/unit/benchmarks/humaneval/test_sandbox_hostile.py
-as that user with the project's venv. Run by an ordinary user already, the hostile suite itself is the non-root run
-and this module skips.
+CI runs as root, so a fixture creates the user (`evalkit-sbx`, idempotent) and runs the hostile suite
+(test_sandbox_hostile.py beside this file) as that user with the project's venv. Run by an ordinary user already, the
+hostile suite itself is the non-root run and this module skips.
 """
 
 from __future__ import annotations
