@@ -67,10 +67,13 @@ test-slurm: install
 test-unit: install
 	$(PY) -m pytest tests/unit -m "not sandbox"
 
+# ruff (lint and format), mypy on the package, and the layers contract (.importlinter: each folder of evalkit/
+# imports only from the layers below it).
 lint: install
-	$(VENV)/bin/ruff check evalkit hydra_plugins tests
-	$(VENV)/bin/ruff format --check evalkit hydra_plugins tests
+	$(VENV)/bin/ruff check evalkit hydra_plugins tests bench
+	$(VENV)/bin/ruff format --check evalkit hydra_plugins tests bench
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 bench: install
 	$(PY) -m bench.throughput
