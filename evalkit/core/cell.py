@@ -76,6 +76,7 @@ class Cell:
     benchmark: str
     suite: str
     checkpoint: CheckpointRef
+    """The checkpoint as declared (hub id, path, GGUF) or the recipe hash that produces it."""
     fingerprint: str
     """sha256 over everything that determines the cell's result."""
 
