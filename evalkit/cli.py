@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from evalkit.core.enums import Phase
 from evalkit.core.errors import ConfigError, EvalkitError
 
 if TYPE_CHECKING:
@@ -257,8 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--resume", action="store_true", help="skip cells that are already complete")
     r.add_argument(
         "--phase",
-        choices=["all", "generate", "score"],
-        default="all",
+        choices=[p.value for p in Phase],
+        default=Phase.all.value,
         help="generate: serve and generate only (scoring follows with `evalkit score`); default: both",
     )
     r.add_argument("overrides", nargs="*")

@@ -12,26 +12,16 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from enum import Enum
 from pathlib import Path
 
 from evalkit.core.cell import Cell
+from evalkit.core.enums import CellState, CellStatus
 from evalkit.core.errors import SlurmError
 from evalkit.launch.record import Submission, SubmittedJob, SweepRecord
 from evalkit.launch.slurm_state import JobState
-from evalkit.results.store import CellRecord, CellState
+from evalkit.results.store import CellRecord
 
 log = logging.getLogger("evalkit.status")
-
-
-class CellStatus(str, Enum):
-    DONE = "done"
-    RUNNING = "running"
-    QUEUED = "queued"
-    FAILED = "failed"
-    STALE = "stale"
-    """Rows from other settings (another cell id); the next sweep runs the cell again."""
-    MISSING = "missing"
 
 
 _RUNNING = frozenset(

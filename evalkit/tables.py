@@ -6,16 +6,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from evalkit.status import CellStatus, CellView
+from evalkit.core.enums import CellStatus
+from evalkit.status import CellView
 from evalkit.util.text import text_table
 
 STATE_MARK = {
-    "done": "done",
-    "failed": "FAILED",
-    "stale": "stale",
-    "missing": "-",
-    "running": "running",
-    "queued": "queued",
+    CellStatus.DONE: "done",
+    CellStatus.FAILED: "FAILED",
+    CellStatus.STALE: "stale",
+    CellStatus.MISSING: "-",
+    CellStatus.RUNNING: "running",
+    CellStatus.QUEUED: "queued",
 }
 """How a status reads in the matrix: failures stand out, missing cells recede."""
 
@@ -28,7 +29,7 @@ def render_grid_status(views: Sequence[CellView]) -> str:
     benchmarks: list[str] = []
     for v in views:
         row = f"{v.cell.model}/{v.cell.format}"
-        rows.setdefault(row, {})[v.cell.benchmark] = STATE_MARK[v.status.value]
+        rows.setdefault(row, {})[v.cell.benchmark] = STATE_MARK[v.status]
         if v.cell.benchmark not in benchmarks:
             benchmarks.append(v.cell.benchmark)
         if v.job_id is not None:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from evalkit.core.config import RecipeConfig
+from evalkit.core.enums import QuantScheme
 from evalkit.core.errors import ConfigError
 
 RECIPE_FORMAT_VERSION = 1
@@ -31,23 +32,24 @@ ACTORDERS = (None, "static", "weight")
 WEIGHT_OBSERVERS = (None, "memoryless_minmax", "memoryless_mse")
 
 # compressed-tensors preset schemes (quant_scheme.py), spelt out. Group size is filled from the recipe.
-_SCHEMES: dict[str, dict[str, dict[str, Any]]] = {
+_SCHEMES: dict[QuantScheme, dict[str, dict[str, Any]]] = {
     # W8A8-FP: FP8 E4M3 weights with one scale per output channel; activations FP8, scaled per token at run time.
-    "FP8_DYNAMIC": {
+    QuantScheme.FP8_DYNAMIC: {
         "weights": {"num_bits": 8, "type": "float", "strategy": "channel", "symmetric": True, "dynamic": False},
         "input_activations": {"num_bits": 8, "type": "float", "strategy": "token", "symmetric": True, "dynamic": True},
     },
     # W8A8-INT: INT8 weights per output channel; INT8 activations scaled per token at run time.
-    "W8A8": {
+    QuantScheme.W8A8: {
         "weights": {"num_bits": 8, "type": "int", "strategy": "channel", "symmetric": True, "dynamic": False},
         "input_activations": {"num_bits": 8, "type": "int", "strategy": "token", "symmetric": True, "dynamic": True},
     },
     # W4A16-INT: symmetric INT4 weights with one scale per group of input columns; activations stay 16-bit.
-    "W4A16": {
+    QuantScheme.W4A16: {
         "weights": {"num_bits": 4, "type": "int", "strategy": "group", "symmetric": True, "dynamic": False},
     },
 }
-SCHEMES = tuple(_SCHEMES)
+SCHEMES = tuple(QuantScheme)
+assert set(_SCHEMES) == set(SCHEMES), "every scheme is spelt out above"
 
 
 @dataclass(frozen=True)

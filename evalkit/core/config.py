@@ -16,10 +16,12 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from evalkit.core.enums import CheckpointSource, Phase, QuantScheme
 from evalkit.core.errors import ConfigError
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-CHECKPOINT_SOURCES = ("hub", "path", "recipe", "gguf")
+NAME_RE = re.compile(r"^(?!.*__)(?!.*_$)[A-Za-z0-9][A-Za-z0-9._-]*$")
+"""Model, format and benchmark names: usable in file names, and never holding (or ending in) the "__" that joins
+them in a cell's file name (evalkit.core.cell.CellKey), so that name decodes back to exactly one cell."""
 DEMO_PREFIXES = ("demo_", "smoke_")
 """Names of benchmarks that run on small shipped data (see BenchmarkConfig.demo)."""
 
@@ -36,7 +38,7 @@ class RecipeConfig:
     70B and 405B).
     """
 
-    scheme: str
+    scheme: QuantScheme
     """Weight/activation format: FP8_DYNAMIC (W8A8-FP), W8A8 (W8A8-INT) or W4A16 (W4A16-INT)."""
     algorithm: str = "rtn"
     """How weights are rounded: "rtn" (round-to-nearest, data-free for dynamic activations) or "gptq"
@@ -136,7 +138,7 @@ class ServerConfig:
 class CheckpointSpec:
     """Where the checkpoint of one model x format comes from."""
 
-    source: str = MISSING
+    source: CheckpointSource = MISSING
     """hub: a Hugging Face id; path: a local directory; recipe: produced from the model's bf16 checkpoint
     with the format's llm-compressor recipe; gguf: converted from a GGUF file shipped in a Python package."""
     id: str | None = None
@@ -287,9 +289,9 @@ class EvalkitConfig:
     """Score after the server is gone: the job only generates (GPU time is spent on generation alone) and scoring
     (judges, sandboxed code, parsing) runs afterwards without a server: in the same process locally, as a CPU
     step on a cluster (`evalkit score`). Off: each cell is scored right after its generation."""
-    phase: str = "all"
-    """What a job does: all | generate (server up, outputs and a marker per cell) | score (no server). Set by the
-    launchers and `evalkit score`; see evalkit/pipeline/job.py."""
+    phase: Phase = Phase.all
+    """What a job does (evalkit.core.enums.Phase): all | generate (server up, outputs and a marker per cell) | score
+    (no server). Set by the launchers and `evalkit score`; see evalkit/pipeline/job.py."""
     retries: int = 1
     """How many times a failed cell is retried within a job before it is recorded as failed."""
     seed: int = 1234

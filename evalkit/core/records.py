@@ -2,15 +2,12 @@
 
 A benchmark adapter returns `TaskScore`s (one per task x metric) and `SampleRecord`s (one per task x document).
 The store adds the cell identity, run and provenance columns (see `evalkit.results.store.schema`), so adapters never
-deal with storage concerns.
+deal with storage concerns. The statuses of rows and cells are in `evalkit.core.enums`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
-
-CellStatus = Literal["ok", "failed"]
 
 
 @dataclass(frozen=True)

@@ -9,15 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from evalkit.core.config import (
-    CHECKPOINT_SOURCES,
-    DEMO_PREFIXES,
-    NAME_RE,
-    CheckpointSpec,
-    EvalkitConfig,
-    ModelConfig,
-)
+from evalkit.core.config import DEMO_PREFIXES, NAME_RE, CheckpointSpec, EvalkitConfig, ModelConfig
 from evalkit.core.datasources import check_benchmark_data
+from evalkit.core.enums import CheckpointSource
 from evalkit.core.errors import ConfigError
 from evalkit.core.resources import job_resources
 
@@ -26,7 +20,8 @@ def _check_name(kind: str, name: str) -> None:
     if not NAME_RE.match(name):
         raise ConfigError(
             f"{kind} name {name!r} is not usable in file names and cell ids",
-            hint="use letters, digits, '.', '_' and '-' only",
+            hint="use letters, digits, '.', '_' and '-' only, with no '__' and no '_' at the end "
+            "('__' joins model, format and benchmark in the cell's file names)",
         )
 
 
@@ -61,31 +56,26 @@ def validate(cfg: EvalkitConfig) -> None:
             f"model {cfg.model.name!r} has no checkpoint for format {cfg.format.name!r}",
             hint=f"add model.checkpoints.{cfg.format.name} (it has: {', '.join(sorted(cfg.model.checkpoints))})",
         )
-    if spec.source not in CHECKPOINT_SOURCES:
-        raise ConfigError(
-            f"model.checkpoints.{cfg.format.name}.source={spec.source!r} is not a checkpoint source",
-            hint=f"valid choices: {', '.join(CHECKPOINT_SOURCES)}",
-        )
-    if spec.source == "recipe" and cfg.format.recipe is None:
+    if spec.source == CheckpointSource.recipe and cfg.format.recipe is None:
         raise ConfigError(
             f"model.checkpoints.{cfg.format.name} asks for a recipe but format {cfg.format.name!r} has none",
             hint="use source: hub or path for this format",
         )
-    if spec.source in ("hub", "path", "gguf") and not spec.id:
+    if spec.source != CheckpointSource.recipe and not spec.id:
         raise ConfigError(f"model.checkpoints.{cfg.format.name} (source {spec.source}) needs an id")
-    if spec.source == "recipe" and cfg.baseline_format not in cfg.model.checkpoints:
+    if spec.source == CheckpointSource.recipe and cfg.baseline_format not in cfg.model.checkpoints:
         raise ConfigError(
             f"format {cfg.format.name!r} is produced from the {cfg.baseline_format} checkpoint, "
             f"but model {cfg.model.name!r} declares none",
             hint=f"add model.checkpoints.{cfg.baseline_format}",
         )
     _check_parallelism(cfg.model)
-    for fmt in dict.fromkeys([cfg.format.name, *([cfg.baseline_format] if spec.source == "recipe" else [])]):
+    for fmt in dict.fromkeys(
+        [cfg.format.name, *([cfg.baseline_format] if spec.source == CheckpointSource.recipe else [])]
+    ):
         _check_local_checkpoint(fmt, cfg.model.checkpoints.get(fmt))
     # tensor x pipeline parallel against the job's GPUs, before anything is resolved, served or submitted
     job_resources(cfg.model, cfg.format.name)
-    if cfg.phase not in ("all", "generate", "score"):
-        raise ConfigError(f"phase={cfg.phase!r} is not a job phase", hint="valid choices: all, generate, score")
     for fmt in cfg.model.recipe_overrides:
         if fmt not in cfg.model.checkpoints:
             raise ConfigError(
@@ -113,7 +103,7 @@ def _check_parallelism(model: ModelConfig) -> None:
 
 def _check_local_checkpoint(fmt: str, spec: CheckpointSpec | None) -> None:
     """A `source: path` checkpoint must exist now: nothing produces it later."""
-    if spec is None or spec.source != "path" or not spec.id:
+    if spec is None or spec.source != CheckpointSource.path or not spec.id:
         return
     path = Path(spec.id).expanduser()
     if not (path / "config.json").is_file():

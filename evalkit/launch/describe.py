@@ -8,6 +8,7 @@ from pathlib import Path
 
 from hydra_plugins.hydra_submitit_launcher.config import SlurmQueueConf
 
+from evalkit.core.cell import CellKey
 from evalkit.launch.record import SubmittedJob
 from evalkit.util.text import text_table
 
@@ -66,7 +67,7 @@ def render_submitted(jobs: Sequence[SubmittedJob], record_path: Path) -> str:
             j.job_id,
             j.kind,
             j.name,
-            ", ".join(c.rsplit("__", 1)[-1] for c in j.cells) or "-",
+            ", ".join(CellKey.decode(c).benchmark for c in j.cells) or "-",
             _resources(j),
             ",".join(j.depends_on) or "-",
             j.stdout,

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from evalkit.core.cell import CellKey
 from evalkit.core.errors import SlurmError
 from evalkit.util import locks
 from evalkit.util.files import write_text_atomic
@@ -36,7 +37,7 @@ class SubmittedJob:
     name: str
     """"<model>.<format>" (eval, quantize) or "aggregate"."""
     cells: list[str] = field(default_factory=list)
-    """Keys of the cells it runs (eval) or produces the checkpoint for (quantize)."""
+    """Keys of the cells it runs (eval) or produces the checkpoint for (quantize), encoded (`CellKey.encode`)."""
     depends_on: list[str] = field(default_factory=list)
     """Job ids it waits for (sbatch --dependency)."""
     resources: dict[str, int] = field(default_factory=dict)
@@ -62,11 +63,12 @@ class SweepRecord:
     sweep: str
     submissions: list[Submission] = field(default_factory=list)
 
-    def job_for_cell(self, key: str) -> tuple[Submission, SubmittedJob] | None:
+    def job_for_cell(self, key: CellKey) -> tuple[Submission, SubmittedJob] | None:
         """The latest eval job that runs the cell, with its submission (None: never submitted to Slurm)."""
+        encoded = key.encode()
         for sub in reversed(self.submissions):
             for job in sub.jobs:
-                if job.kind == "eval" and key in job.cells:
+                if job.kind == "eval" and encoded in job.cells:
                     return sub, job
         return None
 
@@ -77,10 +79,11 @@ class SweepRecord:
                     return job
         return None
 
-    def jobs_for(self, cells: set[str] | None) -> list[SubmittedJob]:
+    def jobs_for(self, keys: set[CellKey] | None) -> list[SubmittedJob]:
         """Jobs concerned by these cells (None: all of them): the eval jobs running any of them, the quantize jobs
         only they wait for, and the aggregate jobs when they are all of the sweep's cells."""
         jobs = [job for sub in self.submissions for job in sub.jobs]
+        cells = None if keys is None else {k.encode() for k in keys}
         if cells is None or {c for job in jobs if job.kind == "eval" for c in job.cells} <= cells:
             return jobs
         return [

@@ -23,6 +23,7 @@ from typing import Any
 from hydra_plugins.hydra_submitit_launcher.config import SlurmQueueConf
 from omegaconf import DictConfig, OmegaConf
 
+from evalkit.core.cell import CellKey
 from evalkit.core.resources import JobResources, job_resources
 from evalkit.launch import record
 from evalkit.launch.describe import Request, render_requests, render_submitted
@@ -83,22 +84,22 @@ def job_spec(plan: JobPlan, overrides: Sequence[str], cfg: DictConfig) -> EvalJo
         name=plan.name,
         overrides=tuple(overrides),
         config_hash=config_hash(cfg),
-        cells=tuple(c.key for c in plan.cells),
+        cells=tuple(c.key.encode() for c in plan.cells),
         job_dir=str(job_dir),
         resources=job_resources(plan.cfg.model, plan.cfg.format.name),
-        checkpoint=plan.cells[0].checkpoint,
+        checkpoint=plan.cells[0].checkpoint.encode(),
         needs_quantization=needs_quantization(plan.cfg),
     )
 
 
-def in_flight(sweep_dir: Path, keys: Sequence[str]) -> dict[str, str]:
+def in_flight(sweep_dir: Path, keys: Sequence[CellKey]) -> dict[CellKey, str]:
     """Cells (by key) whose latest Slurm job has not ended, with that job's id. Submitting them again would make two
     jobs write one cell. One query to Slurm for all of them."""
     latest = latest_jobs(sweep_dir, keys)
     return still_running(latest, job_states(latest.values()))
 
 
-def latest_jobs(sweep_dir: Path, keys: Sequence[str]) -> dict[str, str]:
+def latest_jobs(sweep_dir: Path, keys: Sequence[CellKey]) -> dict[CellKey, str]:
     """Cell key -> id of the latest job of the sweep's record that runs it (cells never submitted are left out)."""
     rec = record.read(sweep_dir)
     if rec is None:
@@ -106,7 +107,7 @@ def latest_jobs(sweep_dir: Path, keys: Sequence[str]) -> dict[str, str]:
     return {key: found[1].job_id for key in keys if (found := rec.job_for_cell(key)) is not None}
 
 
-def still_running(latest: Mapping[str, str], states: Mapping[str, JobState]) -> dict[str, str]:
+def still_running(latest: Mapping[CellKey, str], states: Mapping[str, JobState]) -> dict[CellKey, str]:
     """The entries of `latest` whose job has not ended; a job Slurm no longer knows counts as ended."""
     return {
         key: job_id
@@ -173,9 +174,15 @@ def _write_config(spec: EvalJobSpec, compose: Callable[[list[str]], DictConfig])
     OmegaConf.save(OmegaConf.create(list(spec.overrides)), job_dir / "overrides.yaml")
 
 
-def submit(plan: SubmissionPlan, sweep: SlurmSweep, compose: Callable[[list[str]], DictConfig]) -> list[SubmittedJob]:
+def submit(
+    plan: SubmissionPlan,
+    sweep: SlurmSweep,
+    compose: Callable[[list[str]], DictConfig],
+    job_plans: Mapping[str, JobPlan],
+) -> list[SubmittedJob]:
     """Submit quantize -> eval arrays -> aggregate; record them. If sbatch refuses anything midway (the test-only
-    check passed, but the cluster changed), what was already submitted is cancelled: no half-submitted sweep."""
+    check passed, but the cluster changed), what was already submitted is cancelled: no half-submitted sweep.
+    `job_plans`: each evaluation job's plan by job name, pickled into its task so the job does not plan again."""
     from evalkit.launch.tasks import AggregateTask, EvalTask, QuantizeTask
 
     submitted: list[SubmittedJob] = []
@@ -211,7 +218,7 @@ def submit(plan: SubmissionPlan, sweep: SlurmSweep, compose: Callable[[list[str]
                 dep = produced_by[group.after] if group.after else None
                 ex = slurm_executor(_conf(sweep, group.resources), dependency=f"afterok:{dep}" if dep else None)
                 with ex.batch():
-                    jobs = [ex.submit(EvalTask(spec, sweep.cwd)) for spec in group.jobs]
+                    jobs = [ex.submit(EvalTask(spec, job_plans[spec.name], sweep.cwd)) for spec in group.jobs]
                 for spec, job in zip(group.jobs, jobs, strict=True):
                     _write_config(spec, compose)
                     after = [dep] if dep else []
@@ -241,6 +248,7 @@ def launch(
     sweep: SlurmSweep,
     plan: SubmissionPlan,
     compose: Callable[[list[str]], DictConfig],
+    job_plans: Mapping[str, JobPlan],
     *,
     dry_run: bool,
     wait: bool,
@@ -253,7 +261,7 @@ def launch(
     if dry_run:
         print("\nsbatch --test-only accepts every request; nothing submitted (dry run).", flush=True)
         return []
-    submitted = submit(plan, sweep, compose)
+    submitted = submit(plan, sweep, compose, job_plans)
     print(render_submitted(submitted, record.path_of(sweep.sweep_dir)), flush=True)
     if wait:
         follow([j.job_id for j in submitted])

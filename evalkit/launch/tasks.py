@@ -1,8 +1,9 @@
 """What runs inside evalkit's Slurm jobs: an evaluation job, a quantize job, the aggregate job.
 
-submitit pickles these objects at submission and calls them in the job. They carry only plain data (override lists,
-paths, hashes): the job composes its config itself from `conf/` with the overrides, exactly as the sweeper composed
-it for validation, and refuses to run when the result differs (conf/ or the code changed while the job queued).
+submitit pickles these objects at submission and calls them in the job. They carry plain data (override lists,
+paths, hashes) and, for an evaluation job, the plan the sweeper made (`JobPlan`), so the job does not plan again.
+The job still composes its config from `conf/` with the overrides, exactly as the sweeper composed it, and refuses
+to run when its hash differs (conf/ or the code changed while the job queued): the plan then no longer holds.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import submitit
 
 from evalkit.core.errors import ConfigError
 from evalkit.launch.groups import EvalJobSpec, QuantizeSpec
+from evalkit.pipeline.plan import JobPlan
 
 log = logging.getLogger("evalkit.slurm")
 
@@ -82,21 +84,26 @@ class EvalTask(submitit.helpers.Checkpointable):
     job, reading the store again, starts at the first unfinished cell.
     """
 
-    def __init__(self, spec: EvalJobSpec, cwd: str) -> None:
+    def __init__(self, spec: EvalJobSpec, plan: JobPlan, cwd: str) -> None:
         self.spec = spec
+        self.plan = plan
+        """The job's plan as the sweeper made it at submission. The store may have moved since (a requeue, another
+        sweep): the job's per-cell run lock re-reads it before running a cell."""
         self.cwd = cwd
         """The directory the sweep was submitted from: relative paths in the config are relative to it."""
 
     def __call__(self) -> Any:
         from evalkit.pipeline.job import run_job
+        from evalkit.pipeline.plan import check_scoring_runtime
 
         os.chdir(self.cwd)
         job_dir = Path(self.spec.job_dir)
         _log_to(job_dir / "job.log")
         _note_stop_signal()
         _announce(f"{self.spec.name}, cells {', '.join(self.spec.cells)}")
-        cfg = _compose_checked(self.spec.name, self.spec.overrides, self.spec.config_hash)
-        return run_job(cfg, job_dir, phase=cfg.phase)
+        _compose_checked(self.spec.name, self.spec.overrides, self.spec.config_hash)
+        check_scoring_runtime(self.plan.cfg)  # this node may lack what the submitting one had (a sandbox)
+        return run_job(self.plan, job_dir, self.spec.config_hash)
 
 
 class QuantizeTask:

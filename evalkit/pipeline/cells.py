@@ -8,17 +8,19 @@ from __future__ import annotations
 
 from evalkit.checkpoints.quantize import recipe_identity
 from evalkit.checkpoints.resolve import effective_recipe
-from evalkit.core.cell import Cell, file_digest, stable_hash
+from evalkit.core.cell import Cell, CheckpointRef, file_digest, stable_hash
 from evalkit.core.config import EvalkitConfig
+from evalkit.core.enums import CheckpointSource
 
 
-def checkpoint_identity(cfg: EvalkitConfig) -> str:
+def checkpoint_identity(cfg: EvalkitConfig) -> CheckpointRef:
     spec = cfg.model.checkpoints[cfg.format.name]
     recipe = effective_recipe(cfg)
-    if spec.source == "recipe" and recipe is not None:
+    if spec.source == CheckpointSource.recipe and recipe is not None:
         base = cfg.model.checkpoints[cfg.baseline_format]
-        return f"recipe:{stable_hash({'base': [base.source, base.id], 'recipe': recipe_identity(recipe)})[:16]}"
-    return f"{spec.source}:{spec.id}"
+        digest = stable_hash({"base": [base.source, base.id], "recipe": recipe_identity(recipe)})[:16]
+        return CheckpointRef(CheckpointSource.recipe, digest)
+    return CheckpointRef(CheckpointSource(spec.source), str(spec.id))
 
 
 def make_cell(cfg: EvalkitConfig, benchmark: str) -> Cell:
@@ -29,10 +31,11 @@ def make_cell(cfg: EvalkitConfig, benchmark: str) -> Cell:
         k: {"path": d.path, "name": d.name, "files": {split: file_digest(f) for split, f in d.data_files.items()}}
         for k, d in sorted(bench.data.items())
     }
+    checkpoint = checkpoint_identity(cfg)
     identity = {
         "model": cfg.model.name,
         "format": cfg.format.name,
-        "checkpoint": checkpoint_identity(cfg),
+        "checkpoint": checkpoint.encode(),  # the string ids were hashed from before the type: ids stay valid
         "benchmark": {"name": bench.name, "adapter": bench.adapter, "settings": bench.settings},
         "data": data,
         "seed": cfg.seed,
@@ -42,7 +45,7 @@ def make_cell(cfg: EvalkitConfig, benchmark: str) -> Cell:
         format=cfg.format.name,
         benchmark=bench.name,
         suite=bench.suite,
-        checkpoint=str(identity["checkpoint"]),
+        checkpoint=checkpoint,
         fingerprint=stable_hash(identity),
     )
 

@@ -51,7 +51,16 @@ def compose_grid(overrides: Sequence[str], *, with_hydra: bool = False) -> list[
             return [compose("config", overrides=job, return_hydra_config=with_hydra) for job in jobs]
     except (HydraException, OmegaConfBaseException) as exc:
         raise ConfigError(
-            f"cannot compose the config for {' '.join(overrides)}: {exc}",
+            f"cannot compose the config for {' '.join(overrides)}: {_reason(exc)}",
             hint="fix the override; keys and choices are in conf/ and evalkit/core/config.py, the syntax is Hydra's "
             "(https://hydra.cc/docs/advanced/override_grammar/basic/)",
         ) from exc
+
+
+def _reason(exc: BaseException) -> str:
+    """Hydra's message, with OmegaConf's underneath when Hydra wraps it: "Error merging override phase=later" alone
+    hides the "expected one of [all, generate, score]" that says what to write instead."""
+    cause = exc.__cause__
+    if cause is None or str(cause) in str(exc):
+        return str(exc)
+    return f"{exc}: {str(cause).splitlines()[0]}"

@@ -22,18 +22,17 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal
-
-from omegaconf import DictConfig
+from typing import Any
 
 from evalkit.benchmarks import Endpoint, RunContext, get_adapter
-from evalkit.core.cell import Cell
+from evalkit.core.cell import Cell, CellKey
 from evalkit.core.config import EvalkitConfig
 from evalkit.core.datasources import DataSource, datasets_home, read_manifest, sources_json
+from evalkit.core.enums import CellState, Phase
 from evalkit.core.errors import EvalkitError, ServerError
 from evalkit.core.provenance import tool_versions
-from evalkit.pipeline.plan import config_hash, plan_job
-from evalkit.results.store import CellRecord, CellState, Provenance, ResultsStore, RunInfo, new_run_id
+from evalkit.pipeline.plan import JobPlan, results_dir
+from evalkit.results.store import CellRecord, Provenance, ResultsStore, RunInfo, new_run_id
 from evalkit.util.files import write_text_atomic
 
 log = logging.getLogger("evalkit.pipeline.job")
@@ -65,19 +64,17 @@ def harness_env(cfg: EvalkitConfig) -> dict[str, str]:
     return env
 
 
-Phase = Literal["all", "generate", "score"]
-"""all: generate and score each cell while the server is up (locally, or when scoring is cheap);
-generate: only talk to the server (a GPU job), leaving each cell's outputs and a marker in its folder;
-score: no server at all (a CPU step after the GPU job): judge, execute code, parse, commit."""
-
 GENERATED = ".generated.json"
 """Marker a cell's folder gets when its generation finished, with what the score phase needs to record."""
 
 
-def run_job(dcfg: DictConfig, job_dir: Path, phase: Phase = "all") -> JobSummary:
-    store = ResultsStore.open_for_writing(Path(dcfg.paths.results).resolve())
-    plan = plan_job(dcfg, store)
+def run_job(plan: JobPlan, job_dir: Path, cfg_hash: str) -> JobSummary:
+    """Run a planned job (`plan_job`, made where the run started; not planned again here) in its phase
+    (`cfg.phase`, evalkit.core.enums.Phase). `cfg_hash`: `config_hash` of the job's composed config, recorded in the
+    provenance of its rows."""
     cfg = plan.cfg
+    phase = cfg.phase
+    store = ResultsStore.open_for_writing(results_dir(cfg))
     summary = JobSummary(plan.name, skipped=[c.benchmark for c in plan.cells if c not in plan.pending])
     if not plan.pending:
         log.info("%s: all %d cells complete, nothing to run", plan.name, len(plan.cells))
@@ -92,20 +89,20 @@ def run_job(dcfg: DictConfig, job_dir: Path, phase: Phase = "all") -> JobSummary
             return summary
         job_dir.mkdir(parents=True, exist_ok=True)
         ctx_of = _contexts(cfg, job_dir)
-        if phase == "score":
+        if phase == Phase.score:
             _score_generated(pending, cfg, ctx_of, store, summary)
             return summary
-        split = phase == "generate" or cfg.split_scoring
+        split = phase == Phase.generate or cfg.split_scoring
         log.info("%s: %d cell(s) to run: %s", plan.name, len(pending), ", ".join(c.benchmark for c in pending))
-        _serve_and_run(pending, cfg, dcfg, job_dir, ctx_of, store, summary, generate_only=split)
-        if phase == "all" and split:
+        _serve_and_run(pending, cfg, cfg_hash, job_dir, ctx_of, store, summary, generate_only=split)
+        if phase == Phase.all and split:
             _score_generated([c for c in pending if c.benchmark not in summary.failed], cfg, ctx_of, store, summary)
     return summary
 
 
 def claim_cells(
     cells: list[Cell],
-    planned: dict[str, CellRecord],
+    planned: dict[CellKey, CellRecord],
     store: ResultsStore,
     held: contextlib.ExitStack,
     summary: JobSummary,
@@ -184,7 +181,7 @@ def cell_data(cfg: EvalkitConfig, cell: Cell, ctx: RunContext) -> CellData:
 def _serve_and_run(
     cells: list[Cell],
     cfg: EvalkitConfig,
-    dcfg: DictConfig,
+    cfg_hash: str,
     job_dir: Path,
     ctx_of: Callable[[Cell, Endpoint | None], RunContext],
     store: ResultsStore,
@@ -195,8 +192,6 @@ def _serve_and_run(
     from evalkit.core.resources import job_resources
     from evalkit.serve import VLLMServer
     from evalkit.serve.ray_cluster import RayCluster
-
-    cfg_hash = config_hash(dcfg)
 
     def fail_all(failed: list[Cell], err: EvalkitError, log_path: str) -> None:
         if STOPPING.is_set():

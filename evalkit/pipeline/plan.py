@@ -1,11 +1,15 @@
 """What a model x format job has to do: its cells and which of them the results store already holds.
 
-Used before launching (to skip finished jobs and validate every config), inside the job (a requeued or re-run job
-starts at the first unfinished cell) and by `evalkit status`.
+Made once per job where a run starts (the sweeper, or `evalkit run`'s Hydra task) and handed down to the job: locally
+in the process, on Slurm pickled into the submitted task. The job does not plan again: its per-cell run lock re-reads
+the store (`evalkit.pipeline.job.claim_cells`), which is what a requeued job or a concurrent sweep needs. Also made
+by `evalkit status` to read where cells stand.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,10 +17,11 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from evalkit.core.cell import Cell
 from evalkit.core.config import EvalkitConfig, check_known_keys, to_object
+from evalkit.core.enums import CellState, Phase
 from evalkit.core.errors import ConfigError, EvalkitError
 from evalkit.core.validate import validate
 from evalkit.pipeline.cells import cells_of_job
-from evalkit.results.store import CellRecord, CellState, ResultsStore
+from evalkit.results.store import CellRecord, ResultsStore
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,13 @@ class JobPlan:
         if self.cfg.force:
             return list(self.cells)
         return [c for c, r in zip(self.cells, self.records, strict=True) if r.state is not CellState.DONE]
+
+    def narrowed(self, cells: list[Cell]) -> JobPlan:
+        """The plan of the same job running only these of its cells: what composing it again with the grouped
+        `benchmark` override narrowed to them would plan (cell ids do not depend on the other benchmarks)."""
+        records = dict(zip(self.cells, self.records, strict=True))
+        cfg = dataclasses.replace(self.cfg, benchmark=[c.benchmark for c in cells])
+        return JobPlan(cfg, list(cells), [records[c] for c in cells])
 
 
 def without_hydra(cfg: DictConfig) -> DictConfig:
@@ -80,10 +92,9 @@ def plan_job(
     validate(typed_cfg)
     for name in typed_cfg.benchmark if check_adapters else ():
         bench = typed_cfg.benchmarks[name]
-        adapter = get_adapter(bench.adapter)
-        adapter.validate(dict(bench.settings))
-        if check_runtime:
-            _check_scoring_runtime(typed_cfg, name, adapter, dict(bench.settings))
+        get_adapter(bench.adapter).validate(dict(bench.settings))
+    if check_adapters and check_runtime:
+        check_scoring_runtime(typed_cfg)
     store = store or ResultsStore(results_dir(typed_cfg))
     cells = cells_of_job(typed_cfg)
     return JobPlan(typed_cfg, cells, [store.cell_record(c) for c in cells])
@@ -92,15 +103,25 @@ def plan_job(
 def scores_in_process(cfg: EvalkitConfig) -> bool:
     """Whether the process that runs this job also scores its cells (see evalkit/pipeline/job.py): phase=score, or
     phase=all without split_scoring. A generate-only job needs nothing of what scoring needs."""
-    return cfg.phase == "score" or (cfg.phase == "all" and not cfg.split_scoring)
+    return cfg.phase == Phase.score or (cfg.phase == Phase.all and not cfg.split_scoring)
 
 
-def _check_scoring_runtime(cfg: EvalkitConfig, name: str, adapter: object, settings: dict) -> None:
+def check_scoring_runtime(cfg: EvalkitConfig) -> None:
     """Refuse, before any server starts, a job whose scoring needs what this node lacks (HumanEval: a sandbox for
-    this user). An adapter opts in with `check_runtime(settings)`, raising an `EvalkitError` with the fix."""
-    check = getattr(adapter, "check_runtime", None)
-    if check is None or not scores_in_process(cfg):
+    this user). An adapter opts in with `check_runtime(settings)`, raising an `EvalkitError` with the fix. Part of
+    planning, and run again by a Slurm job on its node, which may lack what the submitting node had."""
+    from evalkit.benchmarks import get_adapter
+
+    if not scores_in_process(cfg):
         return
+    for name in cfg.benchmark:
+        settings = dict(cfg.benchmarks[name].settings)
+        check = getattr(get_adapter(cfg.benchmarks[name].adapter), "check_runtime", None)
+        if check is not None:
+            _check_one_runtime(cfg, name, check, settings)
+
+
+def _check_one_runtime(cfg: EvalkitConfig, name: str, check: Callable[[dict], None], settings: dict) -> None:
     try:
         check(settings)
     except EvalkitError as err:

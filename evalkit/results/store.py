@@ -33,7 +33,6 @@ import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, fields
 from datetime import datetime, timezone
-from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +40,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from evalkit.core.cell import Cell
+from evalkit.core.cell import KEY_SEP, Cell, CellKey
+from evalkit.core.enums import CellState, RowStatus
 from evalkit.core.errors import StoreError
 from evalkit.core.records import SampleRecord, TaskScore
 from evalkit.util import locks
@@ -95,8 +95,8 @@ class ScoreRow:
     """The metric the task contributes to its suite's average."""
     higher_is_better: bool
     n_samples: int
-    status: str
-    """"ok" or "failed"."""
+    status: RowStatus
+    """"ok" or "failed" (written as the string)."""
     error: str | None
     log_path: str
     cell_id: str
@@ -104,6 +104,7 @@ class ScoreRow:
     started_at: datetime
     finished_at: datetime
     checkpoint: str
+    """The cell's `CheckpointRef` as "<source>:<id>"."""
     checkpoint_path: str
     evalkit_version: str
     evalkit_commit: str
@@ -194,14 +195,6 @@ assert [f.name for f in fields(ScoreRow)] == SCORES_SCHEMA.names
 assert [f.name for f in fields(SampleRow)] == SAMPLES_SCHEMA.names
 
 
-class CellState(str, Enum):
-    DONE = "done"
-    FAILED = "failed"
-    STALE = "stale"
-    """Rows exist for this model x format x benchmark, but from other settings (another cell id)."""
-    MISSING = "missing"
-
-
 @dataclass(frozen=True)
 class CellRecord:
     """What the store knows of one cell key."""
@@ -261,8 +254,8 @@ class ResultsStore:
         store.recover()
         return store
 
-    def _lock_path(self, key: str, kind: str) -> Path:
-        return self.root / LOCKS / f"{key}.{kind}"
+    def _lock_path(self, key: CellKey, kind: str) -> Path:
+        return self.root / LOCKS / f"{key.encode()}.{kind}"
 
     def _check_writable(self, what: str) -> None:
         if not self._writable:
@@ -317,20 +310,21 @@ class ResultsStore:
             is_primary=False,
             higher_is_better=True,
             n_samples=0,
-            status="failed",
+            status=RowStatus.failed,
             error=error,
         )
         self._commit(cell.key, run.run_id, _to_table([row], SCORES_SCHEMA), _to_table([], SAMPLES_SCHEMA))
 
-    def _commit(self, key: str, run_id: str, scores: pa.Table, samples: pa.Table) -> None:
+    def _commit(self, key: CellKey, run_id: str, scores: pa.Table, samples: pa.Table) -> None:
         """Steps 1-3 of the commit protocol; the caller holds the key's commit lock."""
-        pending_samples = self.samples_dir / PENDING / f"{key}__{run_id}.parquet"
-        pending_scores = self.scores_dir / PENDING / f"{key}__{run_id}.parquet"
+        staged = f"{key.encode()}{KEY_SEP}{run_id}.parquet"
+        pending_samples = self.samples_dir / PENDING / staged
+        pending_scores = self.scores_dir / PENDING / staged
         _write_parquet(samples, pending_samples)
         _write_parquet(scores, pending_scores)
-        os.replace(pending_scores, self.scores_dir / f"{key}.parquet")  # commit point
+        os.replace(pending_scores, self._scores_file(key))  # commit point
         _fsync_dir(self.scores_dir)
-        os.replace(pending_samples, self.samples_dir / f"{key}.parquet")
+        os.replace(pending_samples, self._samples_file(key))
         _fsync_dir(self.samples_dir)
 
     def recover(self) -> None:
@@ -338,12 +332,12 @@ class ResultsStore:
         commit lock is held: their staging files belong to a writer that is alive."""
         self._check_writable("recovering")
         staged = [*(self.scores_dir / PENDING).glob("*.parquet"), *(self.samples_dir / PENDING).glob("*.parquet")]
-        for key in sorted({_key_of(p) for p in staged}):
+        for key in sorted({k for p in staged if (k := _key_of(p)) is not None}, key=CellKey.encode):
             with locks.try_exclusive(self._lock_path(key, "commit")) as mine:
                 if mine:
                     self._recover_key(key)
 
-    def _recover_key(self, key: str) -> None:
+    def _recover_key(self, key: CellKey) -> None:
         """Under the key's commit lock: listed again, since the writer that held it before may have finished."""
         for leftover in (self.scores_dir / PENDING).glob("*.parquet"):
             if _key_of(leftover) == key:
@@ -351,13 +345,19 @@ class ResultsStore:
         for pending in (self.samples_dir / PENDING).glob("*.parquet"):
             if _key_of(pending) != key:
                 continue
-            run_id = pending.stem.rpartition("__")[2]
-            committed = self.scores_dir / f"{key}.parquet"
+            run_id = pending.stem.rpartition(KEY_SEP)[2]
+            committed = self._scores_file(key)
             if committed.exists() and self._run_id_of(committed) == run_id:
-                os.replace(pending, self.samples_dir / f"{key}.parquet")
+                os.replace(pending, self._samples_file(key))
                 _fsync_dir(self.samples_dir)
             else:
                 pending.unlink(missing_ok=True)
+
+    def _scores_file(self, key: CellKey) -> Path:
+        return self.scores_dir / f"{key.encode()}.parquet"
+
+    def _samples_file(self, key: CellKey) -> Path:
+        return self.samples_dir / f"{key.encode()}.parquet"
 
     def _run_id_of(self, scores_file: Path) -> str | None:
         table = self._read_file(scores_file, columns=["run_id"])
@@ -365,14 +365,14 @@ class ResultsStore:
 
     # ---------------------------------------------------------------- reading
     def cell_record(self, cell: Cell) -> CellRecord:
-        path = self.scores_dir / f"{cell.key}.parquet"
+        path = self._scores_file(cell.key)
         if not path.exists():
             return CellRecord(CellState.MISSING)
         table = self._read_file(path, columns=["cell_id", "run_id", "status", "error", "log_path", "finished_at"])
         first = table.slice(0, 1).to_pylist()[0]
         if first["cell_id"] != cell.cell_id:
             state = CellState.STALE
-        elif first["status"] == "ok":
+        elif first["status"] == RowStatus.ok:
             state = CellState.DONE
         else:
             state = CellState.FAILED
@@ -424,9 +424,13 @@ class ResultsStore:
         return pa.concat_tables([t.cast(relaxed) for t in tables]).to_pandas()
 
 
-def _key_of(pending: Path) -> str:
-    """The cell key of a staging file `<key>__<run_id>.parquet` (keys contain "__", run ids do not)."""
-    return pending.stem.rpartition("__")[0]
+def _key_of(pending: Path) -> CellKey | None:
+    """The cell key of a staging file `<key>__<run_id>.parquet` (run ids hold no "__"); None for a file this store
+    did not stage (it is left alone)."""
+    try:
+        return CellKey.decode(pending.stem.rpartition(KEY_SEP)[0])
+    except ValueError:
+        return None
 
 
 def _identity(cell: Cell, run: RunInfo) -> dict[str, Any]:
@@ -441,7 +445,7 @@ def _identity(cell: Cell, run: RunInfo) -> dict[str, Any]:
         "run_id": run.run_id,
         "started_at": run.started_at,
         "finished_at": run.finished_at,
-        "checkpoint": cell.checkpoint,
+        "checkpoint": str(cell.checkpoint),
         "checkpoint_path": p.checkpoint_path,
         "evalkit_version": p.evalkit_version,
         "evalkit_commit": p.evalkit_commit,
@@ -465,7 +469,7 @@ def _score_row(cell: Cell, run: RunInfo, s: TaskScore) -> ScoreRow:
         is_primary=s.is_primary,
         higher_is_better=s.higher_is_better,
         n_samples=s.n_samples,
-        status="ok",
+        status=RowStatus.ok,
         error=None,
     )
 

@@ -51,17 +51,23 @@ class EvalkitSweeper(Sweeper):
         self.plans: list[Any] = []
         self.returns: list[JobReturn] = []
         self._composed: dict[tuple[str, ...], DictConfig] = {}
+        self.planned: Any = None
+        """The task function given to Hydra's launcher (evalkit.app.PlannedTask): it hands each job its plan."""
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         from hydra.core.plugins import Plugins
 
+        from evalkit.app import PlannedTask
+
         self.hydra_context = hydra_context
         self.config = config
+        self.planned = PlannedTask(task_function)
         self.launcher = Plugins.instance().instantiate_launcher(
-            hydra_context=hydra_context, task_function=task_function, config=config
+            hydra_context=hydra_context, task_function=self.planned, config=config
         )
 
     def sweep(self, arguments: list[str]) -> Any:
+        from evalkit.app import plan_key
         from evalkit.core import grid
         from evalkit.core.errors import EvalkitError
         from evalkit.pipeline.plan import plan_job
@@ -83,7 +89,8 @@ class EvalkitSweeper(Sweeper):
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
-        todo = [(job, plan.pending) for job, plan in zip(jobs, self.plans, strict=True) if plan.pending]
+        # each job runs its pending cells only, with this plan narrowed to them: the job does not plan again
+        todo = [(job, plan.narrowed(plan.pending)) for job, plan in zip(jobs, self.plans, strict=True) if plan.pending]
         if self._slurm():
             try:
                 self._submit_to_slurm(todo, sweep_dir)
@@ -93,7 +100,8 @@ class EvalkitSweeper(Sweeper):
             return []
         if self.dry_run or not todo:
             return []
-        batch = [_job_overrides(job, cells) for job, cells in todo]
+        batch = [_job_overrides(job, plan.cells) for job, plan in todo]
+        self.planned.plans.update({plan_key(o): plan for o, (_, plan) in zip(batch, todo, strict=True)})
         self.returns = list(self.launcher.launch(batch, initial_job_idx=0))
         for ret in self.returns:
             if ret.status is JobStatus.FAILED:
@@ -107,36 +115,38 @@ class EvalkitSweeper(Sweeper):
         assert self.config is not None
         return is_slurm(self.config.hydra.launcher)
 
-    def _submit_to_slurm(self, todo: list[tuple[list[str], list[Any]]], sweep_dir: Path) -> None:
+    def _submit_to_slurm(self, todo: list[tuple[list[str], Any]], sweep_dir: Path) -> None:
         from evalkit.launch.sweep import in_flight, launch
 
         # a cell whose job is still queued or running is not submitted again: two jobs would write it
-        busy = in_flight(sweep_dir.resolve(), [c.key for _, cells in todo for c in cells])
+        busy = in_flight(sweep_dir.resolve(), [c.key for _, plan in todo for c in plan.cells])
         if busy:
             print(
                 f"Slurm: {len(busy)} cell(s) already queued or running, not submitted again: "
                 + ", ".join(f"{key} (job {job_id})" for key, job_id in busy.items()),
                 flush=True,
             )
-        todo = [(job, left) for job, cells in todo if (left := [c for c in cells if c.key not in busy])]
+        todo = [
+            (job, plan.narrowed(left)) for job, plan in todo if (left := [c for c in plan.cells if c.key not in busy])
+        ]
         if not todo:
             print("Slurm: nothing to submit.", flush=True)
             return
-        sweep, plan, compose = self._slurm_submission(todo)
-        launch(sweep, plan, compose, dry_run=self.dry_run, wait=self.wait)
+        sweep, submission, compose, job_plans = self._slurm_submission(todo)
+        launch(sweep, submission, compose, job_plans, dry_run=self.dry_run, wait=self.wait)
 
-    def _slurm_submission(self, todo: list[tuple[list[str], list[Any]]]) -> tuple[Any, Any, Any]:
+    def _slurm_submission(self, todo: list[tuple[list[str], Any]]) -> tuple[Any, Any, Any, dict[str, Any]]:
         """What submitting these jobs' cells means: the sweep's site facts, the submission plan (quantize jobs,
-        arrays per resources, aggregate) and the composer each Slurm job's config comes from."""
+        arrays per resources, aggregate), the composer each Slurm job's config comes from, and each job's plan
+        (by job name) for its task to carry."""
         import os
 
         from evalkit.launch.groups import plan_submission
         from evalkit.launch.resources import AGGREGATE_RESOURCES, plain_resources
         from evalkit.launch.sweep import SlurmSweep, job_spec, launcher_base
-        from evalkit.pipeline.plan import plan_job
 
         assert self.config is not None and self.hydra_context is not None
-        batch = [_job_overrides(job, cells) for job, cells in todo]
+        batch = [_job_overrides(job, plan.cells) for job, plan in todo]
         config, loader = self.config, self.hydra_context.config_loader
 
         def compose(overrides: list[str]) -> DictConfig:
@@ -144,10 +154,11 @@ class EvalkitSweeper(Sweeper):
             return self._composed.get(tuple(sorted(overrides))) or loader.load_sweep_config(config, overrides)
 
         specs = []
-        for overrides in batch:
-            cfg = compose(overrides)
-            # validated again with the pending cells only: exactly the config the Slurm job will compose
-            specs.append(job_spec(plan_job(cfg, check_adapters=not self.json), overrides, cfg))
+        job_plans = {}
+        for overrides, (_, job_plan) in zip(batch, todo, strict=True):
+            cfg = compose(overrides)  # exactly the config the Slurm job will compose: its hash is checked there
+            specs.append(job_spec(job_plan, overrides, cfg))
+            job_plans[job_plan.name] = job_plan
         primary = self.plans[0].cfg
         cwd = os.getcwd()
         sweep = SlurmSweep(
@@ -160,7 +171,7 @@ class EvalkitSweeper(Sweeper):
             baseline=primary.baseline_format,
         )
         plan = plan_submission(specs, plain_resources(primary.quantize.resources), AGGREGATE_RESOURCES)
-        return sweep, plan, compose
+        return sweep, plan, compose, job_plans
 
     def _print_json(self, jobs: list[list[str]]) -> list[Any]:
         """The dry run as JSON (stdout holds only the document). Planning reads no machine state beyond the results
@@ -188,10 +199,14 @@ class EvalkitSweeper(Sweeper):
             reqs = None
             if self._slurm():
                 # no in-flight query and no sbatch --test-only: the plan renders without a cluster
-                todo = [(job, plan.pending) for job, plan in zip(jobs, self.plans, strict=True) if plan.pending]
+                todo = [
+                    (job, plan.narrowed(plan.pending))
+                    for job, plan in zip(jobs, self.plans, strict=True)
+                    if plan.pending
+                ]
                 reqs = []
                 if todo:
-                    sweep, submission, _ = self._slurm_submission(todo)
+                    sweep, submission, _, _ = self._slurm_submission(todo)
                     reqs = requests(submission, sweep)
             checks = adapter_checks(self.plans)
             placeholders = placeholders_of(self.plans, os.getcwd())

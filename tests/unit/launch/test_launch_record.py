@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from evalkit.core.cell import CellKey
 from evalkit.core.errors import SlurmError
 from evalkit.launch import record
 from evalkit.launch.record import Submission, SubmittedJob, SweepRecord
@@ -49,21 +50,26 @@ def test_round_trip() -> None:
 
 def test_a_cells_job_is_the_latest_submitted() -> None:
     rec = SweepRecord("s", [FIRST, SECOND])
-    found = rec.job_for_cell("m__fp8__b")
+    found = rec.job_for_cell(CellKey("m", "fp8", "b"))
     assert found is not None and found[0] is SECOND and found[1].job_id == "12"
-    assert rec.job_for_cell("m__bf16__b")[1].job_id == "8_0"  # type: ignore[index]
-    assert rec.job_for_cell("nope") is None
+    assert rec.job_for_cell(CellKey("m", "bf16", "b"))[1].job_id == "8_0"  # type: ignore[index]
+    assert rec.job_for_cell(CellKey("m", "int4", "b")) is None
     assert rec.job("7") is not None and rec.job("7").kind == "quantize"  # type: ignore[union-attr]
 
 
 def test_jobs_for_cells_selects_evals_and_their_own_quantize_jobs() -> None:
     rec = SweepRecord("s", [FIRST])
     assert [j.job_id for j in rec.jobs_for(None)] == ["7", "8_0", "8_1"]
-    assert [j.job_id for j in rec.jobs_for({"m__fp8__b"})] == ["7", "8_1"]
-    assert [j.job_id for j in rec.jobs_for({"m__bf16__b"})] == ["8_0"]
+    assert [j.job_id for j in rec.jobs_for({CellKey("m", "fp8", "b")})] == ["7", "8_1"]
+    assert [j.job_id for j in rec.jobs_for({CellKey("m", "bf16", "b")})] == ["8_0"]
     # all of the sweep's cells: the whole sweep, aggregate job included
     whole = SweepRecord("s", [Submission("t", [], [*FIRST.jobs, job("9", "aggregate", after=["7", "8"])])])
-    assert [j.job_id for j in whole.jobs_for({"m__bf16__b", "m__fp8__b", "other"})] == ["7", "8_0", "8_1", "9"]
+    assert [j.job_id for j in whole.jobs_for({CellKey("m", f, "b") for f in ("bf16", "fp8", "w4a16")})] == [
+        "7",
+        "8_0",
+        "8_1",
+        "9",
+    ]
 
 
 def test_append_keeps_history_and_leaves_no_temporary_file(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from evalkit.core.cell import CellKey
 from evalkit.core.resources import JobResources
 from evalkit.launch import record, sweep
 from evalkit.launch.groups import EvalJobSpec, plan_submission
@@ -78,10 +79,13 @@ def test_in_flight_cells_are_those_whose_latest_job_has_not_ended(tmp_path: Path
     def job(job_id: str, cells: list[str]) -> SubmittedJob:
         return SubmittedJob(job_id, "eval", "demo.x", cells)
 
-    record.append(tmp_path, "s", Submission("t1", [], [job("1", ["a", "b"]), job("2", ["c"]), job("3", ["d"])]))
-    record.append(tmp_path, "s", Submission("t2", [], [job("4", ["b"])]))
-    latest = sweep.latest_jobs(tmp_path, ["a", "b", "c", "d", "e"])  # what is asked of Slurm, in one query
+    a, b, c, d, e = (CellKey("demo", "x", name) for name in "abcde")
+    record.append(
+        tmp_path, "s", Submission("t1", [], [job("1", [str(a), str(b)]), job("2", [str(c)]), job("3", [str(d)])])
+    )
+    record.append(tmp_path, "s", Submission("t2", [], [job("4", [str(b)])]))
+    latest = sweep.latest_jobs(tmp_path, [a, b, c, d, e])  # what is asked of Slurm, in one query
     assert sorted(latest.values()) == ["1", "2", "3", "4"]
     states = {"1": JobState.RUNNING, "2": JobState.COMPLETED, "3": JobState.NOT_FOUND, "4": JobState.PENDING}
-    assert sweep.still_running(latest, states) == {"a": "1", "b": "4"}
-    assert sweep.latest_jobs(tmp_path / "never-submitted", ["a"]) == {}
+    assert sweep.still_running(latest, states) == {a: "1", b: "4"}
+    assert sweep.latest_jobs(tmp_path / "never-submitted", [a]) == {}

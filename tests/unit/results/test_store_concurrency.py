@@ -24,10 +24,11 @@ import pytest
 
 import evalkit
 from evalkit.core.cell import Cell
+from evalkit.core.enums import CellState
 from evalkit.core.errors import StoreError
 from evalkit.core.records import SampleRecord, TaskScore
 from evalkit.pipeline.job import JobSummary, claim_cells
-from evalkit.results.store import PENDING, CellState, Provenance, ResultsStore, RunInfo, new_run_id
+from evalkit.results.store import PENDING, Provenance, ResultsStore, RunInfo, new_run_id
 from evalkit.util import locks
 
 # the children import the evalkit under test (this worktree), whatever the venv's editable install points at
