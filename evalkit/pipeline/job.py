@@ -34,6 +34,7 @@ from evalkit.core.errors import EvalkitError, ServerError
 from evalkit.core.provenance import tool_versions
 from evalkit.pipeline.plan import config_hash, plan_job
 from evalkit.results.store import CellRecord, CellState, Provenance, ResultsStore, RunInfo, new_run_id
+from evalkit.util import progress
 from evalkit.util.files import write_text_atomic
 
 log = logging.getLogger("evalkit.pipeline.job")
@@ -244,10 +245,9 @@ def _serve_and_run(
                 checkpoint_path=str(checkpoint),
                 config_hash=cfg_hash,
             )
-            for i, cell in enumerate(cells, 1):
+            for cell in progress.track(cells, f"cells of {summary.job}", len(cells), lambda c: c.benchmark):
                 if STOPPING.is_set():
                     break
-                log.info("[%d/%d] %s: %s", i, len(cells), summary.job, cell.benchmark)
                 server.check_alive()
                 ctx = ctx_of(cell, server.endpoint)
                 data = cell_data(cfg, cell, ctx)
