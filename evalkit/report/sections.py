@@ -21,7 +21,7 @@ def recovery(inp: ReportInputs) -> str:
     suites = _suites(inp)
     if suites is None or suites.empty:
         return absent(f"No comparison vs the {inp.settings.baseline} baseline: {inp.compare_error or 'no rows'}.")
-    svg = figures.recovery_heatmap(suites)
+    svg = figures.recovery_heatmap(suites[suites["verdict"].notna()])  # replicates have none: noise floor
     caption = (
         f"Recovery (variant / {inp.settings.baseline} x 100) per model / suite and format, with its 95% CI "
         f"(paired bootstrap); colour: verdict at margin {inp.settings.margin} ({inp.settings.method}-adjusted)."
@@ -89,15 +89,23 @@ def divergence(inp: ReportInputs) -> str:
     return "".join(parts)
 
 
-THROUGHPUT_WORDS = ("throughput", "tok_s", "tokens_per_s", "rps", "qps")
-LATENCY_WORDS = ("latency", "ttft", "itl", "tpot")
+THROUGHPUT_WORDS = ("output_tokens_per_s", "throughput", "tok_s", "tokens_per_s", "requests_per_s", "rps", "qps")
+LATENCY_WORDS = ("e2el_p50", "latency", "e2el", "ttft_p50", "ttft", "itl", "tpot")
 
 
 def _column(df: pd.DataFrame, words: tuple[str, ...]) -> str | None:
-    for c in df.columns:
-        if any(w in str(c).lower() for w in words) and pd.api.types.is_numeric_dtype(df[c]):
-            return str(c)
+    """The first numeric column naming one of `words`, in the order of `words` (most telling first)."""
+    for w in words:
+        for c in df.columns:
+            if w in str(c).lower() and pd.api.types.is_numeric_dtype(df[c]):
+                return str(c)
     return None
+
+
+def _curve_points(t: pd.DataFrame, thr: str, lat: str, group: str | None) -> pd.DataFrame:
+    """One point per format (x use case) and load level: repeated runs of a level are averaged."""
+    keys = ["format"] + [k for k in (group, "mode", "rate", "concurrency") if k and k in t.columns]
+    return t.groupby(keys, dropna=False, sort=True)[[thr, lat]].mean().reset_index()
 
 
 def performance(inp: ReportInputs) -> str:
@@ -110,16 +118,21 @@ def performance(inp: ReportInputs) -> str:
         if "format" in t.columns and thr and lat:
             group = next((g for g in ("use_case", "profile", "scenario") if g in t.columns), None)
             caption = f"{lat} against {thr}, one line per format" + (f", one panel per {group}" if group else "")
-            parts.append(figure(figures.latency_throughput(t, thr, lat, group), caption))
+            parts.append(
+                figure(figures.latency_throughput(_curve_points(t, thr, lat, group), thr, lat, group), caption)
+            )
         parts.append(table(t))
     return "".join(parts)
 
 
 def noise_floor(inp: ReportInputs) -> str:
-    found = _named(inp.compare_tables, "noise", "replicate")
-    if not found:
-        return absent("Noise floor: absent (no baseline replicates in results/compare).")
-    return "".join(f"<h3>{esc(n)}</h3>" + table(t) for n, t in found.items())
+    parts = []
+    suites = _suites(inp)
+    floor = [c for c in (suites.columns if suites is not None else []) if "floor" in c or c == "n_replicates"]
+    if suites is not None and floor and suites[floor].notna().any().any():
+        parts.append(table(suites[suites[floor].notna().any(axis=1)], ["model", "suite", "format", "diff", *floor]))
+    parts += [f"<h3>{esc(n)}</h3>" + table(t) for n, t in _named(inp.compare_tables, "noise", "replicate").items()]
+    return "".join(parts) or absent("Noise floor: absent (no baseline replicates were compared).")
 
 
 def failures(inp: ReportInputs) -> str:
@@ -163,9 +176,13 @@ def provenance(inp: ReportInputs) -> str:
         if sources
         else absent("Data sources: not recorded (results written before the data_sources column).")
     )
-    hw = _named(inp.perf_tables, "hardware", "env")
+    hw = [
+        t[[c for c in ("model", "format", "hardware", "hardware_kind") if c in t.columns]].drop_duplicates()
+        for t in inp.perf_tables.values()
+        if "hardware" in t.columns
+    ]
     hardware = (
-        "".join(table(t) for t in hw.values())
+        "".join(table(t) for t in hw)
         if hw
         else absent(f"Hardware of the runs: not recorded in the results. This report was written on {inp.host}.")
     )

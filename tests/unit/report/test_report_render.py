@@ -71,27 +71,45 @@ def test_choice_divergence_comes_from_the_comparison(inputs: ReportInputs) -> No
 def test_side_tables_render_when_present(inputs: ReportInputs) -> None:
     perf = pd.DataFrame(
         {
-            "format": ["bf16", "bf16", "w8a8", "w8a8"],
-            "use_case": ["chat"] * 4,
-            "concurrency": [1, 8, 1, 8],
-            "output_throughput_tok_s": [50.0, 300.0, 60.0, 420.0],
-            "latency_p50_s": [1.0, 2.5, 0.8, 2.0],
+            "model": ["m"] * 6,
+            "format": ["bf16"] * 3 + ["w8a8"] * 3,
+            "use_case": ["chat"] * 6,
+            "mode": ["sync", "throughput", "throughput"] * 2,
+            "repeat": [1, 1, 2] * 2,
+            "ttft_p50_ms": [80.0, 300.0, 320.0, 60.0, 250.0, 270.0],
+            "output_tokens_per_s": [50.0, 300.0, 320.0, 60.0, 420.0, 400.0],
+            "e2el_p50_ms": [1000.0, 2500.0, 2600.0, 800.0, 2000.0, 2100.0],
+            "hardware": ["CPU Xeon (2 cores)"] * 6,
         }
     )
     cost = pd.DataFrame({"format": ["bf16", "w8a8"], "usd_per_million_tokens": [1.2, 0.8]})
-    noise = pd.DataFrame({"suite": ["arc_demo"], "replicate_diff": [0.4], "flip_rate": [0.01]})
     similarity = pd.DataFrame({"format": ["w8a8"], "rouge_l": [0.91]})
+    assert inputs.comparisons is not None
+    floor = inputs.comparisons.assign(n_replicates=1, floor_diff=0.75, floor_flip_rate=0.02)
     full = replace(
         inputs,
-        perf_tables={"latency_throughput": perf, "cost": cost},
-        compare_tables={"noise_floor": noise, "similarity": similarity},
+        comparisons=floor,
+        perf_tables={"perf": perf, "cost": cost},
+        compare_tables={"similarity": similarity},
     )
     page = render_report(full)
     performance = _section(page, "performance")
-    assert "absent" not in performance
-    assert performance.count("<svg") == 1 and "usd_per_million_tokens" in performance
-    assert "replicate_diff" in _section(page, "noise")
+    assert "absent" not in performance and "usd_per_million_tokens" in performance
+    assert performance.count("<svg") == 1 and "e2el_p50_ms against output_tokens_per_s" in performance
+    assert "floor_flip_rate" in _section(page, "noise") and "absent" not in _section(page, "noise")
     assert "rouge_l" in _section(page, "divergence") and "Text similarity: not computed" not in page
+    assert "CPU Xeon (2 cores)" in _section(page, "provenance")
+
+
+def test_latency_curve_averages_repeated_runs() -> None:
+    from evalkit.report.sections import _curve_points
+
+    runs = pd.DataFrame(
+        {"format": ["a", "a", "a"], "mode": ["t", "t", "s"], "tps": [400.0, 420.0, 50.0], "lat": [2.0, 2.2, 1.0]}
+    )
+    points = _curve_points(runs, "tps", "lat", None).set_index("mode")
+    assert points.loc["t", "tps"] == pytest.approx(410.0) and points.loc["t", "lat"] == pytest.approx(2.1)
+    assert len(points) == 2
 
 
 def test_no_comparison_is_one_line_per_section(tmp_path: Path) -> None:
