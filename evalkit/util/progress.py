@@ -20,7 +20,8 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 T = TypeVar("T")
 log = logging.getLogger("evalkit.progress")
 
-BAR_FORMAT = "{desc}: {n}/{total} |{bar}| [{elapsed}<{remaining}] {postfix}"
+BAR_FORMAT = "{desc}: {n}/{total} |{bar}| [{elapsed}<{remaining}]{postfix}"
+"""tqdm puts ", " before the postfix (the current item)."""
 
 
 def duration(seconds: float) -> str:
