@@ -21,7 +21,10 @@ def recovery(inp: ReportInputs) -> str:
     suites = _suites(inp)
     if suites is None or suites.empty:
         return absent(f"No comparison vs the {inp.settings.baseline} baseline: {inp.compare_error or 'no rows'}.")
-    svg = figures.recovery_heatmap(suites[suites["verdict"].notna()])  # replicates have none: noise floor
+    judged = suites[suites["verdict"].notna()]  # baseline replicates have no verdict: they are the noise floor
+    if judged.empty:
+        return absent("No format other than baseline replicates was compared: see the noise floor.")
+    svg = figures.recovery_heatmap(judged)
     caption = (
         f"Recovery (variant / {inp.settings.baseline} x 100) per model / suite and format, with its 95% CI "
         f"(paired bootstrap); colour: verdict at margin {inp.settings.margin} ({inp.settings.method}-adjusted)."
@@ -143,7 +146,14 @@ def failures(inp: ReportInputs) -> str:
     if failed.empty:
         return absent("No failed cells in the scores table.") + stale
     view = failed.sort_values(["model", "format", "benchmark"])
-    return table(view, ["model", "format", "benchmark", "error", "log_path", "finished_at"], "failures") + stale
+    view = view.assign(
+        rerun=[
+            f"evalkit run model={m} format={f} benchmark={b}"
+            for m, f, b in zip(view["model"], view["format"], view["benchmark"], strict=True)
+        ]
+    )
+    cols = ["model", "format", "benchmark", "error", "log_path", "finished_at", "rerun"]
+    return table(view, cols, "failures") + stale
 
 
 def provenance(inp: ReportInputs) -> str:

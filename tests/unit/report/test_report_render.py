@@ -38,7 +38,10 @@ def test_failed_cells_and_missing_perf_say_what_is_missing(inputs: ReportInputs)
     assert "Token divergence: not computed" in div and "Text similarity: not computed" in div
     failures = _section(page, "failures")
     assert "ServerError: vLLM server exited with code 1 before /health" in failures
-    assert FAILED_LOG in failures and "demo_humaneval" in failures
+    assert (
+        FAILED_LOG in failures
+        and "evalkit run model=smollm2-135m-instruct format=w8a8 benchmark=demo_humaneval" in failures
+    )
     assert "1 failed" in page
 
 
