@@ -110,15 +110,19 @@ def _demo_results(root: Path) -> Path:
 
     write_store(root)
     (root / "perf").mkdir()
+    # columns as evalkit/perf's table names them (one row per load-generator run)
     pd.DataFrame(
         {
+            "model": ["smollm2-135m-instruct"] * 9,
             "format": ["bf16"] * 3 + ["w8a8"] * 3 + ["w4a16"] * 3,
             "use_case": ["chat"] * 9,
-            "concurrency": [1, 8, 32] * 3,
-            "output_throughput_tok_s": [48.0, 260.0, 430.0, 55.0, 330.0, 590.0, 37.0, 220.0, 340.0],
-            "latency_p50_s": [2.7, 3.9, 7.4, 2.3, 3.1, 5.4, 3.5, 4.6, 9.4],
+            "mode": ["sync", "constant", "throughput"] * 3,
+            "rate": [None, 4.0, None] * 3,
+            "output_tokens_per_s": [48.0, 260.0, 430.0, 55.0, 330.0, 590.0, 37.0, 220.0, 340.0],
+            "e2el_p50_ms": [2700.0, 3900.0, 7400.0, 2300.0, 3100.0, 5400.0, 3500.0, 4600.0, 9400.0],
+            "hardware": ["CPU (2 cores)"] * 9,
         }
-    ).to_parquet(root / "perf" / "latency_throughput.parquet")
+    ).to_parquet(root / "perf" / "perf.parquet")
     pd.DataFrame({"format": ["bf16", "w8a8", "w4a16"], "usd_per_million_tokens": [2.1, 1.5, 2.6]}).to_parquet(
         root / "perf" / "cost.parquet"
     )
