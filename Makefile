@@ -55,6 +55,7 @@ $(QVENV)/.installed: constraints.txt
 demo: install
 	$(VENV)/bin/evalkit sweep $(DEMO_GRID)
 	$(VENV)/bin/evalkit aggregate
+	$(VENV)/bin/evalkit report
 
 test: install
 	$(PY) -m pytest

@@ -6,6 +6,7 @@ evalkit status format=bf16,fp8 [--failed]
 evalkit cancel sweep=study launcher=slurm            # scancel the sweep's Slurm jobs
 evalkit aggregate [--results DIR]
 evalkit compare [--results DIR] [--baseline bf16] [--margin 1.0] [--method holm|bh] [--gate]
+evalkit report [--results DIR] [--out FILE]           # one self-contained HTML page of the results
 evalkit prefetch model=llama-3.1-8b-instruct format=bf16,fp8 benchmark=leaderboard_v1
 evalkit doctor model=llama-3.1-8b-instruct format=bf16,fp8 benchmark=leaderboard_v1 server=gpu   # ready?
 """
@@ -217,6 +218,16 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from evalkit.report import write_report
+
+    results = Path(args.results)
+    _check_results_dir(results)
+    out = write_report(results, Path(args.out) if args.out else results / "report.html")
+    print(f"report: {out.resolve()}")
+    return 0
+
+
 def cmd_prefetch(args: argparse.Namespace) -> int:
     from evalkit.pipeline.prefetch import prefetch
 
@@ -294,6 +305,13 @@ def build_parser() -> argparse.ArgumentParser:
     cm.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and permutation draws")
     cm.add_argument("--gate", action="store_true", help=f"exit {GATE_EXIT} when any cell is degraded")
     cm.set_defaults(func=cmd_compare)
+
+    rp = sub.add_parser(
+        "report", help="one self-contained HTML page: verdicts, per-task CIs, divergence, perf, failures"
+    )
+    rp.add_argument("--results", default="results", help="directory holding scores/ and samples/ (default: results)")
+    rp.add_argument("--out", default=None, help="HTML file to write (default: <results>/report.html)")
+    rp.set_defaults(func=cmd_report)
 
     pf = sub.add_parser("prefetch", help="on a machine with internet: cache the checkpoints and datasets of a grid")
     pf.add_argument("overrides", nargs="*")

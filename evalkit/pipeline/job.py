@@ -33,6 +33,7 @@ from evalkit.core.errors import EvalkitError, ServerError
 from evalkit.core.provenance import tool_versions
 from evalkit.pipeline.plan import JobPlan, results_dir
 from evalkit.results.store import CellRecord, Provenance, ResultsStore, RunInfo, new_run_id
+from evalkit.util import progress
 from evalkit.util.files import write_text_atomic
 
 log = logging.getLogger("evalkit.pipeline.job")
@@ -239,10 +240,9 @@ def _serve_and_run(
                 checkpoint_path=str(checkpoint),
                 config_hash=cfg_hash,
             )
-            for i, cell in enumerate(cells, 1):
+            for cell in progress.track(cells, f"cells of {summary.job}", len(cells), lambda c: c.benchmark):
                 if STOPPING.is_set():
                     break
-                log.info("[%d/%d] %s: %s", i, len(cells), summary.job, cell.benchmark)
                 server.check_alive()
                 ctx = ctx_of(cell, server.endpoint)
                 data = cell_data(cfg, cell, ctx)

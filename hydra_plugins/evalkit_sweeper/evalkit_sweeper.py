@@ -20,6 +20,8 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
+from evalkit.util import progress
+
 log = logging.getLogger(__name__)
 
 
@@ -102,7 +104,11 @@ class EvalkitSweeper(Sweeper):
             return []
         batch = [_job_overrides(job, plan.cells) for job, plan in todo]
         self.planned.plans.update({plan_key(o): plan for o, (_, plan) in zip(batch, todo, strict=True)})
-        self.returns = list(self.launcher.launch(batch, initial_job_idx=0))
+        names = [plan.name for _, plan in todo]
+        # one job per launch call, so the sweep's progress (elapsed, ETA) moves as each job ends
+        self.returns = []
+        for i, job in progress.track(list(enumerate(batch)), "jobs of the sweep", len(batch), lambda x: names[x[0]]):
+            self.returns += self.launcher.launch([job], initial_job_idx=i)
         for ret in self.returns:
             if ret.status is JobStatus.FAILED:
                 # A job fails as a whole only when something outside its cells broke; cells record their own errors.
