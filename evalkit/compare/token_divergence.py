@@ -47,9 +47,7 @@ _CHUNK = 65536
 """Tokens per vectorised block: bounds the (tokens, k, k) match array at ~26 MB for k = 20."""
 
 
-def token_kl(
-    ids_b: np.ndarray, lp_b: np.ndarray, ids_v: np.ndarray, lp_v: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+def token_kl(ids_b: np.ndarray, lp_b: np.ndarray, ids_v: np.ndarray, lp_v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per token (rows): KL(baseline || variant) in nats over the baseline's top-k plus the tail bucket, and whether
     both put the same token first. `ids_*`/`lp_*` are (tokens, k) arrays, columns by rank."""
     kl = np.empty(len(ids_b))
@@ -128,7 +126,6 @@ def compare_divergence(samples: pa.Table, baseline: str) -> pd.DataFrame:
     return pd.DataFrame(out, columns=columns)
 
 
-
 def _check_same_prompts(keys_b: set[tuple[int, str]], keys_v: set[tuple[int, str]], where: str) -> None:
     if keys_b == keys_v:
         return
@@ -141,19 +138,21 @@ def _check_same_prompts(keys_b: set[tuple[int, str]], keys_v: set[tuple[int, str
 
 def render(table: pd.DataFrame) -> str:
     """The terminal table: mean KL +- SE, median / 99th / max KL, same-top-token rate +- SE."""
-    rows = [
-        [
-            r.model,
-            r.format,
-            int(r.prompts),
-            int(r.tokens),
-            f"{r.kl_mean:.5f} +- {r.kl_mean_se:.5f}",
-            f"{r.kl_median:.5f}",
-            f"{r.kl_p99:.5f}",
-            f"{r.kl_max:.5f}",
-            f"{100 * r.same_top:.2f} +- {100 * r.same_top_se:.2f}",
-        ]
-        for r in table.itertuples()
-    ]
+    rows = []
+    for r in table.to_dict("records"):
+        f = {k: float(v) for k, v in r.items() if k not in ("model", "benchmark", "format")}
+        rows.append(
+            [
+                str(r["model"]),
+                str(r["format"]),
+                int(f["prompts"]),
+                int(f["tokens"]),
+                f"{f['kl_mean']:.5f} +- {f['kl_mean_se']:.5f}",
+                f"{f['kl_median']:.5f}",
+                f"{f['kl_p99']:.5f}",
+                f"{f['kl_max']:.5f}",
+                f"{100 * f['same_top']:.2f} +- {100 * f['same_top_se']:.2f}",
+            ]
+        )
     header = ["model", "format", "prompts", "tokens", "KL mean (nats)", "median", "p99", "max", "same top %"]
     return text_table(header, rows, align_right=[False, False] + [True] * 7)

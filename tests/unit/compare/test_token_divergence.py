@@ -97,8 +97,14 @@ def test_compare_from_stored_samples_round_trips_and_pairs_prompts() -> None:
     b = TopK(*top_k(random_dists(rng, 4, 40), 20))
     a_q = TopK(*top_k(random_dists(rng, 7, 40), 20))
     table = samples_table(
-        [("bf16", 0, [1, 2, 3], a), ("bf16", 1, [4, 5], b), ("fp8", 0, [1, 2, 3], a), ("fp8", 1, [4, 5], b)]
-        + [("w4a16", 0, [1, 2, 3], a_q), ("w4a16", 1, [4, 5], b)]
+        [
+            ("bf16", 0, [1, 2, 3], a),
+            ("bf16", 1, [4, 5], b),
+            ("fp8", 0, [1, 2, 3], a),
+            ("fp8", 1, [4, 5], b),
+            ("w4a16", 0, [1, 2, 3], a_q),
+            ("w4a16", 1, [4, 5], b),
+        ]
     )
     out = compare_divergence(table, "bf16").set_index("format")
     assert out.loc["fp8", "kl_mean"] == 0.0 and out.loc["fp8", "same_top"] == 1.0
