@@ -4,13 +4,19 @@ bundled all-MiniLM-L6-v2, offline): identical texts give 1.0 everywhere, differe
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
+import pandas as pd
 import pyarrow as pa
 import pytest
+from fixture_store import binary_task, commit
 
+from evalkit.cli import main
 from evalkit.compare.similarity import Scorers, SimilarityModels, bundled_minilm, compare_similarity, first_difference
 from evalkit.compare.similarity import render as render_similarity
 from evalkit.core.errors import CompareError
+from evalkit.core.records import SampleRecord, TaskScore
+from evalkit.results.store import ResultsStore
 
 ANSWERS = [
     "A list is mutable while a tuple is immutable, so tuples can be dictionary keys.",
@@ -78,3 +84,26 @@ def test_answers_to_other_questions_are_a_pairing_error(scorers: Scorers) -> Non
     table = arena_samples([("bf16", 0, "a"), ("bf16", 1, "b"), ("fp8", 0, "a")])
     with pytest.raises(CompareError, match="1 only in the baseline, 0 only in the variant"):
         compare_similarity(table, "bf16", scorers)
+
+
+def test_evalkit_compare_similarity_writes_the_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Through the store writer and the CLI, arena cells as the arena adapter commits them (answer in `response`)."""
+    store = ResultsStore.open_for_writing(tmp_path)
+    answers = {"bf16": ANSWERS, "w4a16": [ANSWERS[0], ANSWERS[1], "The sky is blue because of the ocean."]}
+    for fmt, texts in answers.items():
+        score, samples = binary_task("task_a", [1, 0, 1, 1] * 25)
+        commit(store, "m", fmt, "bench_a", "suite_a", [score], samples)
+        rows = [
+            SampleRecord("arena_hard", i, f"q{i}", "baseline answer", t, {"win_fraction": 0.5})
+            for i, t in enumerate(texts)
+        ]
+        win = [TaskScore("arena_hard", "win_rate", 50.0, n_samples=3, is_primary=True)]
+        commit(store, "m", fmt, "demo_arena_hard", "arena_hard", win, rows)
+    args = ["compare", "--results", str(tmp_path), "--similarity", "--bertscore-model", bundled_minilm()]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "text similarity of the arena answers vs bf16" in out and "NOT the study's roberta-large" in out
+    row = pd.read_parquet(tmp_path / "compare" / "similarity.parquet").iloc[0]
+    assert row["format"] == "w4a16" and row["identical_rate"] == pytest.approx(2 / 3)
+    assert 0.3 < row["rouge1"] < 1.0 and not row["study_bertscore_model"]
+    assert row["first_diff_word"] == 0.0  # the one differing answer differs from its first word

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pytest
+from fixture_store import binary_task, commit
 from scipy.stats import entropy
 
 from evalkit.benchmarks.divergence.record import TopK, prompt_hash
+from evalkit.cli import main
 from evalkit.compare.token_divergence import compare_divergence, render, summarize, token_kl
 from evalkit.core.errors import CompareError
+from evalkit.core.records import SampleRecord, TaskScore
+from evalkit.results.store import ResultsStore
 
 
 def top_k(probs: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -122,3 +129,33 @@ def test_other_tokenization_is_a_pairing_error() -> None:
 
 def test_no_divergence_samples_gives_an_empty_table() -> None:
     assert compare_divergence(samples_table([]).slice(0, 0), "bf16").empty
+
+
+def test_evalkit_compare_reports_token_divergence_of_divergence_cells(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Through the store writer and the CLI: the divergence cells sit beside a scored suite, which compares as
+    before (no primary score of their own), and the token table is printed and written."""
+    rng = np.random.default_rng(4)
+    prompts: dict[str, list[TopK]] = {"bf16": [], "w8a8": []}
+    for _ in range(3):
+        p = random_dists(rng, 30, 60)
+        prompts["bf16"].append(TopK(*top_k(p, 20)))
+        prompts["w8a8"].append(TopK(*top_k(0.9 * p + 0.1 * random_dists(rng, 30, 60), 20)))
+    store = ResultsStore.open_for_writing(tmp_path)
+    for fmt, tops in prompts.items():
+        score, samples = binary_task("task_a", [1, 0, 1, 1] * 25)
+        commit(store, "m", fmt, "bench_a", "suite_a", [score], samples)
+        rows = [
+            SampleRecord("divergence", i, prompt_hash([i, 7]), f"q{i}", t.encode(), {"positions": 30.0})
+            for i, t in enumerate(tops)
+        ]
+        counts = [TaskScore("divergence", "prompts", 3.0, n_samples=3)]
+        commit(store, "m", fmt, "demo_divergence", "divergence", counts, rows)
+    assert main(["compare", "--results", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "token divergence vs bf16" in out and "same top %" in out
+    table = pd.read_parquet(tmp_path / "compare" / "token_divergence.parquet")
+    assert table["format"].tolist() == ["w8a8"] and table["tokens"].tolist() == [90]
+    assert 0 < table["kl_mean"].iloc[0] < table["kl_max"].iloc[0]
+    assert set(pd.read_parquet(tmp_path / "compare" / "comparisons.parquet")["suite"]) == {"suite_a"}
