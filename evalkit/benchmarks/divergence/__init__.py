@@ -1,0 +1,1 @@
+"""The `divergence` benchmark: per-token top-k prompt logprobs of a fixed prompt set (see adapter.py)."""
