@@ -142,10 +142,15 @@ def _generation(data: Any, text: Any, choice: Any) -> Generation:
 
 @dataclass(frozen=True)
 class _Failure:
+    """One attempt that went wrong."""
+
     reason: str
     status: int | None
     detail: str
     body: str = ""
+    final: bool = False
+    """The server refused the request itself: no retry."""
+    retry_after: float | None = None
 
 
 class Client:
@@ -196,48 +201,44 @@ class Client:
     def _request(
         self, method: str, url: str, body: dict[str, Any] | None, parse: Callable[[httpx.Response], T]
     ) -> Reply[T]:
-        policy = self.policy
-        for attempt in range(1, policy.retries + 2):
-            retry_after = None
-            try:
-                resp = self._http.request(method, url, json=body)
-            except httpx.TimeoutException:
-                failure = _Failure("timeout", None, f"no answer within {policy.timeout_s:g} s")
-            except httpx.TransportError as exc:
-                failure = _Failure("connection", None, f"cannot reach the server ({type(exc).__name__}: {exc})")
-            else:
-                if resp.is_success:
-                    try:
-                        return Reply(parse(resp), attempt)
-                    except (ValueError, KeyError, IndexError, TypeError) as exc:
-                        detail = f"answered {resp.status_code} with a body it cannot use ({exc!r})"
-                        failure = _Failure("bad_response", resp.status_code, detail, self._excerpt(resp.text))
-                else:
-                    excerpt = self._excerpt(resp.text)
-                    failure = _Failure(
-                        f"http_{resp.status_code}", resp.status_code, f"HTTP {resp.status_code}", excerpt
-                    )
-                    if resp.status_code < 500 and resp.status_code not in RETRYABLE_STATUS:
-                        raise self._error(method, url, failure, attempt)  # the request is wrong: no retry helps
-                    retry_after = _retry_after(resp.headers)
-            if attempt <= policy.retries:
-                wait = policy.wait_s(attempt - 1, retry_after)
-                log.info(
-                    "%s %s: %s; retry %d/%d in %.1f s",
-                    method,
-                    _redacted(url),
-                    failure.detail,
-                    attempt,
-                    policy.retries,
-                    wait,
-                )
-                time.sleep(wait)
-        raise self._error(method, url, failure, policy.retries + 1)
+        attempt = 0
+        while True:
+            attempt += 1
+            outcome = self._attempt(method, url, body, parse)
+            if not isinstance(outcome, _Failure):
+                return Reply(outcome, attempt)
+            if outcome.final or attempt > self.policy.retries:
+                raise self._error(method, url, outcome, attempt)
+            retries, wait = self.policy.retries, self.policy.wait_s(attempt - 1, outcome.retry_after)
+            log.info("%s %s: %s; retry %d/%d in %.1f s", method, _redacted(url), outcome.detail, attempt, retries, wait)
+            time.sleep(wait)
+
+    def _attempt(
+        self, method: str, url: str, body: dict[str, Any] | None, parse: Callable[[httpx.Response], T]
+    ) -> T | _Failure:
+        """One request: the parsed value, or what went wrong."""
+        try:
+            resp = self._http.request(method, url, json=body)
+        except httpx.TimeoutException:
+            return _Failure("timeout", None, f"no answer within {self.policy.timeout_s:g} s")
+        except httpx.TransportError as exc:
+            return _Failure("connection", None, f"cannot reach the server ({type(exc).__name__}: {exc})")
+        status = resp.status_code
+        if not resp.is_success:
+            # any status but 5xx and the "not now" ones says the request itself is wrong: a retry cannot fix it
+            final = status < 500 and status not in RETRYABLE_STATUS
+            retry_after = None if final else _retry_after(resp.headers)
+            return _Failure(f"http_{status}", status, f"HTTP {status}", self._excerpt(resp.text), final, retry_after)
+        try:
+            return parse(resp)
+        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            detail = f"answered {status} with a body it cannot use ({exc!r})"
+            return _Failure("bad_response", status, detail, self._excerpt(resp.text))
 
     def _excerpt(self, text: str) -> str:
-        text = text[:BODY_EXCERPT]
         # a server may quote the key back (some echo the Authorization header in their 401 page)
-        return text.replace(self._api_key, "***") if self._api_key else text
+        masked = text.replace(self._api_key, "***") if self._api_key else text
+        return masked[:BODY_EXCERPT]
 
     def _error(self, method: str, url: str, failure: _Failure, attempts: int) -> HttpError:
         shown = _redacted(url)
@@ -245,7 +246,7 @@ class Client:
         what = f"{action} {shown} failed after {attempts} attempt(s): {failure.detail}"
         if failure.body:
             what += f": {failure.body!r}"
-        if failure.status is not None and failure.status < 500 and failure.status not in RETRYABLE_STATUS:
+        if failure.final:
             hint = "the server refused the request itself (check the model name, the API key, the request fields)"
         else:
             hint = f"check that the server behind {shown} is up and answering, then run again"
