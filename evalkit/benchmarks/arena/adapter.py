@@ -132,9 +132,9 @@ class ArenaHardSettings:
     request_timeout_s: float = 600.0
     # Seconds before one HTTP request (answer or judgment) is abandoned and retried.
     http_retries: int = 5
-    # Retries of a request after a timeout, connection error, 5xx or 429, with exponential backoff.
+    # Retries of a request after a timeout, connection error, 5xx or 429 (evalkit.util.http's policy).
     retry_backoff_s: float = 2.0
-    # First backoff wait; doubles per retry, capped at 60 s.
+    # First backoff wait; doubles per retry (jittered), capped at 60 s; a server's Retry-After wins.
     cache_dir: str | None = None
     # Judgment cache directory; None: a `judgments` directory beside the cell's work_dir.
     checkpoint_every_s: float = 10.0

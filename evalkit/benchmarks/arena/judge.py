@@ -1,4 +1,4 @@
-"""The Arena-Hard-Auto v0.1 judge: an OpenAI-compatible chat client, arena-hard's verdict parsing, a judgment cache.
+"""The Arena-Hard-Auto v0.1 judge: chat requests (`evalkit.util.http`), arena-hard's verdict parsing, a judgment cache.
 
 One judgment = one game (baseline as A, or swapped) of one question in one judging pass. As in arena-hard's
 `gen_judgment.py`: the conversation is the judge system prompt + the filled template; when the reply carries no
