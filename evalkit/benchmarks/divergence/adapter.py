@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from evalkit.benchmarks.arena.adapter import ARENA_HARD_COMMIT
-from evalkit.benchmarks.arena.data import download, read_questions, write_jsonl_atomic
+from evalkit.benchmarks.arena.data import read_questions, write_jsonl_atomic
 from evalkit.benchmarks.base import BenchmarkResult, Endpoint, RunContext, pin_generation_settings
 from evalkit.benchmarks.divergence.record import TopK, prompt_hash
 from evalkit.benchmarks.parallel import run_parallel
@@ -35,6 +35,7 @@ from evalkit.core.datasources import DataSource, local_source, read_rows
 from evalkit.core.errors import BenchmarkError, ConfigError
 from evalkit.core.records import SampleRecord, TaskScore
 from evalkit.util.hashing import sha256_file
+from evalkit.util.http import Client, RetryPolicy, download
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +139,7 @@ class Divergence:
             return
         if not s.questions_url:
             raise BenchmarkError(f"divergence: questions_file {path} is missing and questions_url is not set")
-        count = download(s.questions_url, path, lambda p: len(read_questions(p)), timeout_s=s.request_timeout_s)
+        count = download(s.questions_url, path, lambda p: len(read_questions(p)))
         log.info("divergence: wrote %s (%d questions)", path, count)
 
     def generate(self, ctx: RunContext) -> None:
@@ -177,6 +178,8 @@ class Divergence:
             raise BenchmarkError(
                 f"divergence: prompt logprobs failed: {exc}", hint="check the server log, then rerun the cell"
             ) from exc
+        finally:
+            client.http.close()
         write_jsonl_atomic(out_dir / OUTPUT_FILE, (rows[p.doc_id] for p in todo))
         log.info(
             "divergence: %d prompts, %d positions, top-%d, in %.1f s",
@@ -251,12 +254,9 @@ class _PromptLogprobs:
     """`/v1/completions` with token ids as the prompt and `prompt_logprobs`: the top-k at every prompt position."""
 
     def __init__(self, endpoint: Endpoint, s: DivergenceSettings) -> None:
-        import requests  # deferred: only the generate phase talks to the model
-
-        self.url = endpoint.base_url.rstrip("/") + "/completions"
         self.model = endpoint.model
         self.s = s
-        self._requests = requests
+        self.http = Client(endpoint.base_url, policy=RetryPolicy(retries=s.http_retries, timeout_s=s.request_timeout_s))
 
     def top_k(self, token_ids: list[int], source: str) -> TopK:
         body = {
@@ -266,21 +266,8 @@ class _PromptLogprobs:
             "temperature": 0.0,
             "prompt_logprobs": self.s.top_k,
         }
-        last = ""
-        for attempt in range(1 + self.s.http_retries):
-            if attempt:
-                time.sleep(min(60.0, 2.0 * 2 ** (attempt - 1)))
-            try:
-                resp = self._requests.post(self.url, json=body, timeout=self.s.request_timeout_s)
-            except self._requests.RequestException as exc:
-                last = f"{type(exc).__name__}: {exc}"
-                continue
-            if resp.status_code == 200:
-                return _parse(resp.json()["choices"][0]["prompt_logprobs"], self.s.top_k, source)
-            last = f"HTTP {resp.status_code}: {resp.text[:300]!r}"
-            if resp.status_code < 500 and resp.status_code not in (408, 429):
-                break  # the request itself is wrong (e.g. top_k above the server's --max-logprobs)
-        raise BenchmarkError(f"divergence: {self.url} failed for prompt {source}: {last}")
+        reply = self.http.post("completions", body, lambda js: js["choices"][0]["prompt_logprobs"])
+        return _parse(reply.value, self.s.top_k, source)
 
 
 def _parse(prompt_logprobs: list[dict[str, dict[str, Any]] | None], k: int, source: str) -> TopK:
