@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from evalkit.benchmarks.base import RunContext
+from evalkit.benchmarks.lm_eval.adapter import LmEvalSuite
 from evalkit.benchmarks.lm_eval.offline import (
     expand_tasks,
     load_task_catalog,
@@ -20,7 +21,7 @@ from evalkit.benchmarks.lm_eval.offline import (
     resolve_overrides,
     write_override_tasks,
 )
-from evalkit.benchmarks.lm_eval.suite import LmEvalSuite, parse_settings
+from evalkit.benchmarks.lm_eval.settings import parse_settings
 
 pytestmark = pytest.mark.integration
 
