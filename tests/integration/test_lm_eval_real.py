@@ -18,10 +18,10 @@ from evalkit.benchmarks.lm_eval.offline import (
     load_task_catalog,
     offline_env,
     render_override_tasks,
-    resolve_overrides,
     write_override_tasks,
 )
 from evalkit.benchmarks.lm_eval.settings import parse_settings
+from evalkit.core.datasources import resolve_overrides
 
 pytestmark = pytest.mark.integration
 

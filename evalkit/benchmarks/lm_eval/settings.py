@@ -116,12 +116,16 @@ def _plain(value: Any) -> Any:
 def _structured(schema: type[T], values: Mapping[str, Any], where: str) -> T:
     """`values` merged into `OmegaConf.structured(schema)`, as the dataclass; errors name the key at `where`."""
     try:
-        typed = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), values))
+        typed = _merged(schema, values)
     except ConfigKeyError as exc:
         valid = ", ".join(f.name for f in fields(schema))  # type: ignore[arg-type]
         raise ConfigError(f"{where}.{exc.key}: unknown key", hint=f"valid keys: {valid}") from None
     except OmegaConfBaseException as exc:
         key = re.split(r"[.\[]", str(exc.full_key))[0]
+        if key not in values:  # some merge errors (a list where a mapping belongs) name no key: find it
+            key = next((k for k in values if not _merges(schema, k, values[k])), "")
+        if key not in values:
+            raise ConfigError(f"{where}: {exc.msg}") from None
         raise _wrong_type(schema, key, values[key], where) from None
     # OmegaConf converts "5" to 5 and "yes" to true without a word; a quoted number in a config is a typo to name
     for key, value in values.items():
@@ -129,6 +133,19 @@ def _structured(schema: type[T], values: Mapping[str, Any], where: str) -> T:
             raise _wrong_type(schema, key, value, where)
     assert isinstance(typed, schema)
     return typed
+
+
+def _merged(schema: type[T], values: Mapping[str, Any]) -> T:
+    typed: T = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), values))  # type: ignore[assignment]
+    return typed
+
+
+def _merges(schema: type, key: str, value: Any) -> bool:
+    try:
+        _merged(schema, {key: value})
+    except OmegaConfBaseException:
+        return False
+    return True
 
 
 def _as_written(raw: Any, typed: Any) -> bool:

@@ -96,3 +96,30 @@ def test_unknown_task_suggests_close_names() -> None:
 @pytest.mark.parametrize("suite", SUITES)
 def test_shipped_configs_are_valid(suite: str) -> None:
     validate_settings(settings_of(suite), None)
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        # OmegaConf would convert these without a word; a quoted value in a config is a typo
+        (_run(apply_chat_template="yes"), "settings.runs[0].apply_chat_template='yes' should be bool"),
+        ({"ruler_data_dir": 5, **_run()}, "settings.ruler_data_dir=5 should be str"),
+        # a merge error that names no key: the key is found all the same
+        (_run(gen_kwargs=[1]), "settings.runs[0].gen_kwargs=[1] should be dict[str, Any]"),
+        ({"runs": [{"name": "r", "tasks": ["hellaswag"]}, {"name": "s", "tasks": {"a": 1}}]}, "runs[1].tasks="),
+        ({"runs": ["hellaswag"]}, "settings.runs[0] must be a mapping"),
+    ],
+)
+def test_schema_errors_name_the_key_and_type(raw: dict, message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_settings(raw)
+    assert message in err.value.message
+
+
+def test_settings_come_typed_from_a_dictconfig_with_interpolations() -> None:
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.create({"shots": 5, "s": {"num_concurrent": "${shots}", **_run(num_fewshot="${shots}")}})
+    settings = parse_settings(cfg.s)
+    assert settings.num_concurrent == 5 and settings.runs[0].num_fewshot == 5
+    assert settings.runs[0].gen_kwargs == {} and settings.runs[0].tasks == ["hellaswag"]
