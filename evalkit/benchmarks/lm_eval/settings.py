@@ -7,6 +7,7 @@ checks (a run without tasks, a chat template with a doubled BOS, RULER lengths, 
 
 from __future__ import annotations
 
+import functools
 import re
 import types
 import typing
@@ -14,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, TypeVar
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from evalkit.benchmarks.lm_eval import ruler
@@ -135,9 +136,14 @@ def _structured(schema: type[T], values: Mapping[str, Any], where: str) -> T:
     return typed
 
 
-def _merged(schema: type[T], values: Mapping[str, Any]) -> T:
-    typed: T = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), values))  # type: ignore[assignment]
-    return typed
+def _merged(schema: type, values: Mapping[str, Any]) -> Any:
+    return OmegaConf.to_object(OmegaConf.merge(_schema_node(schema), values))
+
+
+@functools.cache
+def _schema_node(schema: type) -> DictConfig:
+    """The schema's config node, built once: building it costs as much as the merge (`merge` copies it)."""
+    return OmegaConf.structured(schema)
 
 
 def _merges(schema: type, key: str, value: Any) -> bool:
