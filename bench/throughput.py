@@ -91,7 +91,7 @@ def run_adapter(
     endpoint: object, task: BenchTask, work: Path, data: Path, concurrency: int, max_gen_toks: int
 ) -> tuple[float, Path]:
     from evalkit.benchmarks import RunContext
-    from evalkit.benchmarks.lm_eval.suite import LmEvalSuite
+    from evalkit.benchmarks.lm_eval.adapter import LmEvalSuite
 
     ctx = RunContext(
         endpoint=endpoint,  # type: ignore[arg-type]

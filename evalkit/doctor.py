@@ -290,7 +290,7 @@ def _missing_hub_datasets(cfg: EvalkitConfig, name: str, settings: dict[str, Any
     (essays, SQuAD, HotpotQA) that are missing."""
     from evalkit.benchmarks.lm_eval import ruler, ruler_data
     from evalkit.benchmarks.lm_eval.offline import datasets_for_tasks, load_task_catalog
-    from evalkit.benchmarks.lm_eval.suite import validate_settings
+    from evalkit.benchmarks.lm_eval.settings import validate_settings
     from evalkit.core.datasources import resolve_overrides
 
     parsed = validate_settings(settings, None)

@@ -8,7 +8,7 @@ from evalkit.benchmarks.base import Benchmark, BenchmarkResult, Endpoint, RunCon
 from evalkit.core.errors import ConfigError
 
 ADAPTERS: dict[str, str] = {
-    "lm_eval": "evalkit.benchmarks.lm_eval.suite:LmEvalSuite",
+    "lm_eval": "evalkit.benchmarks.lm_eval.adapter:LmEvalSuite",
     "arena_hard": "evalkit.benchmarks.arena.adapter:ArenaHard",
     "humaneval": "evalkit.benchmarks.humaneval.adapter:HumanEval",
     "divergence": "evalkit.benchmarks.divergence.adapter:Divergence",

@@ -2,7 +2,7 @@
 
 Pure: built from the planned jobs (`JobPlan`) and, on Slurm, the sbatch requests the sweep would submit
 (`evalkit.launch.sweep.requests`). Everything is rendered by the code that runs it: the vLLM command by
-`evalkit.serve.render`, lm-eval's argv by `lm_eval_suite.render_command`, the sbatch scripts by `render_sbatch` (via
+`evalkit.serve.render`, lm-eval's argv by `lm_eval.command.render_command`, the sbatch scripts by `render_sbatch` (via
 the requests). Nothing here reads the machine (no sandbox probe, no Hugging Face cache, no Slurm), so the study
 grid's plan is golden-tested (tests/unit/golden/study/) and checked against the protocol
 (tests/unit/launch/test_protocol.py).
@@ -146,8 +146,8 @@ def harness(
     settings = dict(bench.settings)
     work_dir = job_dir_of(cfg) / cell.benchmark
     if bench.adapter == "lm_eval":
-        from evalkit.benchmarks.lm_eval.suite import parse_settings
-        from evalkit.benchmarks.lm_eval.suite import render_command as lm_eval_command
+        from evalkit.benchmarks.lm_eval.command import render_command as lm_eval_command
+        from evalkit.benchmarks.lm_eval.settings import parse_settings
 
         parsed = parse_settings(settings)
         runs = []

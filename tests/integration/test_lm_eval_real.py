@@ -12,15 +12,16 @@ import pytest
 import yaml
 
 from evalkit.benchmarks.base import RunContext
+from evalkit.benchmarks.lm_eval.adapter import LmEvalSuite
 from evalkit.benchmarks.lm_eval.offline import (
     expand_tasks,
     load_task_catalog,
     offline_env,
     render_override_tasks,
-    resolve_overrides,
     write_override_tasks,
 )
-from evalkit.benchmarks.lm_eval.suite import LmEvalSuite, parse_settings
+from evalkit.benchmarks.lm_eval.settings import parse_settings
+from evalkit.core.datasources import resolve_overrides
 
 pytestmark = pytest.mark.integration
 

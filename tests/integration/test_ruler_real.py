@@ -12,8 +12,9 @@ import yaml
 
 from evalkit.benchmarks.base import RunContext
 from evalkit.benchmarks.lm_eval import ruler_data
+from evalkit.benchmarks.lm_eval.adapter import LmEvalSuite
 from evalkit.benchmarks.lm_eval.offline import offline_env
-from evalkit.benchmarks.lm_eval.suite import LmEvalSuite, parse_settings
+from evalkit.benchmarks.lm_eval.settings import parse_settings
 from evalkit.core.errors import BenchmarkError
 
 pytestmark = pytest.mark.integration

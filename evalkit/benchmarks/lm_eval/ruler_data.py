@@ -31,7 +31,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from evalkit.benchmarks.lm_eval.ruler import TASKS, DataSource
+from evalkit.benchmarks.lm_eval.offline import TaskCatalog
+from evalkit.benchmarks.lm_eval.ruler import TASKS, DataSource, data_needed, render_task_overrides, ruler_leaves
+from evalkit.core.datasources import DataSource as Source
 from evalkit.core.errors import BenchmarkError
 from evalkit.util.hashing import sha256_file
 
@@ -146,6 +148,34 @@ def prefetch(data_dir: Path, sources: Iterable[DataSource], python: str = sys.ex
             )
         for path in extract(wheels[0], data_dir):
             log.info("ruler: wrote %s", path)
+
+
+# --------------------------------------------------------------------------------------------- for the adapter
+
+
+def task_overrides(
+    names: Iterable[str], catalog: TaskCatalog, data_dir: Path, samples_per_length: int | None
+) -> dict[str, str]:
+    """Task overrides that build a run's RULER documents offline (`ruler.render_task_overrides`), once the source
+    data they need is checked to be in `data_dir`; empty for a run without RULER tasks."""
+    tasks = ruler_leaves(names, catalog)
+    sources = data_needed(tasks)
+    if sources:
+        require(data_dir, sources)
+    return render_task_overrides(tasks, catalog, data_dir if sources else None, samples_per_length)
+
+
+def data_sources(names: Iterable[str], catalog: TaskCatalog, data_dir: Path) -> list[Source]:
+    """What a cell's RULER tasks among `names` read: documents generated at load time, and the essay/QA source
+    files, pinned by digest."""
+    tasks = ruler_leaves(names, catalog)
+    if not tasks:
+        return []
+    out = [Source(dataset="ruler documents, generated at load time with the served tokenizer")]
+    for source in data_needed(tasks):
+        f = FILES[source]
+        out.append(Source(dataset=f"ruler {source}", path=str(data_dir / f.name), sha256=f.sha256))
+    return out
 
 
 # --------------------------------------------------------------------------------------------- inside lm-eval

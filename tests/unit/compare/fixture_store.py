@@ -7,7 +7,8 @@ from datetime import datetime, timezone
 
 from paths import FIXTURES as FIXTURES_DIR
 
-from evalkit.benchmarks.lm_eval.suite import RunFiles, promote_benchmarks, read_run_outputs
+from evalkit.benchmarks.lm_eval.leaderboard import promote_benchmarks
+from evalkit.benchmarks.lm_eval.parse import RunFiles, read_run_outputs
 from evalkit.core.cell import Cell
 from evalkit.core.records import SampleRecord, TaskScore
 from evalkit.results.store import Provenance, ResultsStore, RunInfo, new_run_id

@@ -133,8 +133,8 @@ def test_real_benchmark_accepts_copies_that_match_the_manifest(tmp_path: Path) -
 
 def test_lm_eval_sources_local_where_overridden_hub_with_revision_elsewhere(tmp_path: Path) -> None:
     from evalkit.benchmarks import RunContext
+    from evalkit.benchmarks.lm_eval.adapter import LmEvalSuite
     from evalkit.benchmarks.lm_eval.offline import TaskEntry
-    from evalkit.benchmarks.lm_eval.suite import LmEvalSuite
     from evalkit.core.datasources import DatasetRef
 
     catalog = {
@@ -161,9 +161,9 @@ def test_lm_eval_sources_local_where_overridden_hub_with_revision_elsewhere(tmp_
 
 def test_ruler_sources_name_generated_documents_and_pinned_files(tmp_path: Path) -> None:
     from evalkit.benchmarks import RunContext
+    from evalkit.benchmarks.lm_eval.adapter import LmEvalSuite
     from evalkit.benchmarks.lm_eval.offline import TaskEntry
     from evalkit.benchmarks.lm_eval.ruler_data import FILES
-    from evalkit.benchmarks.lm_eval.suite import LmEvalSuite
 
     catalog = {t: TaskEntry(t, "task", None) for t in ("niah_single_1", "ruler_qa_squad")}
     runs = [{"name": "r", "tasks": ["niah_single_1", "ruler_qa_squad"], "max_seq_lengths": [4096]}]

@@ -215,7 +215,7 @@ def test_ruler_lengths_and_tasks(plan: dict[str, Any], model: str, fmt: str) -> 
 
 def test_v2_normalisation_is_the_leaderboards() -> None:
     """Not in the plan (it is how scores are computed): the random baseline subtracted per subtask, rescaled."""
-    from evalkit.benchmarks.lm_eval.suite import normalize_v2, v2_num_choices
+    from evalkit.benchmarks.lm_eval.leaderboard import normalize_v2, v2_num_choices
 
     assert {t: v2_num_choices(t) for t in V2_CHOICES} == V2_CHOICES
     assert normalize_v2(50.0, 2) == 0.0 and normalize_v2(100.0, 4) == 100.0 and normalize_v2(40.0, 0) == 40.0

@@ -260,10 +260,10 @@ def test_prefetch_records_rows_and_content_hash_per_split(tmp_path: Path, monkey
 
 
 def test_adapter_prefetch_fetches_every_dataset_of_every_run(monkeypatch: pytest.MonkeyPatch) -> None:
-    from evalkit.benchmarks.lm_eval import suite as lm_eval_suite
+    from evalkit.benchmarks.lm_eval import adapter as lm_eval_adapter
 
     fetched: list[str] = []
-    monkeypatch.setattr(lm_eval_suite, "prefetch_datasets", lambda refs: fetched.extend(r.id for r in refs))
+    monkeypatch.setattr(lm_eval_adapter, "prefetch_datasets", lambda refs: fetched.extend(r.id for r in refs))
     settings = {"runs": [{"name": "a", "tasks": ["mmlu_x"]}, {"name": "b", "tasks": ["gsm", "hs"]}]}
-    lm_eval_suite.LmEvalSuite(catalog=lambda: CATALOG).prefetch(settings)
+    lm_eval_adapter.LmEvalSuite(catalog=lambda: CATALOG).prefetch(settings)
     assert fetched == ["Rowan/hellaswag", "hails/mmlu_no_train:a", "hails/mmlu_no_train:b", "openai/gsm8k:main"]

@@ -16,9 +16,10 @@ import yaml
 from paths import FIXTURES as FIXTURES_DIR
 
 from evalkit.benchmarks.base import RunContext
-from evalkit.benchmarks.lm_eval import ruler, ruler_data
+from evalkit.benchmarks.lm_eval import ruler, ruler_data, ruler_scores
+from evalkit.benchmarks.lm_eval.adapter import LmEvalSuite
 from evalkit.benchmarks.lm_eval.offline import TaskEntry
-from evalkit.benchmarks.lm_eval.suite import LmEvalSuite, RunFiles, read_run_outputs
+from evalkit.benchmarks.lm_eval.parse import RunFiles, read_run_outputs
 from evalkit.core.errors import BenchmarkError, ConfigError
 from evalkit.core.records import SampleRecord, TaskScore
 
@@ -128,9 +129,9 @@ def test_standard_lengths_and_unweighted_means() -> None:
         _doc("ruler_qa_squad", 2, 8192, 0.0),
         _doc("ruler_qa_squad", 3, 8192, 0.0),
     ]
-    relabelled = [ruler.ruler_sample(d) for d in docs]
+    relabelled = [ruler_scores.ruler_sample(d) for d in docs]
     assert relabelled[0].metrics == {"score@4096": 1.0} and relabelled[2].metrics == {"score@8192": 1.0}
-    rows = _rows(ruler.ruler_scores(relabelled))
+    rows = _rows(ruler_scores.ruler_scores(relabelled))
     assert rows[("niah_single_1", "score@4096")].value == 50.0
     assert rows[("niah_single_1", "score@4096")].stderr == pytest.approx(50.0)
     assert rows[("niah_single_1", "score@8192")].stderr is None  # one document
@@ -147,7 +148,7 @@ def test_results_without_ruler_keep_the_other_tasks() -> None:
         "group_subtasks": {"ruler": ["niah_single_1"]},
         "n-samples": {"niah_single_1": {"effective": 1}, "hellaswag": {"effective": 1}},
     }
-    out = ruler.without_ruler(results)
+    out = ruler_scores.without_ruler(results)
     assert out["results"] == {"hellaswag": {"acc,none": 1}} and out["group_subtasks"] == {}
     assert out["n-samples"] == {"hellaswag": {"effective": 1}}
 
@@ -269,12 +270,12 @@ def test_first_per_length_keeps_the_first_documents_of_each_length() -> None:
 
 
 def test_adapter_prefetch_fetches_ruler_data_only_for_tasks_that_read_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    from evalkit.benchmarks.lm_eval import suite as lm_eval_suite
+    from evalkit.benchmarks.lm_eval import adapter as lm_eval_adapter
 
     calls: list[tuple[Path, list[str]]] = []
-    monkeypatch.setattr(lm_eval_suite, "prefetch_datasets", lambda refs: None)
+    monkeypatch.setattr(lm_eval_adapter, "prefetch_datasets", lambda refs: None)
     monkeypatch.setattr(ruler_data, "prefetch", lambda d, sources, python: calls.append((d, list(sources))))
-    adapter = lm_eval_suite.LmEvalSuite(catalog=lambda: CATALOG)
+    adapter = lm_eval_adapter.LmEvalSuite(catalog=lambda: CATALOG)
     run = {"name": "r", "max_seq_lengths": [4096], "tasks": ["niah_single_1"]}
     adapter.prefetch({"runs": [run]})
     assert calls == []  # synthetic: nothing to fetch

@@ -1,0 +1,203 @@
+"""lm-eval suites (Open LLM Leaderboard v1 and v2, RULER) as a benchmark adapter: the I/O shell.
+
+A suite is a list of runs; each run is one `lm-eval run` subprocess against the served model's OpenAI-compatible
+API, with its own few-shot count, prompt format and context budget (the protocol's settings differ per task).
+`generate` renders each run's argv (`command`) and executes it; `score` reads the runs' outputs into records
+(`parse`) and applies the leaderboard's benchmark rows (`leaderboard`). RULER's own steps are calls into `ruler`,
+`ruler_data` and `ruler_scores`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from evalkit.benchmarks.base import BenchmarkResult, Endpoint, RunContext
+from evalkit.benchmarks.lm_eval import ruler, ruler_data, ruler_scores
+from evalkit.benchmarks.lm_eval.command import render_command
+from evalkit.benchmarks.lm_eval.leaderboard import promote_benchmarks
+from evalkit.benchmarks.lm_eval.offline import (
+    TaskCatalog,
+    datasets_for_tasks,
+    ensure_punkt_tab,
+    load_task_catalog,
+    prefetch_datasets,
+    render_override_tasks,
+    write_override_tasks,
+)
+from evalkit.benchmarks.lm_eval.parse import RunFiles, read_run_outputs
+from evalkit.benchmarks.lm_eval.settings import LmEvalRun, LmEvalSuiteSettings, parse_settings, validate_settings
+from evalkit.core.datasources import DataSource, hub_source, local_source
+from evalkit.core.errors import BenchmarkError, ConfigError
+from evalkit.core.records import SampleRecord, TaskScore
+from evalkit.util.procs import die_with_parent, log_tail, stop_process_group
+
+log = logging.getLogger("evalkit.lm_eval")
+
+
+class LmEvalSuite:
+    """Benchmark adapter for lm-eval suites (adapter key `lm_eval`)."""
+
+    def __init__(
+        self,
+        catalog: Callable[[], TaskCatalog] = load_task_catalog,
+        python: str = sys.executable,
+    ) -> None:
+        self._catalog = catalog
+        """Loads lm-eval's task index (slow: ~10 s); injectable for tests."""
+        self._python = python
+        """Interpreter that has lm-eval (the running one by default)."""
+
+    def validate(self, settings: dict[str, Any]) -> None:
+        validate_settings(settings, self._catalog())
+
+    def generate(self, ctx: RunContext) -> None:
+        settings = validate_settings(ctx.settings, None)
+        endpoint = ctx.endpoint
+        if endpoint is None:
+            raise BenchmarkError("lm_eval generate needs a served model, but the run context has no endpoint")
+        _check_context(settings, endpoint)
+        root = ctx.work_dir / "lm_eval"
+        long_context = any(run.max_seq_lengths for run in settings.runs)
+        catalog = self._catalog() if ctx.data_overrides or long_context else None
+        env = self._env(ctx, root)
+        for i, run in enumerate(settings.runs, 1):
+            files = RunFiles(root / run.name)
+            log.info(
+                "    lm-eval run %d/%d %s: %s (log: %s)",
+                i,
+                len(settings.runs),
+                run.name,
+                ",".join(run.tasks),
+                files.log,
+            )
+            t0 = time.monotonic()
+            # a fresh folder per attempt: `score` must never read a previous attempt's results
+            shutil.rmtree(files.dir, ignore_errors=True)
+            files.dir.mkdir(parents=True)
+            include_path = None
+            if catalog is not None:
+                overrides = _task_overrides(run, settings, catalog, ctx.data_overrides)
+                include_path = write_override_tasks(overrides, files.dir / "tasks") if overrides else None
+            argv = render_command(
+                run,
+                settings,
+                endpoint=endpoint,
+                output_dir=files.dir / "output",
+                include_path=include_path,
+                seed=ctx.seed,
+                python=self._python,
+            )
+            _run(run.name, argv, files, env)
+            log.info("    lm-eval run %s finished in %.0f s", run.name, time.monotonic() - t0)
+
+    def score(self, ctx: RunContext) -> BenchmarkResult:
+        settings = parse_settings(ctx.settings)
+        scores: list[TaskScore] = []
+        samples: list[SampleRecord] = []
+        for run in settings.runs:
+            files = RunFiles(ctx.work_dir / "lm_eval" / run.name)
+            s, r = read_run_outputs(files)
+            scores += s
+            samples += r
+        # one set of RULER rows for the suite, whichever runs its tasks and lengths were split into
+        scores += ruler_scores.ruler_scores(samples)
+        return BenchmarkResult(scores=promote_benchmarks(scores), samples=samples)
+
+    def data_sources(self, ctx: RunContext) -> list[DataSource]:
+        """Every Hub dataset the runs' tasks read (the task index says which): the local files where the benchmark
+        overrides it, else the Hub id with the prefetched revision; and RULER's source files."""
+        settings = validate_settings(ctx.settings, None)
+        tasks = [t for run in settings.runs for t in run.tasks]
+        catalog = self._catalog()
+        out: list[DataSource] = []
+        for ref in datasets_for_tasks(tasks, catalog):
+            files = ctx.data_overrides.get(ref.id)
+            if files:
+                out += [local_source(ref.id, path, split) for split, path in sorted(files.items())]
+            else:
+                out.append(hub_source(ref.id, ctx.hub_revisions.get(ref.id)))
+        return out + ruler_data.data_sources(tasks, catalog, Path(settings.ruler_data_dir).resolve())
+
+    def prefetch(self, settings: dict[str, Any]) -> None:
+        """Cache the Hub datasets of every task of every run (needs internet; HF_HOME picks the cache), and the
+        source files of RULER's essay and QA tasks."""
+        parsed = validate_settings(settings, None)
+        catalog = self._catalog()
+        tasks = [t for run in parsed.runs for t in run.tasks]
+        prefetch_datasets(datasets_for_tasks(tasks, catalog))
+        sources = ruler.sources_for(tasks, catalog)
+        if sources:
+            ruler_data.prefetch(Path(parsed.ruler_data_dir).resolve(), sources, python=self._python)
+
+    @staticmethod
+    def _env(ctx: RunContext, root: Path) -> dict[str, str]:
+        env = {**os.environ, **ctx.env, "TOKENIZERS_PARALLELISM": "false"}
+        # IFEval needs NLTK's punkt_tab; give lm-eval a local copy instead of a download
+        nltk_dir = Path(env["NLTK_DATA"].split(os.pathsep)[0]) if env.get("NLTK_DATA") else root / "nltk_data"
+        env["NLTK_DATA"] = str(ensure_punkt_tab(nltk_dir))
+        return env
+
+
+def _check_context(settings: LmEvalSuiteSettings, endpoint: Endpoint) -> None:
+    """Every run's budget and RULER length must fit the server's context, before any run starts."""
+    ruler.check_context([n for run in settings.runs for n in run.max_seq_lengths], endpoint.max_model_len)
+    for run in settings.runs:
+        if run.max_length > endpoint.max_model_len:
+            raise ConfigError(
+                f"run {run.name!r}: max_length {run.max_length} exceeds the server's max_model_len "
+                f"{endpoint.max_model_len}",
+                hint="start the server with a larger max_model_len (the model's config)",
+            )
+
+
+def _task_overrides(
+    run: LmEvalRun, settings: LmEvalSuiteSettings, catalog: TaskCatalog, data_overrides: Mapping[str, Mapping[str, str]]
+) -> dict[str, str]:
+    """The run's task overrides: local data files of the benchmark, and RULER documents built offline."""
+    overrides = render_override_tasks(run.tasks, catalog, data_overrides, run.num_fewshot)
+    if run.max_seq_lengths:
+        data_dir = Path(settings.ruler_data_dir).resolve()
+        overrides |= ruler_data.task_overrides(run.tasks, catalog, data_dir, run.demo_samples_per_length)
+    return overrides
+
+
+def _run(name: str, argv: list[str], files: RunFiles, env: Mapping[str, str]) -> None:
+    """One lm-eval run, its command kept beside its log for a rerun by hand; a failure quotes the log's tail."""
+    files.command.write_text(shlex.join(argv) + "\n", encoding="utf-8")
+    code = _run_logged(argv, files.log, env, cwd=files.dir)
+    if code != 0:
+        raise BenchmarkError(
+            f"lm-eval run {name!r} exited with code {code}; last lines of its log:\n"
+            + textwrap.indent(log_tail(files.log, 25), "    "),
+            log=files.log,
+            hint=f"fix the cause and rerun the cell; to reproduce by hand: bash {files.command}",
+        )
+
+
+def _run_logged(argv: Sequence[str], log: Path, env: Mapping[str, str], cwd: Path) -> int:
+    """Run argv with stdout+stderr to `log`; kill its whole process group if we are interrupted."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            argv,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=dict(env),
+            cwd=cwd,
+            start_new_session=True,
+            preexec_fn=die_with_parent(),  # a harness orphaned by kill -9 would keep writing into the cell's folder
+        )
+        try:
+            return proc.wait()
+        except BaseException:
+            stop_process_group(proc, 10.0)
+            raise

@@ -1,0 +1,22 @@
+"""The lm-eval adapter's own checks before any lm-eval process starts. No lm-eval import, no network."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from lm_eval_conf import CATALOG, ENDPOINT, settings_of
+
+from evalkit.benchmarks.base import RunContext
+from evalkit.benchmarks.lm_eval.adapter import LmEvalSuite
+from evalkit.core.errors import ConfigError
+
+
+def test_ruler_lengths_beyond_the_servers_context_fail_before_lm_eval_starts(tmp_path: Path) -> None:
+    small = replace(ENDPOINT, max_model_len=8192)
+    ctx = RunContext(endpoint=small, work_dir=tmp_path, settings=settings_of("ruler"))
+    with pytest.raises(ConfigError) as err:
+        LmEvalSuite(catalog=lambda: CATALOG, python="/nonexistent").generate(ctx)
+    assert "RULER lengths [16384, 32768, 65536, 131072] exceed the server's max_model_len 8192" in err.value.message
+    assert not (tmp_path / "lm_eval").exists()
