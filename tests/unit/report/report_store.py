@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 from paths import FIXTURES, REPO
 
-from evalkit.benchmarks.lm_eval.suite import RunFiles, promote_benchmarks, read_run_outputs
+from evalkit.benchmarks.lm_eval.leaderboard import promote_benchmarks
+from evalkit.benchmarks.lm_eval.parse import RunFiles, read_run_outputs
 from evalkit.core.cell import Cell
 from evalkit.core.datasources import local_source, sources_json
 from evalkit.core.records import SampleRecord, TaskScore
