@@ -29,7 +29,8 @@ BENIGN = "import sys\nprint('hello', sum(range(10)))\nsys.stdout.flush()\n"
 @pytest.fixture(scope="module")
 def sandbox() -> Sandbox:
     try:
-        return Sandbox(SandboxLimits(wall_time_s=3.0, cpu_time_s=2, memory_bytes=512 << 20, max_processes=8))
+        # 10 s of wall time: a loaded machine (CI beside vLLM servers) took over 3 s to start and end a benign run
+        return Sandbox(SandboxLimits(wall_time_s=10.0, cpu_time_s=2, memory_bytes=512 << 20, max_processes=8))
     except SandboxError as exc:
         pytest.skip(f"no sandbox here: {exc}")
 
@@ -64,7 +65,7 @@ def test_the_isolation_probe_passes(sandbox: Sandbox) -> None:
 def test_benign_program_passes_with_output_and_stdin(sandbox: Sandbox) -> None:
     r = sandbox.run("import sys\nprint(sys.stdin.read().upper())\n", stdin=b"abc")
     assert (r.status, r.exit_code, r.stdout) == ("passed", 0, "ABC\n")
-    assert r.cpu_time_s is not None and r.wall_time_s < 3
+    assert r.cpu_time_s is not None and r.wall_time_s < 10
 
 
 def test_program_inherits_only_stdio_and_runs_unprivileged(sandbox: Sandbox) -> None:
@@ -113,7 +114,7 @@ def test_infinite_loop_hits_the_cpu_limit() -> None:
 
 def test_sleeping_program_hits_the_wall_limit(sandbox: Sandbox) -> None:
     r = run(sandbox, "import time\ntime.sleep(60)\n")
-    assert r.status == "timeout" and "wall" in r.detail and r.wall_time_s < 6
+    assert r.status == "timeout" and "wall" in r.detail and r.wall_time_s < 15
 
 
 def test_daemonised_child_dies_with_the_run(sandbox: Sandbox) -> None:
