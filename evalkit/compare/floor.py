@@ -43,7 +43,7 @@ def with_floor(table: pd.DataFrame, replicate: pd.Series) -> pd.DataFrame:
     out["n_replicates"] = out["n_replicates"].fillna(0).astype(int)
     has = (out["n_replicates"] > 0) & ~replicate.to_numpy()
     beyond = out["diff"].abs() > out["floor_diff"]
-    out["beyond_floor"] = pd.Series(np.where(has, beyond, None), index=out.index, dtype=object)
+    out["beyond_floor"] = [bool(b) if h else None for b, h in zip(beyond, has, strict=True)]
     return out
 
 

@@ -46,7 +46,7 @@ def with_verdicts(recovery: pd.DataFrame, comparisons: pd.DataFrame) -> pd.DataF
             continue
         out.at[i, "recovery_lo"] = float(src["recovery_lo"])
         out.at[i, "recovery_hi"] = float(src["recovery_hi"])
-        out.at[i, "verdict"] = None if src["role"] == REPLICATE else verdict_of(src)
+        out.at[i, "verdict"] = None if src["role"] == REPLICATE else verdict_of(src.to_dict())
     return out
 
 

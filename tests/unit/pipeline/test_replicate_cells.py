@@ -88,7 +88,7 @@ def test_the_sweeper_names_a_replicated_benchmark_once(tmp_path: Path) -> None:
 
 
 def test_an_unknown_replicated_benchmark_is_a_config_error(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="replicates.benchmarks names \\['demo_leaderboard_v9'\\]"):
+    with pytest.raises(ConfigError, match=r"replicates.benchmarks names \['demo_leaderboard_v9'\]"):
         plan(tmp_path, "replicates.k=1", "replicates.benchmarks=[demo_leaderboard_v9]")
 
 
