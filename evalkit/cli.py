@@ -155,7 +155,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_aggregate(args: argparse.Namespace) -> int:
-    from evalkit.results.aggregate import aggregate_results
+    from evalkit.compare.recovery import aggregate_results
 
     results = Path(args.results)
     _check_results_dir(results)

@@ -13,6 +13,7 @@ import pyarrow as pa
 
 from evalkit.compare import divergence
 from evalkit.compare.documents import document_scores
+from evalkit.compare.floor import floor_points, is_replicate, with_floor
 from evalkit.compare.frame import as_table
 from evalkit.compare.multiple import Method, adjust
 from evalkit.compare.paired import PairedResult, TaskStats, combine, task_stats
@@ -24,6 +25,10 @@ PAIR_COLUMNS = ["task", "cluster", "doc_id", "prompt_hash", "raw", "y", "w", "sl
 
 SUITE = "*"
 """`task` of a suite's own row."""
+
+VARIANT, REPLICATE = "variant", "replicate"
+"""`role` of a row: a format vs its baseline, or a baseline replicate (format `<baseline>~r<i>`) measuring the noise
+floor (floor.py)."""
 
 
 @dataclass(frozen=True)
@@ -90,23 +95,36 @@ def compare(
             hint="check --baseline and that the baseline cells completed (`evalkit status`)",
         )
     table = pd.DataFrame(rows)
-    # two families, each across the whole grid: the suite rows (the verdicts) and the task rows
+    replicate = table["format"].map(lambda f: is_replicate(str(f), settings.baseline)).astype(bool)
+    table["role"] = np.where(replicate, REPLICATE, VARIANT)
+    # two families, each across the whole grid: the suite rows (the verdicts) and the task rows. Replicates are the
+    # yardstick, not tests of the grid's formats: adjusted among themselves, they leave the variants' p alone.
     is_suite = table["task"] == SUITE
     table["p_adjusted"] = np.nan
-    for family in (is_suite, ~is_suite):
+    for family in (is_suite & ~replicate, ~is_suite & ~replicate, is_suite & replicate, ~is_suite & replicate):
         table.loc[family, "p_adjusted"] = adjust(table.loc[family, "p_value"].to_numpy(), settings.method)
+    table = with_floor(table, replicate)
     table["verdict"] = [
-        verdict(float(r["diff"]), float(r["diff_lo"]), float(r["p_adjusted"]), float(r["margin_points"])).value
-        if r["task"] == SUITE
-        else None
-        for r in table.to_dict("records")
+        verdict_of(r) if r["task"] == SUITE and r["role"] == VARIANT else None for r in table.to_dict("records")
     ]
     return table[COLUMNS], notes
+
+
+def verdict_of(r: Mapping[Hashable, Any]) -> str:
+    """The verdict of a comparisons row (a suite row; task rows of a suite split in two lines, see recovery.py)."""
+    return verdict(
+        float(r["diff"]),
+        float(r["diff_lo"]),
+        float(r["p_adjusted"]),
+        float(r["margin_points"]),
+        floor_points(float(r["floor_diff"])),
+    ).value
 
 
 COLUMNS = [
     "model",
     "format",
+    "role",
     "baseline_format",
     "suite",
     "task",
@@ -127,6 +145,11 @@ COLUMNS = [
     "flips_up",
     "mde",
     "margin_points",
+    "flip_rate",
+    "n_replicates",
+    "floor_diff",
+    "floor_flip_rate",
+    "beyond_floor",
     "verdict",
     "kl_mean",
     "top1_agreement",
@@ -164,11 +187,15 @@ def _line(r: Mapping[Hashable, Any]) -> str:
     diff = f"{r['diff']:+.2f} [{r['diff_lo']:+.2f}, {r['diff_hi']:+.2f}]"
     recovery = f"{r['recovery']:.1f}% [{r['recovery_lo']:.1f}, {r['recovery_hi']:.1f}]"
     flips = f"{r['flips_down']}/{r['flips_up']}"
+    floor = f"{r['floor_diff']:.2f}/{100 * r['floor_flip_rate']:.0f}%" if r["n_replicates"] else "-"
+    beyond = {True: "yes", False: "no"}.get(r["beyond_floor"], "")  # variants with a floor only
     verdict_ = r["verdict"] if isinstance(r["verdict"], str) else ""  # task rows carry none
+    if r["role"] == REPLICATE:
+        verdict_ = "(noise floor)"
     return (
         f"{str(r['model'])[:24]:<24} {str(r['suite'])[:18]:<18} {str(r['format'])[:8]:<8} {task[:26]:<26} "
         f"{r['n_docs']:>7} {r['baseline']:6.1f} {r['variant']:6.1f} {diff:>22} {recovery:>24} "
-        f"{r['p_adjusted']:7.3f} {flips:>10} {r['mde']:5.1f} {kl} {agree}  {verdict_}"
+        f"{r['p_adjusted']:7.3f} {flips:>10} {r['mde']:5.1f} {kl} {agree} {floor:>11} {beyond:>6}  {verdict_}"
     )
 
 
@@ -178,7 +205,7 @@ def render(table: pd.DataFrame, settings: CompareSettings, with_tasks: bool = Fa
     head = (
         f"{'model':<24} {'suite':<18} {'format':<8} {'task':<26} {'n':>7} {'base':>6} {'score':>6} "
         f"{'diff [95% CI]':>22} {'recovery [95% CI]':>24} {'p_adj':>7} {'flips -/+':>10} {'MDE':>5} "
-        f"{'KL':>6} {'agree':>5}  verdict"
+        f"{'KL':>6} {'agree':>5} {'floor':>11} {'beyond':>6}  verdict"
     )
     lines = [head, "-" * len(head)]
     for r in view.to_dict("records"):
@@ -186,6 +213,21 @@ def render(table: pd.DataFrame, settings: CompareSettings, with_tasks: bool = Fa
     lines.append(
         f"\nbaseline {settings.baseline}; margin {settings.margin}; p adjusted ({settings.method}) across the "
         f"grid's suite rows; recovered = 95% CI of the difference within [-margin, +inf) (non-inferiority), "
-        f"degraded = adjusted p < 0.05 and difference < -margin, else inconclusive"
+        f"degraded = adjusted p < 0.05 and difference < -max(margin, floor), else inconclusive"
     )
+    lines.append(_floor_note(table, settings))
     return "\n".join(lines)
+
+
+def _floor_note(table: pd.DataFrame, settings: CompareSettings) -> str:
+    """What the floor column means, and where there is none."""
+    if not (table["role"] == REPLICATE).any():
+        return (
+            f"noise floor: none measured (no {settings.baseline} replicates; run the baseline with replicates.k=1, "
+            "see README 'Comparing formats')"
+        )
+    return (
+        f"noise floor = {settings.baseline} replicates (format {settings.baseline}~r<i>: another request "
+        "concurrency, so other batches) vs the baseline: largest |diff| / share of documents flipped; beyond = the "
+        "variant's |diff| exceeds it"
+    )

@@ -5,6 +5,8 @@
 - degraded: the drop is real at the adjusted level (adjusted p < alpha) and larger than the margin (diff < -margin);
 - inconclusive: otherwise (the CI reaches below -margin but the data cannot say the drop is real and that large).
 The two are disjoint: a CI lower bound >= -margin puts the point estimate above -margin.
+With a noise floor (floor.py: the largest |difference| between baseline replicates), a drop no larger than the floor
+is never degraded: the baseline moved as much against itself.
 """
 
 from __future__ import annotations
@@ -42,9 +44,11 @@ class Margin:
         return f"{self.value:g}% of baseline" if self.percent else f"{self.value:g} points"
 
 
-def verdict(diff: float, diff_lo: float, p_adjusted: float, margin_points: float, alpha: float = 0.05) -> Verdict:
+def verdict(
+    diff: float, diff_lo: float, p_adjusted: float, margin_points: float, floor: float = 0.0, alpha: float = 0.05
+) -> Verdict:
     if diff_lo >= -margin_points:
         return Verdict.RECOVERED
-    if p_adjusted < alpha and diff < -margin_points:
+    if p_adjusted < alpha and diff < -max(margin_points, floor):
         return Verdict.DEGRADED
     return Verdict.INCONCLUSIVE

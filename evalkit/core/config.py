@@ -263,6 +263,40 @@ class QuantizeConfig:
     Sized for the demo model; a 70B GPTQ run needs far more memory (and time)."""
 
 
+REPLICATE_MARK = "~r"
+"""A baseline replicate's format label is `<baseline>~r<i>` (bf16~r1): its own cell (own rows, own id), and to
+`aggregate` and `compare` just another format, paired with the baseline document by document."""
+
+
+def replicate_label(baseline_format: str, index: int) -> str:
+    return f"{baseline_format}{REPLICATE_MARK}{index}"
+
+
+def replicate_of(format_label: str) -> tuple[str, int] | None:
+    """(baseline format, replicate index) of a replicate's format label; None for any other format."""
+    base, mark, index = format_label.rpartition(REPLICATE_MARK)
+    return (base, int(index)) if mark and base and index.isdigit() and int(index) > 0 else None
+
+
+@dataclass
+class ReplicatesConfig:
+    """Baseline replicates, the noise floor: the baseline format's job re-runs its benchmarks `k` more times against
+    the same server, varying only what should not change a result: request concurrency (so vLLM batches requests
+    differently; vLLM is not batch-invariant, on CPU 1 vs 32 changed 5 of 36 v2 responses) and, for adapters that
+    sample, the sampling seed. `evalkit compare` measures the floor from them. On GPU, setting
+    `server.env.VLLM_BATCH_INVARIANT=1` makes vLLM batch-invariant: replicates then measure only the seeds."""
+
+    k: int = 0
+    """Replicates per benchmark (0: none). Replicate i is format `<baseline>~r<i>` in the results."""
+    benchmarks: list[str] = field(default_factory=list)
+    """Benchmarks replicated (names in the catalogue); empty: every benchmark of the job. Pick the cheap ones."""
+    concurrency: list[int] = field(default_factory=lambda: [8, 1, 16, 4])
+    """Requests in flight for replicate i: concurrency[(i-1) % len] (the benchmark's own is 32 or 16)."""
+    seed_adapters: list[str] = field(default_factory=lambda: ["humaneval"])
+    """Adapters whose seed only draws samples (HumanEval's T=0.2 samples): replicate i runs with seed + i. lm-eval's
+    seed also picks few-shot examples, so changing it would change the prompts and no document would pair."""
+
+
 @dataclass
 class EvalkitConfig:
     """Root config: one model x format job and the benchmarks it runs."""
@@ -294,6 +328,8 @@ class EvalkitConfig:
     (no server). Set by the launchers and `evalkit score`; see evalkit/pipeline/job.py."""
     retries: int = 1
     """How many times a failed cell is retried within a job before it is recorded as failed."""
+    replicates: ReplicatesConfig = field(default_factory=ReplicatesConfig)
+    """Baseline replicates for the noise floor (only the baseline format's job runs them)."""
     seed: int = 1234
 
 

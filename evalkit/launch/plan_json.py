@@ -28,6 +28,7 @@ from evalkit.core.cell import Cell
 from evalkit.core.config import EvalkitConfig
 from evalkit.core.resources import job_resources
 from evalkit.launch.describe import Request, resources_text
+from evalkit.pipeline.cells import cell_dir_name, cell_seed, cell_settings
 from evalkit.pipeline.plan import JobPlan, job_dir_of
 from evalkit.serve.render import Device, ServerConfig, render_command, render_env, served_name, server_tmpdir
 from evalkit.util.hashing import sha256_text
@@ -143,8 +144,8 @@ def harness(
 ) -> dict[str, Any]:
     """How the cell's harness will be invoked: lm-eval's argv per run, or the adapter's resolved settings."""
     bench = cfg.benchmarks[cell.benchmark]
-    settings = dict(bench.settings)
-    work_dir = job_dir_of(cfg) / cell.benchmark
+    settings = cell_settings(cfg, cell)  # a baseline replicate's concurrency differs
+    work_dir = job_dir_of(cfg) / cell_dir_name(cell)
     if bench.adapter == "lm_eval":
         from evalkit.benchmarks.lm_eval.command import render_command as lm_eval_command
         from evalkit.benchmarks.lm_eval.settings import parse_settings
@@ -166,7 +167,7 @@ def harness(
                 endpoint=endpoint,
                 output_dir=root / "output",
                 include_path=include,
-                seed=cfg.seed,
+                seed=cell_seed(cfg, cell),
                 python=python,
             )
             runs.append({"name": run.name, "argv": argv})

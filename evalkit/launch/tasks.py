@@ -137,7 +137,7 @@ class AggregateTask:
         self.cwd = cwd
 
     def __call__(self) -> str:
-        from evalkit.results.aggregate import aggregate_results
+        from evalkit.compare.recovery import aggregate_results
 
         os.chdir(self.cwd)
         _log_to(None)

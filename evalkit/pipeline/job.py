@@ -31,6 +31,7 @@ from evalkit.core.datasources import DataSource, datasets_home, read_manifest, s
 from evalkit.core.enums import CellState, Phase
 from evalkit.core.errors import EvalkitError, ServerError
 from evalkit.core.provenance import tool_versions
+from evalkit.pipeline.cells import cell_dir_name, cell_seed, cell_settings
 from evalkit.pipeline.plan import JobPlan, results_dir
 from evalkit.results.store import CellRecord, Provenance, ResultsStore, RunInfo, new_run_id
 from evalkit.util import progress
@@ -146,11 +147,11 @@ def _contexts(cfg: EvalkitConfig, job_dir: Path) -> Callable[[Cell, Endpoint | N
     def ctx_of(cell: Cell, endpoint: Endpoint | None) -> RunContext:
         return RunContext(
             endpoint=endpoint,
-            work_dir=job_dir / cell.benchmark,
-            settings=dict(cfg.benchmarks[cell.benchmark].settings),
+            work_dir=job_dir / cell_dir_name(cell),
+            settings=cell_settings(cfg, cell),  # a baseline replicate's differ (evalkit.pipeline.cells)
             data_overrides=overrides[cell.benchmark],
             env=env,
-            seed=cfg.seed,
+            seed=cell_seed(cfg, cell),
             hub_revisions=revisions,
         )
 

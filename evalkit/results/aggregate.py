@@ -8,6 +8,9 @@ format and the baseline count, so a missing task never skews a comparison; `n_ta
 A row whose scores (the format's or the baseline's) came from a cell that ran on local data overrides (a demo or
 smoke benchmark, or local copies of Hub datasets; the `data_overridden` column of `scores`) has `data_overridden`
 set, and the rendered table marks it.
+
+Beside each recovery, `evalkit aggregate` shows its 95% CI and verdict from `evalkit.compare` (a layer above this
+one: `evalkit.compare.recovery` fills the columns, this module renders them).
 """
 
 from __future__ import annotations
@@ -46,8 +49,13 @@ RECOVERY_COLUMNS = [
     "score",
     "baseline_score",
     "recovery",
+    "recovery_lo",
+    "recovery_hi",
+    "verdict",
     "data_overridden",
 ]
+"""recovery_lo / recovery_hi / verdict: the 95% CI and verdict of `evalkit compare` (filled by
+`evalkit.compare.recovery`; NaN / None where there are no per-document samples, e.g. hand-entered scores)."""
 
 
 def primary_scores(scores: pd.DataFrame) -> pd.DataFrame:
@@ -107,6 +115,9 @@ def recovery_table(scores: pd.DataFrame, baseline_format: str = "bf16") -> pd.Da
                     "score": avg,
                     "baseline_score": base_avg,
                     "recovery": recovery,
+                    "recovery_lo": float("nan"),
+                    "recovery_hi": float("nan"),
+                    "verdict": None,
                     "data_overridden": overridden,
                 }
             )
@@ -125,9 +136,27 @@ OVERRIDE_NOTE = (
 )
 
 
+CI_NOTE = (
+    "(recovery% [95% CI], verdict): CI from a paired bootstrap over documents and verdict (recovered / degraded / "
+    "inconclusive) as `evalkit compare` computes them; <baseline>~r<i>: a baseline replicate (the noise floor)"
+)
+
+
+def _recovery_text(r: pd.Series) -> str:
+    """ "90.0%", or with a CI and verdict "90.0% [85.1, 95.2], inconclusive"."""
+    text = f"{format_cell(float(r['recovery']))}%"
+    lo, hi = r.get("recovery_lo"), r.get("recovery_hi")
+    if lo is not None and hi is not None and pd.notna(lo) and pd.notna(hi):
+        text += f" [{format_cell(float(lo))}, {format_cell(float(hi))}]"
+    verdict = r.get("verdict")
+    if isinstance(verdict, str):
+        text += f", {verdict}"
+    return text
+
+
 def render_recovery(table: pd.DataFrame, baseline_format: str) -> str:
-    """Per model and section: suites as rows, formats as columns, "score (recovery%)" in each cell; a cell that ran
-    on local data overrides is marked "*", with a footnote."""
+    """Per model and section: suites as rows, formats as columns, "score (recovery%)" in each cell, with the CI and
+    verdict where the table has them; a cell that ran on local data overrides is marked "*", with a footnote."""
     if table.empty:
         return "No successful results to aggregate."
     blocks = []
@@ -146,7 +175,7 @@ def render_recovery(table: pd.DataFrame, baseline_format: str) -> str:
                     r = by_fmt.loc[fmt]
                     cell = format_cell(float(r["score"]))
                     if fmt != baseline_format:
-                        cell += f" ({format_cell(float(r['recovery']))}%)"
+                        cell += f" ({_recovery_text(r)})"
                     if bool(r.get("data_overridden", False)):
                         cell += OVERRIDE_MARK
                         marked = True
@@ -154,19 +183,17 @@ def render_recovery(table: pd.DataFrame, baseline_format: str) -> str:
                 rows.append(row)
             title = f"{model} - {section}: average score (recovery vs {baseline_format})"
             blocks.append(title + "\n" + text_table(["suite", *formats], rows, [False] + [True] * len(formats)))
+    if "recovery_lo" in table.columns and table["recovery_lo"].notna().any():
+        blocks.append(CI_NOTE)
     if marked:
         blocks.append(OVERRIDE_NOTE)
     return "\n\n".join(blocks)
 
 
-def aggregate_results(results: Path, baseline_format: str = "bf16") -> str:
-    """Read `<results>/scores`, write `<results>/aggregate/recovery.{parquet,csv}` and return the text report: what
-    `evalkit aggregate` prints, and the Slurm aggregate job's log."""
-    from evalkit.results.store import ResultsStore
-
-    table = recovery_table(ResultsStore(results).read_scores(required=REQUIRED_COLUMNS), baseline_format)
+def write_recovery(table: pd.DataFrame, results: Path) -> str:
+    """Write `<results>/aggregate/recovery.{parquet,csv}`; returns the line saying so."""
     out = results / "aggregate"
     out.mkdir(parents=True, exist_ok=True)
     table.to_parquet(out / "recovery.parquet", index=False)
     table.to_csv(out / "recovery.csv", index=False)
-    return f"{render_recovery(table, baseline_format)}\n\nwritten: {out / 'recovery.parquet'}, {out / 'recovery.csv'}"
+    return f"written: {out / 'recovery.parquet'}, {out / 'recovery.csv'}"

@@ -234,4 +234,5 @@ def _job_overrides(job: list[str], cells: list[Any]) -> list[str]:
     from evalkit.core import grid
 
     kept = [o for o in job if not o.startswith(f"{grid.GROUPED_KEY}=")]
-    return [*kept, grid.grouped_override([c.benchmark for c in cells])]
+    # a benchmark once, though a baseline replicate is a cell of the same benchmark: the job adds its replicates
+    return [*kept, grid.grouped_override(list(dict.fromkeys(c.benchmark for c in cells)))]

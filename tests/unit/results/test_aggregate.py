@@ -179,3 +179,74 @@ def test_aggregate_cli_on_hand_written_parquet(tmp_path: Path) -> None:
     assert "(100.0%)" in out.stdout  # (67+81)/(68+80) = 100.0
     written = pd.read_parquet(tmp_path / "aggregate" / "recovery.parquet")
     assert written.set_index("format").loc["w8a8", "recovery"] == pytest.approx(100.0)
+
+
+def test_aggregate_carries_the_ci_and_verdict_of_compare(tmp_path: Path) -> None:
+    """`evalkit aggregate` on a store with per-document samples: each recovery gets compare's CI and verdict (the
+    same numbers `evalkit compare` writes), a baseline replicate its CI and no verdict."""
+    from datetime import datetime, timezone
+
+    from evalkit.compare.table import SUITE
+    from evalkit.core.cell import Cell
+    from evalkit.core.records import SampleRecord, TaskScore
+    from evalkit.results.store import Provenance, ResultsStore, RunInfo, new_run_id
+
+    store = ResultsStore.open_for_writing(tmp_path)
+    now = datetime.now(timezone.utc)
+    prov = Provenance("0", "c", "0.4.13", "0.32", "/ckpt", "h")
+    right = [i % 10 < 7 for i in range(400)]  # 70% right
+    formats = {
+        "bf16": right,
+        "bf16~r1": right,
+        "w8a8": [(not r) if i in (0, 7) else r for i, r in enumerate(right)],  # one flip each way
+        "w4a16": [r and i % 4 != 0 for i, r in enumerate(right)],  # 80 flips down: -20 points
+    }
+    for fmt, docs in formats.items():
+        cell = Cell("m", fmt, "leaderboard_v1", "leaderboard_v1", "hub:x", "f" * 64)
+        value = 100 * sum(docs) / len(docs)
+        samples = [
+            SampleRecord("arc", i, f"h{i}", "A", "A" if r else "B", {"acc": float(r)}) for i, r in enumerate(docs)
+        ]
+        run = RunInfo(new_run_id(), now, now, "log", prov, "[]", False)
+        store.commit_cell(cell, run, [TaskScore("arc", "acc", value, None, len(docs), is_primary=True)], samples)
+    out = subprocess.run(
+        [sys.executable, "-m", "evalkit.cli", "aggregate", "--results", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    written = pd.read_parquet(tmp_path / "aggregate" / "recovery.parquet").set_index("format")
+    assert {"recovery_lo", "recovery_hi", "verdict"} <= set(written.columns)
+    assert written.loc["w4a16", "verdict"] == "degraded" and written.loc["w8a8", "verdict"] == "recovered"
+    assert written.loc["w4a16", "recovery_hi"] < 100 < written.loc["w8a8", "recovery_hi"]
+    assert written.loc["w4a16", "recovery_lo"] < written.loc["w4a16", "recovery"] < written.loc["w4a16", "recovery_hi"]
+    rep = written.loc["bf16~r1"]
+    assert rep["recovery"] == rep["recovery_lo"] == rep["recovery_hi"] == pytest.approx(100.0)
+    assert pd.isna(rep["verdict"])
+    assert pd.isna(written.loc["bf16", "recovery_lo"])
+    # the same CI as `evalkit compare` (one implementation, same default seed)
+    from evalkit.compare import CompareSettings, compare
+    from evalkit.compare.frame import read_samples
+
+    table, _ = compare(read_samples(tmp_path), ResultsStore(tmp_path).read_scores(), CompareSettings())
+    w4 = table[(table["format"] == "w4a16") & (table["task"] == SUITE)].iloc[0]
+    assert written.loc["w4a16", "recovery_lo"] == pytest.approx(w4["recovery_lo"])
+    lo, hi = written.loc["w4a16", ["recovery_lo", "recovery_hi"]]
+    assert f"50.0 (71.4% [{lo:.1f}, {hi:.1f}], degraded)" in out
+    assert "70.0 (100.0% [100.0, 100.0])" in out  # the replicate: a CI, no verdict
+    assert "(recovery% [95% CI], verdict)" in out
+
+
+def test_aggregate_without_samples_says_why_there_is_no_ci(tmp_path: Path) -> None:
+    (tmp_path / "scores").mkdir()
+    hand_table(
+        [("m", "bf16", "leaderboard_v1", "mmlu", 68.0, None), ("m", "w8a8", "leaderboard_v1", "mmlu", 67.0, None)]
+    ).to_parquet(tmp_path / "scores" / "published.parquet")
+    out = subprocess.run(
+        [sys.executable, "-m", "evalkit.cli", "aggregate", "--results", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "67.0 (98.5%)" in out and "no CIs or verdicts: no samples under" in out
+    assert pd.read_parquet(tmp_path / "aggregate" / "recovery.parquet")["verdict"].isna().all()
