@@ -97,4 +97,4 @@ def test_a_replicate_format_label_is_not_a_config_format() -> None:
 
     assert replicate_of(replicate_label("bf16", 3)) == ("bf16", 3)
     assert replicate_of("bf16") is None and replicate_of("bf16~r0") is None
-    assert Cell("m", "bf16~r1", "b", "s", "c", "f" * 64).key == "m__bf16~r1__b"
+    assert Cell("m", "bf16~r1", "b", "s", "c", "f" * 64).key.encode() == "m__bf16~r1__b"
