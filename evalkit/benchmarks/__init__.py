@@ -11,6 +11,7 @@ ADAPTERS: dict[str, str] = {
     "lm_eval": "evalkit.benchmarks.lm_eval.suite:LmEvalSuite",
     "arena_hard": "evalkit.benchmarks.arena.adapter:ArenaHard",
     "humaneval": "evalkit.benchmarks.humaneval.adapter:HumanEval",
+    "perf": "evalkit.perf.adapter:Perf",
 }
 """Adapter name (the `adapter:` key of conf/benchmarks/*.yaml) -> "module:class"."""
 
