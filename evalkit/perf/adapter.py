@@ -28,6 +28,7 @@ from evalkit.util.files import write_text_atomic
 CONTEXT = "context.json"
 LOG = "loadgen.log"
 RERUN_MARK = "to rerun by hand:"
+HEADER_END = "===== vLLM output follows"
 
 
 class Perf:
@@ -136,9 +137,17 @@ def read_runs(folder: Path) -> list[tuple[Run, RunStats]]:
 
 
 def server_command(server_log: Path) -> str | None:
-    """The vLLM command of the job's server: the last rerun line evalkit wrote into its log (evalkit.serve)."""
+    """The vLLM command of the job's server: the last rerun command evalkit wrote into its log's header
+    (evalkit.serve: the command, continued over lines with backslashes, up to the "vLLM output follows" line)."""
     if not server_log.exists():
         return None
     lines = server_log.read_text(errors="replace").splitlines()
     marks = [i for i, line in enumerate(lines) if line.endswith(RERUN_MARK)]
-    return lines[marks[-1] + 1] if marks and marks[-1] + 1 < len(lines) else None
+    if not marks:
+        return None
+    command = []
+    for line in lines[marks[-1] + 1 :]:
+        if line.startswith(HEADER_END):
+            break
+        command.append(line.rstrip("\\").strip())
+    return " ".join(command) or None

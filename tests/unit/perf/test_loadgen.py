@@ -78,7 +78,7 @@ def test_settings_validation_names_the_problem() -> None:
 
 def test_server_command_is_the_last_rerun_line(tmp_path: Path) -> None:
     log = tmp_path / "server.log"
-    log.write_text("x\n===== evalkit t: starting vLLM; to rerun by hand:\nold\n==\n"
-                   "===== evalkit t: starting vLLM; to rerun by hand:\nvllm --dtype auto\n==\n")  # fmt: skip
-    assert server_command(log) == "vllm --dtype auto"
+    header = "===== evalkit t: starting vLLM; to rerun by hand:\n{}\n===== vLLM output follows\nINFO ...\n"
+    log.write_text(header.format("old") + header.format("VLLM_X=1 python -m vllm \\\n  --dtype auto \\\n  --port 1"))
+    assert server_command(log) == "VLLM_X=1 python -m vllm --dtype auto --port 1"
     assert server_command(tmp_path / "none.log") is None
