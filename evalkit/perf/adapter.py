@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from evalkit.core.records import SampleRecord, TaskScore
 from evalkit.perf import hardware
 from evalkit.perf.loadgen import RunStats, bench_command, parse_result, run_bench
 from evalkit.perf.settings import PerfSettings, UseCase, parse_settings
-from evalkit.perf.sweep import SYNC, THROUGHPUT, Run, constant_rates, oversaturated
+from evalkit.perf.sweep import Run, constant_rates, oversaturated
 from evalkit.util.files import write_text_atomic
 
 CONTEXT = "context.json"
@@ -71,9 +72,11 @@ class Perf:
             partial.replace(result)
             return stats
 
-        sync = run(SYNC, s.sync_requests)
-        peak = run(THROUGHPUT, s.sweep_requests)
-        for rate in constant_rates(sync.requests_per_s, peak.requests_per_s, s.sweep_rates):
+        sync = [run(Run("sync", None, k), s.sync_requests) for k in range(1, s.repeats + 1)]
+        peak = [run(Run("throughput", None, k), s.sweep_requests) for k in range(1, s.repeats + 1)]
+        one_stream = statistics.median(r.requests_per_s for r in sync)
+        saturation = statistics.median(r.requests_per_s for r in peak)
+        for rate in constant_rates(one_stream, saturation, s.sweep_rates):
             got = run(Run("constant", rate), s.sweep_requests)
             if oversaturated(rate, got.requests_per_s, s.oversaturation):
                 break
@@ -91,7 +94,9 @@ class Perf:
                     TaskScore(task, m, v, n_samples=stats.requests, higher_is_better=_higher_is_better(m))
                     for m, v in measures.items()
                 ]
-                description = {"use_case": asdict(case), "mode": run.mode, "rate": run.rate, **context}
+                description = {
+                    "use_case": asdict(case), "mode": run.mode, "rate": run.rate, "repeat": run.repeat, **context
+                }  # fmt: skip
                 samples.append(
                     SampleRecord(
                         task=task,
@@ -127,13 +132,11 @@ def read_runs(folder: Path) -> list[tuple[Run, RunStats]]:
     """The finished runs of one use case, in sweep order: sync, throughput, then constant rates ascending."""
     runs: list[tuple[Run, RunStats]] = []
     for path in folder.glob("*.json"):
-        mode, _, rate = path.stem.partition("@")
-        if path.name.startswith(".") or mode not in ("sync", "throughput", "constant"):
+        if path.name.startswith("."):  # a run in progress
             continue
-        run = Run(mode, float(rate) if rate else None)  # type: ignore[arg-type]
-        runs.append((run, parse_result(json.loads(path.read_text()))))
+        runs.append((Run.of_label(path.stem), parse_result(json.loads(path.read_text()))))
     order = {"sync": 0, "throughput": 1, "constant": 2}
-    return sorted(runs, key=lambda rs: (order[rs[0].mode], rs[0].rate or 0.0))
+    return sorted(runs, key=lambda rs: (order[rs[0].mode], rs[0].rate or 0.0, rs[0].repeat))
 
 
 def server_command(server_log: Path) -> str | None:

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 
 import pandas as pd
 
-from evalkit.perf.cost import PriceTable, Slo, cost_reduction, peak_qps, queries_per_dollar
+from evalkit.perf.cost import PriceTable, Slo, cost_reduction, peak_qps, queries_per_dollar, within_slo
 
 HARDWARE_TYPES = ("H100", "A100", "A6000", "L40S", "L4", "A10")
 """GPU families a price table may list; a measured GPU name is priced as the first family it contains."""
@@ -30,7 +30,11 @@ class Choice:
     """GPUs (or CPU cores) one replica uses."""
     usd_per_hour: float
     qps: float
-    """sync: completed requests/s at concurrency 1; async: peak requests/s within the SLO."""
+    """sync: completed requests/s at concurrency 1 (median of the repeats); async: peak requests/s within the SLO."""
+    qps_min: float
+    qps_max: float
+    """Spread of `qps` over the repeated runs it comes from (sync runs; the throughput runs when they hold the
+    peak)."""
     queries_per_dollar: float
     cost_reduction: float
     """Queries per dollar relative to the baseline format in the same scenario (NaN without a baseline)."""
@@ -80,11 +84,7 @@ def recommend(
                 first = runs.iloc[0]
                 units = units_of(first, prices)
                 usd = prices.price(hardware_type(str(hardware), str(first["hardware_kind"])), units)
-                if deployment == "sync":
-                    sync = runs[runs["mode"] == "sync"]
-                    qps = float(sync["requests_per_s"].iloc[0]) if len(sync) else 0.0
-                else:
-                    qps = peak_qps(runs, slo)
+                qps, lo, hi = (sync_qps if deployment == "sync" else async_qps)(runs, slo)
                 why = accuracy_gate(suite_rows, str(model), str(fmt), suites, baseline)
                 if why is None and qps <= 0:
                     why = "no run within the latency SLO" if deployment == "async" else "no synchronous run"
@@ -98,6 +98,8 @@ def recommend(
                         units,
                         usd,
                         qps,
+                        lo,
+                        hi,
                         queries_per_dollar(qps, usd),
                         math.nan,
                         "excluded" if why else "eligible",
@@ -106,6 +108,22 @@ def recommend(
                 )
             choices += _rank(scenario, baseline)
     return pd.DataFrame([asdict(c) for c in choices], columns=list(Choice.__dataclass_fields__))
+
+
+def sync_qps(runs: pd.DataFrame, slo: Slo) -> tuple[float, float, float]:
+    """Median, min and max requests/s of the synchronous runs (0 without any). The SLO does not apply: one
+    request at a time is the deployment's best latency."""
+    rps = runs.loc[runs["mode"] == "sync", "requests_per_s"]
+    return (float(rps.median()), float(rps.min()), float(rps.max())) if len(rps) else (0.0, 0.0, 0.0)
+
+
+def async_qps(runs: pd.DataFrame, slo: Slo) -> tuple[float, float, float]:
+    """Peak requests/s within the SLO, with the spread of the throughput repeats when the peak is one of them."""
+    peak = peak_qps(runs, slo)
+    thr = within_slo(runs[runs["mode"] == "throughput"], slo)["requests_per_s"]
+    if len(thr) and float(thr.max()) == peak:
+        return peak, float(thr.min()), peak
+    return peak, peak, peak
 
 
 def _rank(scenario: list[Choice], baseline: str) -> list[Choice]:
@@ -126,13 +144,15 @@ def render(table: pd.DataFrame, prices: PriceTable, slo: Slo) -> str:
     lines = [
         f"prices of {prices.date} ({prices.source}); async SLO: TTFT p{slo.percentile} <= {slo.ttft_ms:g} ms, "
         f"ITL p{slo.percentile} <= {slo.itl_ms:g} ms",
-        f"{'model':<24} {'deploy':<6} {'use case':<22} {'hardware':<34} {'format':<7} {'qps':>8} {'q/$':>10} "
+        f"{'model':<24} {'deploy':<6} {'use case':<22} {'hardware':<34} {'format':<7} {'qps [min, max]':>24} "
+        f"{'q/$':>10} "
         f"{'vs base':>7}  status",
     ]
     for r in (Choice(**{str(k): v for k, v in rec.items()}) for rec in table.to_dict("records")):
         red = f"{r.cost_reduction:6.2f}x" if not math.isnan(r.cost_reduction) else f"{'':7}"
         lines.append(
             f"{r.model[:24]:<24} {r.deployment:<6} {r.use_case[:22]:<22} {r.hardware[:34]:<34} {r.format[:7]:<7} "
-            f"{r.qps:8.3f} {r.queries_per_dollar:10.0f} {red}  {r.status}{': ' + r.reason if r.reason else ''}"
+            f"{r.qps:8.3f} [{r.qps_min:6.3f}, {r.qps_max:6.3f}] {r.queries_per_dollar:10.0f} {red}  "
+            f"{r.status}{': ' + r.reason if r.reason else ''}"
         )
     return "\n".join(lines)

@@ -33,9 +33,12 @@ class PerfSettings:
     sweep stops there (higher rates only queue)."""
     timeout_s: float
     """Wall-clock limit of one load-generator run."""
+    repeats: int
+    """How many times the synchronous and the throughput runs are made (their spread is reported)."""
 
 
 _KEYS = {
+    "repeats",
     "use_cases",
     "sync_requests",
     "sweep_requests",
@@ -73,9 +76,12 @@ def parse_settings(settings: dict[str, Any]) -> PerfSettings:
         warmup_requests=int(settings.get("warmup_requests", 2)),
         oversaturation=float(settings.get("oversaturation", 0.9)),
         timeout_s=float(settings.get("timeout_s", 3600)),
+        repeats=int(settings.get("repeats", 3)),
     )
-    if min(out.sync_requests, out.sweep_requests) < 1 or out.sweep_rates < 0 or out.warmup_requests < 0:
-        raise ConfigError("perf settings: request counts must be >= 1, sweep_rates and warmup_requests >= 0")
+    if min(out.sync_requests, out.sweep_requests, out.repeats) < 1 or out.sweep_rates < 0 or out.warmup_requests < 0:
+        raise ConfigError(
+            "perf settings: request counts and repeats must be >= 1, sweep_rates and warmup_requests >= 0"
+        )
     if not 0 < out.oversaturation <= 1:
         raise ConfigError(f"perf settings.oversaturation={out.oversaturation} must be in (0, 1]")
     return out

@@ -16,10 +16,21 @@ class Run:
     mode: Mode
     rate: float | None
     """Target requests/s of a constant-rate run; None for sync (one at a time) and throughput (all at once)."""
+    repeat: int = 1
+    """1, 2, ...: the same run again, for the spread of its figures."""
 
     @property
     def label(self) -> str:
-        return self.mode if self.rate is None else f"{self.mode}@{self.rate:.4g}"
+        base = self.mode if self.rate is None else f"{self.mode}@{self.rate:.4g}"
+        return base if self.repeat == 1 else f"{base}#{self.repeat}"
+
+    @classmethod
+    def of_label(cls, label: str) -> Run:
+        head, _, repeat = label.partition("#")
+        mode, _, rate = head.partition("@")
+        if mode not in ("sync", "throughput", "constant"):
+            raise ValueError(label)
+        return cls(mode, float(rate) if rate else None, int(repeat or 1))  # type: ignore[arg-type]
 
 
 SYNC = Run("sync", None)

@@ -36,6 +36,8 @@ class PerfRow:
     """sync (concurrency 1), throughput (all requests at once), constant (a fixed request rate)."""
     rate: float | None
     """Target requests/s of a constant-rate run; null otherwise."""
+    repeat: int
+    """1, 2, ...: repeated runs of one (mode, rate), for the spread."""
     requests: int
     errors: int
     requests_per_s: float
@@ -69,6 +71,7 @@ PERF_SCHEMA = pa.schema(
         ("output_tokens", pa.int64()),
         ("mode", pa.string()),
         ("rate", pa.float64()),
+        ("repeat", pa.int64()),
         ("requests", pa.int64()),
         ("errors", pa.int64()),
         ("requests_per_s", pa.float64()),
@@ -101,6 +104,7 @@ def perf_rows(samples: pd.DataFrame, perf_benchmarks: set[str]) -> list[PerfRow]
                 output_tokens=int(d["use_case"]["output_tokens"]),
                 mode=d["mode"],
                 rate=d["rate"],
+                repeat=int(d.get("repeat", 1)),
                 requests=int(m["requests"]),
                 errors=int(m["errors"]),
                 requests_per_s=m["requests_per_s"],
@@ -150,8 +154,9 @@ def render_curves(perf: pd.DataFrame) -> str:
             f"{'E2E':>15} {'err':>4}"
         )
         grp = grp.assign(_o=grp["mode"].map(order), _r=grp["rate"].fillna(0.0))
-        for r in grp.sort_values(["format", "use_case", "_o", "_r"]).to_dict("records"):
+        for r in grp.sort_values(["format", "use_case", "_o", "_r", "repeat"]).to_dict("records"):
             run = r["mode"] if pd.isna(r["rate"]) else f"{r['mode']}@{r['rate']:.3g}"
+            run += f" #{r['repeat']}" if r["repeat"] > 1 else ""
             lines.append(
                 f"  {r['format']:<7} {r['use_case'][:22]:<22} {run:<16} {r['requests_per_s']:7.2f} "
                 f"{r['output_tokens_per_s']:9.1f} {r['ttft_p50_ms']:7.0f}/{r['ttft_p99_ms']:<7.0f} "

@@ -22,6 +22,7 @@ SETTINGS = {
     "sweep_requests": 8,
     "sweep_rates": 2,
     "warmup_requests": 1,
+    "repeats": 2,
     "timeout_s": 300,
 }
 
@@ -44,7 +45,8 @@ def test_perf_cell_measures_the_real_server(demo_server: VLLMServer, tmp_path: P
 
     result = adapter.score(ctx)
     runs = {s.task for s in result.samples}
-    assert {"tiny_chat/sync", "tiny_chat/throughput"} <= runs and len(runs) == 2 + len(constant)
+    assert {"tiny_chat/sync", "tiny_chat/sync#2", "tiny_chat/throughput", "tiny_chat/throughput#2"} <= runs
+    assert len(runs) == 4 + len(constant)
     ttft = [s.value for s in result.scores if s.task == "tiny_chat/sync" and s.metric == "ttft_p50_ms"]
     assert ttft and ttft[0] is not None and 0 < ttft[0] < 60_000
 
@@ -56,8 +58,10 @@ def test_perf_cell_measures_the_real_server(demo_server: VLLMServer, tmp_path: P
         ]
     )
     rows = perf_rows(samples, {"demo_perf"})
-    sync_row = next(r for r in rows if r.mode == "sync")
+    sync_row = next(r for r in rows if r.mode == "sync" and r.repeat == 1)
+    assert sorted(r.repeat for r in rows if r.mode == "sync") == [1, 2]
     assert sync_row.requests == 3 and sync_row.hardware.startswith("CPU ") and sync_row.output_tokens == 8
+    assert sync_row.vllm_command is None  # no job log here; in a job it is the server's command
     assert sync_row.itl_p50_ms > 0 and sync_row.e2el_p50_ms >= sync_row.ttft_p50_ms
 
     # resumable: a second generate finds every run measured and re-runs none

@@ -26,6 +26,14 @@ def test_constant_rates_lie_evenly_between_one_stream_and_saturation() -> None:
     assert oversaturated(4.0, 3.0, 0.9) and not oversaturated(4.0, 3.8, 0.9)
 
 
+def test_run_labels_name_files_both_ways() -> None:
+    for run in (SYNC, Run("throughput", None, 3), Run("constant", 2.5), Run("constant", 0.1234, 2)):
+        assert Run.of_label(run.label) == run
+    assert Run("constant", 2.5, 2).label == "constant@2.5#2"
+    with pytest.raises(ValueError):
+        Run.of_label("warmup")
+
+
 def test_sync_run_is_one_request_at_a_time() -> None:
     cmd = bench_command(EP, CASE, SYNC, 20, 2, Path("/w/sync.json"), 7)
     assert cmd[cmd.index("--max-concurrency") + 1] == "1"

@@ -80,3 +80,11 @@ def test_cpu_measurements_are_priced_per_measured_cores() -> None:
     perf = _perf("m", "CPU Some CPU (2 cores)", "cpu", {"bf16": (1.0, 10)})
     table = recommend(perf, _verdicts("m", {}), ["v1"], PRICES, SLO)
     assert set(table["units"]) == {2} and set(table["usd_per_hour"]) == {0.10}
+
+
+def test_sync_figure_is_the_median_of_repeats_with_its_spread() -> None:
+    perf = _perf("m8", "1x NVIDIA H100 80GB HBM3", "gpu", {"bf16": (1.0, 10)})
+    more = perf[perf["mode"] == "sync"].assign(requests_per_s=[0.8])
+    perf = pd.concat([perf, more, more.assign(requests_per_s=[1.3])], ignore_index=True)
+    sync = _row(recommend(perf, _verdicts("m8", {}), ["v1"], PRICES, SLO), "sync", "bf16")
+    assert (sync["qps"], sync["qps_min"], sync["qps_max"]) == (1.0, 0.8, 1.3)
