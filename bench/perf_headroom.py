@@ -86,7 +86,7 @@ def main() -> None:
         work.mkdir(exist_ok=True)
         result = work / "result.json"
         cmd = bench_command(endpoint, case, THROUGHPUT, args.requests, 0, result, seed=0)
-        runs = [run_bench(cmd, result, work / "loadgen.log", dict(os.environ), 600) for _ in range(args.repeats)]
+        runs = [run_bench(cmd, result, work / "loadgen.log", 600) for _ in range(args.repeats)]
     finally:
         responder.terminate()
         responder.wait()

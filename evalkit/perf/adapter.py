@@ -10,7 +10,6 @@ measures and whose `response` holds the run's description (hardware, vLLM comman
 from __future__ import annotations
 
 import json
-import os
 import statistics
 from dataclasses import asdict
 from pathlib import Path
@@ -53,11 +52,10 @@ class Perf:
             "vllm_command": server_command(ctx.work_dir.parent / "server.log"),
         }
         write_text_atomic(ctx.work_dir / CONTEXT, json.dumps(context, indent=1) + "\n")
-        env = {**os.environ, **ctx.env}
         for case in s.use_cases:
-            self._sweep(ctx, s, case, env)
+            self._sweep(ctx, s, case)
 
-    def _sweep(self, ctx: RunContext, s: PerfSettings, case: UseCase, env: dict[str, str]) -> None:
+    def _sweep(self, ctx: RunContext, s: PerfSettings, case: UseCase) -> None:
         assert ctx.endpoint is not None
         folder = ctx.work_dir / case.name
         folder.mkdir(exist_ok=True)
@@ -68,7 +66,7 @@ class Perf:
                 return parse_result(json.loads(result.read_text()))
             partial = folder / f".{r.label}.json"
             cmd = bench_command(ctx.endpoint, case, r, n, s.warmup_requests, partial, ctx.seed)  # type: ignore[arg-type]
-            stats = run_bench(cmd, partial, ctx.work_dir / LOG, env, s.timeout_s)
+            stats = run_bench(cmd, partial, ctx.work_dir / LOG, s.timeout_s)
             partial.replace(result)
             return stats
 

@@ -6,10 +6,14 @@ Command rendering and result parsing are pure; `run_bench` is the only process e
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
-import subprocess
+import shlex
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +22,6 @@ from evalkit.core.errors import BenchmarkError
 from evalkit.core.records import Endpoint
 from evalkit.perf.settings import UseCase
 from evalkit.perf.sweep import Run
-from evalkit.util.procs import kill_group, log_tail
 
 PERCENTILES = (50, 90, 99)
 LATENCIES = ("ttft", "itl", "e2el")
@@ -83,25 +86,53 @@ def parse_result(doc: dict[str, Any]) -> RunStats:
     )
 
 
-def run_bench(cmd: list[str], result: Path, log_path: Path, env: dict[str, str], timeout_s: float) -> RunStats:
-    """Run one load-generator command (its output appended to `log_path`) and read its result file."""
+def run_bench(cmd: list[str], result: Path, log_path: Path, timeout_s: float) -> RunStats:
+    """Run one load-generator command in this process (its output appended to `log_path`) and read its result file.
+
+    In-process because starting a Python that imports vLLM costs ~10-25 s on a loaded CPU node, more than a demo run
+    itself; the command (`python -m evalkit.perf.vllm_bench ...`) is still logged, to rerun by hand.
+    """
+    from evalkit.perf import vllm_bench
+
     result.unlink(missing_ok=True)
-    with open(log_path, "ab") as log:
-        log.write(("\n===== " + " ".join(cmd) + "\n").encode())
+    args = cmd[cmd.index(vllm_bench.__name__) + 1 :]
+    with open(log_path, "a") as log:
+        log.write("\n===== " + shlex.join(cmd) + "\n")
         log.flush()
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         try:
-            code = proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            kill_group(proc)
+            with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log), _deadline(timeout_s, log_path):
+                vllm_bench.main(args)
+        except (Exception, SystemExit) as exc:
+            if isinstance(exc, BenchmarkError):
+                raise
             raise BenchmarkError(
-                f"the load generator ran longer than {timeout_s:.0f} s", log=log_path,
-                hint="raise settings.timeout_s of the perf benchmark or lower its request counts",
-            ) from None  # fmt: skip
-    if code != 0 or not result.exists():
-        raise BenchmarkError(
-            f"vllm bench serve exited with code {code}: {log_tail(log_path, 3)}",
-            log=log_path,
-            hint="the log shows the command; rerun it by hand against the same server to reproduce",
-        )
+                f"vllm bench serve failed ({type(exc).__name__}: {exc})",
+                log=log_path,
+                hint="the log shows the command; rerun it by hand against the same server to reproduce",
+            ) from exc
+    if not result.exists():
+        raise BenchmarkError(f"vllm bench serve wrote no result file {result}", log=log_path)
     return parse_result(json.loads(result.read_text()))
+
+
+@contextlib.contextmanager
+def _deadline(timeout_s: float, log_path: Path) -> Iterator[None]:
+    """Interrupt the run after `timeout_s` (SIGALRM: only the main thread can take it, elsewhere no deadline)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum: int, frame: object) -> None:
+        raise BenchmarkError(
+            f"the load generator ran longer than {timeout_s:.0f} s",
+            log=log_path,
+            hint="raise settings.timeout_s of the perf benchmark or lower its request counts",
+        )
+
+    old = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, timeout_s)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
