@@ -4,7 +4,6 @@ and a constant-rate sweep, and the rows it scores are real measurements (~1-2 mi
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -17,9 +16,9 @@ from evalkit.serve import VLLMServer
 pytestmark = pytest.mark.integration
 
 SETTINGS = {
-    "use_cases": {"tiny_chat": {"prompt_tokens": 32, "output_tokens": 8}},
+    "use_cases": {"tiny_chat": {"prompt_tokens": 32, "output_tokens": 16}},
     "sync_requests": 3,
-    "sweep_requests": 8,
+    "sweep_requests": 16,
     "sweep_rates": 2,
     "warmup_requests": 1,
     "repeats": 2,
@@ -27,10 +26,12 @@ SETTINGS = {
 }
 
 
-def test_perf_cell_measures_the_real_server(demo_server: VLLMServer, tmp_path: Path) -> None:
+def test_perf_cell_measures_the_real_server(demo_server: VLLMServer, tmp_path_factory: pytest.TempPathFactory) -> None:
     import pandas as pd
 
-    ctx = RunContext(endpoint=demo_server.endpoint, work_dir=tmp_path / "demo_perf", settings=SETTINGS)
+    # a numbered folder outside the test's own: kept for reading after a failure
+    work = tmp_path_factory.mktemp("perf_real") / "demo_perf"
+    ctx = RunContext(endpoint=demo_server.endpoint, work_dir=work, settings=SETTINGS)
     adapter = Perf()
     adapter.generate(ctx)
     folder = ctx.work_dir / "tiny_chat"
@@ -38,10 +39,11 @@ def test_perf_cell_measures_the_real_server(demo_server: VLLMServer, tmp_path: P
     assert sync["max_concurrency"] == 1 and sync["completed"] == 3 and sync["failed"] == 0
     assert sync["num_prompts"] == 3  # the warm-up request is not among the measured ones
     peak = parse_result(json.loads((folder / "throughput.json").read_text()))
+    # continuous batching: all-at-once completes more requests per second than one at a time
+    one = parse_result(sync).requests_per_s
+    assert peak.requests_per_s > one, f"throughput {peak.requests_per_s:.2f} req/s vs sync {one:.2f}"
     constant = sorted(folder.glob("constant@*.json"))
     assert 1 <= len(constant) <= 2, "two constant rates between one stream and saturation (or a stop before)"
-    # continuous batching: all-at-once completes more requests per second than one at a time
-    assert peak.requests_per_s > parse_result(sync).requests_per_s
 
     result = adapter.score(ctx)
     runs = {s.task for s in result.samples}
@@ -60,7 +62,7 @@ def test_perf_cell_measures_the_real_server(demo_server: VLLMServer, tmp_path: P
     rows = perf_rows(samples, {"demo_perf"})
     sync_row = next(r for r in rows if r.mode == "sync" and r.repeat == 1)
     assert sorted(r.repeat for r in rows if r.mode == "sync") == [1, 2]
-    assert sync_row.requests == 3 and sync_row.hardware.startswith("CPU ") and sync_row.output_tokens == 8
+    assert sync_row.requests == 3 and sync_row.hardware.startswith("CPU ") and sync_row.output_tokens == 16
     assert sync_row.vllm_command is None  # no job log here; in a job it is the server's command
     assert sync_row.itl_p50_ms > 0 and sync_row.e2el_p50_ms >= sync_row.ttft_p50_ms
 
