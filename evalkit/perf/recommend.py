@@ -144,14 +144,14 @@ def render(table: pd.DataFrame, prices: PriceTable, slo: Slo) -> str:
     lines = [
         f"prices of {prices.date} ({prices.source}); async SLO: TTFT p{slo.percentile} <= {slo.ttft_ms:g} ms, "
         f"ITL p{slo.percentile} <= {slo.itl_ms:g} ms",
-        f"{'model':<24} {'deploy':<6} {'use case':<22} {'hardware':<34} {'format':<7} {'qps [min, max]':>24} "
+        f"{'model':<24} {'deploy':<6} {'use case':<22} {'hardware':<44} {'format':<7} {'qps [min, max]':>24} "
         f"{'q/$':>10} "
         f"{'vs base':>7}  status",
     ]
     for r in (Choice(**{str(k): v for k, v in rec.items()}) for rec in table.to_dict("records")):
         red = f"{r.cost_reduction:6.2f}x" if not math.isnan(r.cost_reduction) else f"{'':7}"
         lines.append(
-            f"{r.model[:24]:<24} {r.deployment:<6} {r.use_case[:22]:<22} {r.hardware[:34]:<34} {r.format[:7]:<7} "
+            f"{r.model[:24]:<24} {r.deployment:<6} {r.use_case[:22]:<22} {r.hardware[:44]:<44} {r.format[:7]:<7} "
             f"{r.qps:8.3f} [{r.qps_min:6.3f}, {r.qps_max:6.3f}] {r.queries_per_dollar:10.0f} {red}  "
             f"{r.status}{': ' + r.reason if r.reason else ''}"
         )
