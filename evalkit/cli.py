@@ -252,6 +252,38 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_recommend(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from evalkit.perf.cost import DEFAULT_PRICES, Slo, load_prices
+    from evalkit.perf.recommend import recommend, render
+    from evalkit.perf.table import read_perf, render_curves, write_perf
+
+    results = Path(args.results)
+    _check_results_dir(results)
+    verdicts_file = results / "compare" / "comparisons.parquet"
+    if not verdicts_file.exists():
+        raise ConfigError(
+            f"no accuracy verdicts: {verdicts_file} does not exist", hint=f"run evalkit compare --results {results}"
+        )
+    prices = load_prices(Path(args.prices) if args.prices else DEFAULT_PRICES)
+    slo = Slo(ttft_ms=args.ttft_ms, itl_ms=args.itl_ms, percentile=args.percentile)
+    perf = read_perf(results)
+    if perf.empty:
+        raise ConfigError(
+            f"{results} holds no perf rows", hint="run the perf benchmark first: evalkit sweep benchmark=perf ..."
+        )
+    print(f"perf table: {write_perf(perf, results)}\n")
+    print(render_curves(perf))
+    table = recommend(perf, pd.read_parquet(verdicts_file), args.suites.split(","), prices, slo, args.baseline)
+    print("\n" + render(table, prices, slo))
+    out = results / "perf"
+    table.to_parquet(out / "recommend.parquet", index=False)
+    table.to_csv(out / "recommend.csv", index=False)
+    print(f"\nwritten: {out / 'recommend.parquet'}, {out / 'recommend.csv'}")
+    return 0
+
+
 def cmd_prefetch(args: argparse.Namespace) -> int:
     from evalkit.pipeline.prefetch import prefetch
 
@@ -346,6 +378,16 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--results", default="results", help="directory holding scores/ and samples/ (default: results)")
     rp.add_argument("--out", default=None, help="HTML file to write (default: <results>/report.html)")
     rp.set_defaults(func=cmd_report)
+
+    rc = sub.add_parser("recommend", help="per scenario, the cheapest format whose accuracy is recovered")
+    rc.add_argument("--results", default="results", help="directory holding scores/, samples/, compare/")
+    rc.add_argument("--suites", required=True, help="comma list of suites the format must be recovered on")
+    rc.add_argument("--prices", help="price table YAML (default: conf/prices/study_2024-10-28.yaml, the study's)")
+    rc.add_argument("--baseline", default="bf16", help="baseline format (default: bf16)")
+    rc.add_argument("--ttft-ms", type=float, default=1000.0, help="async SLO: TTFT bound (default 1000 ms)")
+    rc.add_argument("--itl-ms", type=float, default=100.0, help="async SLO: inter-token latency bound (default 100)")
+    rc.add_argument("--percentile", type=int, choices=[50, 90, 99], default=90, help="SLO percentile (default 90)")
+    rc.set_defaults(func=cmd_recommend)
 
     pf = sub.add_parser("prefetch", help="on a machine with internet: cache the checkpoints and datasets of a grid")
     pf.add_argument("overrides", nargs="*")
