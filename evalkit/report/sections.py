@@ -132,7 +132,12 @@ def noise_floor(inp: ReportInputs) -> str:
     parts = []
     suites = _suites(inp)
     floor = [c for c in (suites.columns if suites is not None else []) if "floor" in c or c == "n_replicates"]
-    if suites is not None and floor and suites[floor].notna().any().any():
+    if suites is not None and "n_replicates" in suites.columns:
+        # every comparison row carries the floor columns; only rows measured against replicates have a floor
+        measured = suites[suites["n_replicates"].fillna(0) > 0]
+        if not measured.empty:
+            parts.append(table(measured, ["model", "suite", "format", "diff", *floor]))
+    elif suites is not None and floor and suites[floor].notna().any().any():
         parts.append(table(suites[suites[floor].notna().any(axis=1)], ["model", "suite", "format", "diff", *floor]))
     parts += [f"<h3>{esc(n)}</h3>" + table(t) for n, t in _named(inp.compare_tables, "noise", "replicate").items()]
     return "".join(parts) or absent("Noise floor: absent (no baseline replicates were compared).")
