@@ -3,6 +3,7 @@ model x format, real lm-eval tasks on shipped data, Parquet results; resume, sin
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -51,6 +52,10 @@ def test_sweep_writes_both_tables_for_every_cell(swept: Path) -> None:
     assert 0 <= wino["value"] <= 100 and wino["n_samples"] == 5
     assert wino["lm_eval_version"] == "0.4.13" and wino["vllm_version"] not in ("", "unknown")
     assert wino["checkpoint"].startswith("gguf:") and Path(wino["checkpoint_path"]).is_dir()
+    # smoke benchmarks read shipped files: every row says so, with each file's path, sha256 and rows (issue 7)
+    assert df["data_overridden"].all()
+    sources = json.loads(wino["data_sources"])
+    assert any(src["path"] and src["path"].endswith(".jsonl") and src["sha256"] and src["rows"] for src in sources)
     samples = pd.read_parquet(swept / "results" / "samples")
     assert set(samples["run_id"]) == set(df["run_id"])
     assert (samples["task"] == "winogrande").sum() == 5
