@@ -67,7 +67,20 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     hydra_main(["-m", *grid.group_benchmarks(args.overrides), *extra])
     if args.dry_run:
         return 0
-    return _report_status(args.overrides, failed_only=False)
+    code = _report_status(args.overrides, failed_only=False)
+    _write_sweep_reports(args.overrides)
+    return code
+
+
+def _write_sweep_reports(overrides: Sequence[str]) -> None:
+    """The HTML report beside each results folder the sweep wrote to (on Slurm, of what has finished so far; the
+    aggregate job rewrites it when every job has ended)."""
+    from evalkit.pipeline.plan import JobPlan, results_dir
+    from evalkit.report import write_sweep_report
+
+    plans = [p for p in _compose_jobs(overrides, check_adapters=False) if isinstance(p, JobPlan)]
+    for results in dict.fromkeys(results_dir(p.cfg) for p in plans):
+        print(write_sweep_report(results))
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -141,6 +141,9 @@ class AggregateTask:
 
         os.chdir(self.cwd)
         _log_to(None)
+        from evalkit.report import write_sweep_report
+
         report = aggregate_results(Path(self.results), self.baseline)
         print(report, flush=True)
+        print(write_sweep_report(Path(self.results)), flush=True)
         return report

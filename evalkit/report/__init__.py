@@ -6,6 +6,6 @@ output divergence, performance and cost, the noise floor, failed cells and prove
 folder and runs `evalkit.compare` on it; `write_report` does both and writes the file."""
 
 from evalkit.report.inputs import ReportInputs, load_inputs
-from evalkit.report.page import SECTIONS, render_report, write_report
+from evalkit.report.page import SECTIONS, render_report, write_report, write_sweep_report
 
-__all__ = ["SECTIONS", "ReportInputs", "load_inputs", "render_report", "write_report"]
+__all__ = ["SECTIONS", "ReportInputs", "load_inputs", "render_report", "write_report", "write_sweep_report"]

@@ -9,6 +9,7 @@ from pathlib import Path
 from evalkit.report import sections
 from evalkit.report.html import esc
 from evalkit.report.inputs import ReportInputs, load_inputs
+from evalkit.util.files import write_text_atomic
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,20 @@ def render_report(inp: ReportInputs) -> str:
 
 def write_report(results: Path, out: Path) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(render_report(load_inputs(results)), encoding="utf-8")
-    tmp.replace(out)  # a reader (a browser reloading) never sees half a page
+    # atomic, with a temp name of its own: a reader (a browser reloading) never sees half a page, and two sweeps
+    # ending at once do not write into one temp file
+    write_text_atomic(out, render_report(load_inputs(results)))
     return out
+
+
+def write_sweep_report(results: Path) -> str:
+    """The report a sweep writes at its end, beside its results; the line to print. A report that cannot be written
+    never fails the sweep: the line says why and how to retry."""
+    from evalkit.core.errors import EvalkitError
+
+    if not (results / "scores").is_dir():
+        return f"report: not written ({results / 'scores'} holds no results yet)"
+    try:
+        return f"report: {write_report(results, results / 'report.html').resolve()}"
+    except (EvalkitError, OSError, ValueError) as err:
+        return f"report: not written ({err}); retry with `evalkit report --results {results}`"

@@ -146,3 +146,14 @@ def test_cli_writes_the_report_and_prints_its_path(inputs: ReportInputs, capsys:
     assert out.read_text().startswith("<!DOCTYPE html>")
     assert main(["report", "--results", str(out.parent / "nowhere")]) == 2
     assert "no such directory" in capsys.readouterr().err
+
+
+def test_a_sweep_writes_its_report_beside_the_results(tmp_path: Path) -> None:
+    """What `evalkit sweep` (and the Slurm aggregate job) prints at its end: the report's path, or why there is none."""
+    from evalkit.report import write_sweep_report
+
+    assert "not written" in write_sweep_report(tmp_path / "nothing-yet")
+    root = write_store(tmp_path / "results", with_failure=True)
+    line = write_sweep_report(root)
+    assert line == f"report: {(root / 'report.html').resolve()}"
+    assert "<h2>Recovery" in (root / "report.html").read_text()
