@@ -34,6 +34,9 @@ import httpx
 from evalkit.core.errors import BenchmarkError
 
 log = logging.getLogger(__name__)
+# httpx logs every request at INFO: thousands of lines per cell that drown the ones explaining a failure (our own
+# retries and failures are logged here, with their reason)
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 T = TypeVar("T")
 
