@@ -145,7 +145,7 @@ def test_retry_after_is_honoured(serve: Callable[..., Server]) -> None:
     with Client(server.url, policy=FAST) as http:  # own backoff 10 ms: only Retry-After explains a longer wait
         http.chat({"model": "m", "messages": []})
     (gap,) = gaps(server)
-    assert 0.8 <= gap < 1.5
+    assert 0.8 <= gap < 5  # the lower bound is the point; the upper one only has to survive a loaded machine
 
 
 def test_retry_after_in_milliseconds_and_an_unreadable_one(serve: Callable[..., Server]) -> None:
@@ -153,8 +153,8 @@ def test_retry_after_in_milliseconds_and_an_unreadable_one(serve: Callable[..., 
     with Client(server.url, policy=FAST) as http:
         http.chat({"model": "m", "messages": []})
     first, second = gaps(server)
-    assert 0.6 <= first < 1.2  # OpenAI's retry-after-ms
-    assert second < 0.5  # unreadable header: our own (short) backoff
+    assert 0.6 <= first < 5  # OpenAI's retry-after-ms
+    assert second < 0.6 <= first  # unreadable header: our own (10 ms) backoff, not a header's wait
 
 
 def test_backoff_doubles_with_jitter_and_is_capped() -> None:
