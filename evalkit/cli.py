@@ -67,19 +67,20 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     hydra_main(["-m", *grid.group_benchmarks(args.overrides), *extra])
     if args.dry_run:
         return 0
-    code = _report_status(args.overrides, failed_only=False)
-    _write_sweep_reports(args.overrides)
+    plans = _compose_jobs(args.overrides, check_adapters=False)  # once, for the status table and the reports
+    code = _report_status(args.overrides, failed_only=False, plans=plans)
+    _write_sweep_reports(plans)
     return code
 
 
-def _write_sweep_reports(overrides: Sequence[str]) -> None:
+def _write_sweep_reports(plans: Sequence[object]) -> None:
     """The HTML report beside each results folder the sweep wrote to (on Slurm, of what has finished so far; the
     aggregate job rewrites it when every job has ended)."""
     from evalkit.pipeline.plan import JobPlan, results_dir
     from evalkit.report import write_sweep_report
 
-    plans = [p for p in _compose_jobs(overrides, check_adapters=False) if isinstance(p, JobPlan)]
-    for results in dict.fromkeys(results_dir(p.cfg) for p in plans):
+    jobs = [p for p in plans if isinstance(p, JobPlan)]
+    for results in dict.fromkeys(results_dir(p.cfg) for p in jobs):
         print(write_sweep_report(results))
 
 
@@ -111,12 +112,12 @@ def _views(plans: Sequence[object]) -> list[CellView]:
     return views
 
 
-def _report_status(overrides: Sequence[str], failed_only: bool) -> int:
+def _report_status(overrides: Sequence[str], failed_only: bool, plans: Sequence[object] | None = None) -> int:
     from evalkit.status import CellStatus
     from evalkit.tables import render_failures, render_grid_status
 
     # reading status needs no adapter checks (data present, judge key set): those guard runs, not reports
-    views = _views(_compose_jobs(overrides, check_adapters=False))
+    views = _views(plans if plans is not None else _compose_jobs(overrides, check_adapters=False))
     if not failed_only:
         print(render_grid_status(views))
     failures = render_failures(views)
