@@ -16,6 +16,10 @@ ADAPTERS: dict[str, str] = {
 }
 """Adapter name (the `adapter:` key of conf/benchmarks/*.yaml) -> "module:class"."""
 
+NEEDS_IDLE_SERVER = frozenset({"perf"})
+"""Adapters that measure the server itself (latency, throughput): a job runs their cells alone, after the others,
+never overlapped with another cell (`EvalkitConfig.cell_concurrency`)."""
+
 
 def get_adapter(name: str) -> Benchmark:
     if name not in ADAPTERS:
@@ -25,4 +29,4 @@ def get_adapter(name: str) -> Benchmark:
     return adapter
 
 
-__all__ = ["ADAPTERS", "Benchmark", "BenchmarkResult", "Endpoint", "RunContext", "get_adapter"]
+__all__ = ["ADAPTERS", "NEEDS_IDLE_SERVER", "Benchmark", "BenchmarkResult", "Endpoint", "RunContext", "get_adapter"]

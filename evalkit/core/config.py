@@ -328,6 +328,12 @@ class EvalkitConfig:
     (no server). Set by the launchers and `evalkit score`; see evalkit/pipeline/job.py."""
     retries: int = 1
     """How many times a failed cell is retried within a job before it is recorded as failed."""
+    cell_concurrency: int = 2
+    """Cells of a job run at once against its server. A cell alone leaves the server idle while its harness starts
+    and at the tail of each task; a second cell fills those gaps (on a GPU node, idle time is GPU-hours). Each cell
+    keeps its own request concurrency. Cells of adapters that measure the server (`perf`) always run alone. 1: one
+    cell at a time. Not part of any cell's identity: a result changes with it no more than with vLLM's batching
+    (which baseline replicates measure)."""
     replicates: ReplicatesConfig = field(default_factory=ReplicatesConfig)
     """Baseline replicates for the noise floor (only the baseline format's job runs them)."""
     seed: int = 1234

@@ -24,13 +24,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from evalkit.benchmarks import Endpoint, RunContext, get_adapter
+from evalkit.benchmarks import NEEDS_IDLE_SERVER, Endpoint, RunContext, get_adapter
 from evalkit.core.cell import Cell, CellKey
 from evalkit.core.config import EvalkitConfig
 from evalkit.core.datasources import DataSource, datasets_home, read_manifest, sources_json
 from evalkit.core.enums import CellState, Phase
 from evalkit.core.errors import EvalkitError, ServerError
 from evalkit.core.provenance import tool_versions
+from evalkit.pipeline.cell_pool import CellPool
 from evalkit.pipeline.cells import cell_dir_name, cell_seed, cell_settings
 from evalkit.pipeline.plan import JobPlan, results_dir
 from evalkit.results.store import CellRecord, Provenance, ResultsStore, RunInfo, new_run_id
@@ -241,15 +242,31 @@ def _serve_and_run(
                 checkpoint_path=str(checkpoint),
                 config_hash=cfg_hash,
             )
-            for cell in progress.track(cells, f"cells of {summary.job}", len(cells), lambda c: c.benchmark):
-                if STOPPING.is_set():
-                    break
-                server.check_alive()
+
+            def run_cell(cell: Cell) -> None:
                 ctx = ctx_of(cell, server.endpoint)
                 data = cell_data(cfg, cell, ctx)
                 adapter = cfg.benchmarks[cell.benchmark].adapter
                 _attempt(cell, adapter, ctx, data, store, prov, cfg.retries, summary, generate_only)
-                remaining.remove(cell)
+                with lock:
+                    remaining.remove(cell)
+
+            lock = threading.Lock()
+            alone = [c for c in cells if cfg.benchmarks[c.benchmark].adapter in NEEDS_IDLE_SERVER]
+            ordered = [c for c in cells if c not in alone] + alone
+            with CellPool(cfg.cell_concurrency, on_interrupt=STOPPING.set) as pool:
+                for cell in progress.track(ordered, f"cells of {summary.job}", len(cells), lambda c: c.benchmark):
+                    if cell in alone:
+                        pool.drain()  # it measures the server: nothing else may run meanwhile
+                    else:
+                        pool.wait_for_slot()
+                    if STOPPING.is_set():
+                        break
+                    server.check_alive()
+                    if cell in alone:
+                        run_cell(cell)
+                    else:
+                        pool.submit(run_cell, cell)
     except ServerError as err:
         log.error("%s: server failed:\n  %s", summary.job, err)
         fail_all(remaining, err, str(err.log or server_log))

@@ -1,9 +1,11 @@
-"""The lm-eval adapter end to end: real lm-eval subprocesses against a real vLLM server on the demo checkpoint,
+"""The lm-eval adapter end to end: a real lm-eval harness process against a real vLLM server on the demo checkpoint,
 reading the shipped offline data (`pytest -m integration tests/integration/test_lm_eval_real.py`, ~2 min on CPU)."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from evalkit.benchmarks.lm_eval.offline import (
     render_override_tasks,
     write_override_tasks,
 )
+from evalkit.benchmarks.lm_eval.parse import RunFiles, read_run_outputs
 from evalkit.benchmarks.lm_eval.settings import parse_settings
 from evalkit.core.datasources import resolve_overrides
 
@@ -100,3 +103,25 @@ def test_loglikelihood_and_generation_tasks_end_to_end(demo_server: Any, tmp_pat
     assert all(set(s.metrics) == {"exact_match"} and s.prompt_hash for s in by_task["arc_challenge_llama"])
     # the command each run used is kept next to its log, for reruns by hand
     assert (ctx.work_dir / "lm_eval" / "arc_challenge" / "command.sh").read_text().count("--apply_chat_template") == 1
+
+    # Both runs shared one harness process (lm-eval started once). The later run, rerun by hand from its
+    # command.sh as a process of its own, must send the same requests: same documents, prompts (few-shot draws,
+    # chat template) and targets. (Responses may differ in the last bits: vLLM on CPU is not batch-invariant.)
+    root = ctx.work_dir / "lm_eval"
+    later = json.loads((root / "batch.json").read_text())["runs"][-1]["name"]
+    assert (root / "harness.log").read_text().count("lm-eval imported") == 1
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    command = (root / later / "command.sh").read_text()
+    subprocess.run(
+        ["bash", "-c", command.replace(str(root / later / "output"), str(alone / "output"))],
+        cwd=alone,
+        env={**os.environ, **ctx.env},
+        check=True,
+        capture_output=True,
+    )
+    _, alone_samples = read_run_outputs(RunFiles(alone))
+    _, shared_samples = read_run_outputs(RunFiles(root / later))
+    assert len(shared_samples) == 5
+    requests = sorted((s.task, s.doc_id, s.prompt_hash, s.target) for s in shared_samples)
+    assert sorted((s.task, s.doc_id, s.prompt_hash, s.target) for s in alone_samples) == requests

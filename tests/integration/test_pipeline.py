@@ -62,6 +62,11 @@ def test_sweep_writes_both_tables_for_every_cell(swept: Path) -> None:
     # one server for the two cells of the job
     server_logs = list((swept / "jobs" / "it").glob("*/server.log"))
     assert len(server_logs) == 1
+    # the two cells overlapped against it (cell_concurrency 2): the second started before the first was done
+    lines = (server_logs[0].parent / "job.log").read_text().splitlines()
+    second = next(i for i, line in enumerate(lines) if "[2/2] cells of" in line)
+    first_done = next(i for i, line in enumerate(lines) if re.search(r"smoke_\w+ done in", line))
+    assert second < first_done
 
 
 def test_second_sweep_runs_nothing_and_says_so(swept: Path) -> None:

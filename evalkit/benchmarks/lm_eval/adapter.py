@@ -1,8 +1,9 @@
 """lm-eval suites (Open LLM Leaderboard v1 and v2, RULER) as a benchmark adapter: the I/O shell.
 
-A suite is a list of runs; each run is one `lm-eval run` subprocess against the served model's OpenAI-compatible
-API, with its own few-shot count, prompt format and context budget (the protocol's settings differ per task).
-`generate` renders each run's argv (`command`) and executes it; `score` reads the runs' outputs into records
+A suite is a list of runs; each run is one `lm-eval run` command against the served model's OpenAI-compatible API,
+with its own few-shot count, prompt format and context budget (the protocol's settings differ per task).
+`generate` renders each run's argv (`command`, kept as the run's `command.sh`) and executes all of a suite's runs
+in one harness process (`runner`: lm-eval starts once, not once per run); `score` reads the runs' outputs into records
 (`parse`) and applies the leaderboard's benchmark rows (`leaderboard`). RULER's own steps are calls into `ruler`,
 `ruler_data` and `ruler_scores`.
 """
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from evalkit.benchmarks.base import BenchmarkResult, Endpoint, RunContext
-from evalkit.benchmarks.lm_eval import ruler, ruler_data, ruler_scores
+from evalkit.benchmarks.lm_eval import ruler, ruler_data, ruler_scores, runner
 from evalkit.benchmarks.lm_eval.command import render_command
 from evalkit.benchmarks.lm_eval.leaderboard import promote_benchmarks
 from evalkit.benchmarks.lm_eval.offline import (
@@ -35,6 +36,7 @@ from evalkit.benchmarks.lm_eval.offline import (
     write_override_tasks,
 )
 from evalkit.benchmarks.lm_eval.parse import RunFiles, read_run_outputs
+from evalkit.benchmarks.lm_eval.runner import BatchRun, read_status, write_batch
 from evalkit.benchmarks.lm_eval.settings import LmEvalRun, LmEvalSuiteSettings, parse_settings, validate_settings
 from evalkit.core.datasources import DataSource, hub_source, local_source
 from evalkit.core.errors import BenchmarkError, ConfigError
@@ -70,17 +72,9 @@ class LmEvalSuite:
         long_context = any(run.max_seq_lengths for run in settings.runs)
         catalog = self._catalog() if ctx.data_overrides or long_context else None
         env = self._env(ctx, root)
-        for i, run in enumerate(settings.runs, 1):
+        batch: list[BatchRun] = []
+        for run in settings.runs:
             files = RunFiles(root / run.name)
-            log.info(
-                "    lm-eval run %d/%d %s: %s (log: %s)",
-                i,
-                len(settings.runs),
-                run.name,
-                ",".join(run.tasks),
-                files.log,
-            )
-            t0 = time.monotonic()
             # a fresh folder per attempt: `score` must never read a previous attempt's results
             shutil.rmtree(files.dir, ignore_errors=True)
             files.dir.mkdir(parents=True)
@@ -97,8 +91,17 @@ class LmEvalSuite:
                 seed=ctx.seed,
                 python=self._python,
             )
-            _run(run.name, argv, files, env)
-            log.info("    lm-eval run %s finished in %.0f s", run.name, time.monotonic() - t0)
+            files.command.write_text(shlex.join(argv) + "\n", encoding="utf-8")
+            batch.append(BatchRun(run.name, argv, files.dir, files.log, files.dir / "status.json"))
+        log.info(
+            "    lm-eval: %d run(s) in one harness process: %s (logs: %s/<run>/lm_eval.log)",
+            len(batch),
+            ", ".join(r.name for r in batch),
+            root,
+        )
+        t0 = time.monotonic()
+        _run_batch(batch, root, env, self._python)
+        log.info("    lm-eval runs finished in %.0f s", time.monotonic() - t0)
 
     def score(self, ctx: RunContext) -> BenchmarkResult:
         settings = parse_settings(ctx.settings)
@@ -171,16 +174,34 @@ def _task_overrides(
     return overrides
 
 
-def _run(name: str, argv: list[str], files: RunFiles, env: Mapping[str, str]) -> None:
-    """One lm-eval run, its command kept beside its log for a rerun by hand; a failure quotes the log's tail."""
-    files.command.write_text(shlex.join(argv) + "\n", encoding="utf-8")
-    code = _run_logged(argv, files.log, env, cwd=files.dir)
+def _run_batch(batch: list[BatchRun], root: Path, env: Mapping[str, str], python: str) -> None:
+    """The runs in one harness process (`runner`); a failure names the run and quotes the tail of its own log."""
+    batch_file = root / "batch.json"
+    write_batch(batch_file, batch)
+    harness_log = root / "harness.log"
+    code = _run_logged([python, "-m", runner.__name__, str(batch_file)], harness_log, env, cwd=root)
+    for run in batch:
+        status = read_status(run)
+        if status is not None and status.exit == 0:
+            log.info("    lm-eval run %s finished in %.0f s", run.name, status.seconds)
+            continue
+        why = (
+            f"exited with code {status.exit}"
+            if status is not None
+            else f"did not finish (the harness process exited with code {code})"
+        )
+        tail = log_tail(run.log, 25) if run.log.exists() else log_tail(harness_log, 25)
+        raise BenchmarkError(
+            f"lm-eval run {run.name!r} {why}; last lines of its log:\n" + textwrap.indent(tail, "    "),
+            log=run.log if run.log.exists() else harness_log,
+            hint=f"fix the cause and rerun the cell; to reproduce by hand: bash {run.dir / 'command.sh'}",
+        )
     if code != 0:
         raise BenchmarkError(
-            f"lm-eval run {name!r} exited with code {code}; last lines of its log:\n"
-            + textwrap.indent(log_tail(files.log, 25), "    "),
-            log=files.log,
-            hint=f"fix the cause and rerun the cell; to reproduce by hand: bash {files.command}",
+            f"the lm-eval harness process exited with code {code} after its runs; last lines of its log:\n"
+            + textwrap.indent(log_tail(harness_log, 25), "    "),
+            log=harness_log,
+            hint="fix the cause and rerun the cell",
         )
 
 
