@@ -13,13 +13,17 @@ averaging mode are the ones that reproduce the primary row's value from the docu
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+from pandas.api.types import union_categoricals
 
 from evalkit.compare.divergence import choice_loglikelihoods
 from evalkit.compare.frame import MetricMap, codes
+from evalkit.compare.suites import SPECIALS
 from evalkit.core.errors import CompareError
 
 DERIVED_METRICS = {"strict_acc": ("prompt_level_strict_acc", "inst_level_strict_acc")}
@@ -95,11 +99,26 @@ def _slope(pairs: pd.DataFrame) -> float | None:
     return float(np.median((ok["normalized"] - 100) / (ok["value"] - 100)))
 
 
+@dataclass(frozen=True)
+class Label:
+    """What the documents of one (suite, primary task) share."""
+
+    suite: str
+    task: str
+    measure: str | None = None
+    """suites.Special.measure: what is compared where it is not the primary row's value."""
+    continuous: bool = False
+    """suites.Special.continuous: never the binary test."""
+
+
 def document_scores(samples: pa.Table, scores: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     """One row per (model, format, primary task, document) with `raw` (the harness's per-document value, on the
     table's scale), `y` (its value on the suite's scale), `w` (its weight in its task's score), `row` (its row in
-    `samples`) and `mc` (its response holds choice log-likelihoods). Returns the frame and notes on what could not
-    be used."""
+    `samples`), `mc` (its response holds choice log-likelihoods), `cluster` (its stratum: the samples' task, or
+    RULER's task x length), and its task's `measure` and `continuous` (Label). Suites whose primary row is not a
+    mean of one per-document metric come from suites.py; `raw` / `y` are NaN where a document has no score
+    (an Arena-Hard question whose judgments all failed: pairing leaves it out). Returns the frame and notes on what
+    could not be used."""
     notes: list[str] = []
     ok = scores[scores["status"] == "ok"]
     prim = ok[ok["is_primary"].astype(bool)]
@@ -123,7 +142,7 @@ def document_scores(samples: pa.Table, scores: pd.DataFrame) -> tuple[pd.DataFra
     bench_codes = meta["benchmark"].cat.codes.to_numpy()
     task_codes = meta["task"].cat.codes.to_numpy()
     task_names = meta["task"].cat.categories
-    labels_of: list[tuple[str, str]] = []  # (suite, task) of each frame: categorical codes after the concat
+    labels_of: list[Label] = []  # of each frame: categorical codes after the concat
     for (suite, bench), p_suite in prim.groupby(["suite", "benchmark"], sort=True):
         if bench not in meta["benchmark"].cat.categories:
             continue
@@ -131,8 +150,32 @@ def document_scores(samples: pa.Table, scores: pd.DataFrame) -> tuple[pd.DataFra
         if not len(rows_suite):
             continue
         primary_tasks = sorted(p_suite["task"].unique())
+        specials = [
+            SPECIALS[key]
+            for key in sorted(set(zip(p_suite["task"], p_suite["metric"], strict=True)))
+            if key in SPECIALS
+        ]
         codes_suite = task_codes[rows_suite]
-        groups = {int(c): _group_of(str(task_names[c]), primary_tasks) for c in np.unique(codes_suite)}
+        for sp in specials:
+            of_special = [c for c in np.unique(codes_suite) if task_names[c] in sp.members]
+            idx = rows_suite[np.isin(codes_suite, of_special)]
+            if not len(idx):
+                notes.append(f"{suite}/{sp.task}: no samples of {sorted(sp.members)}; left out")
+                continue
+            d = sp.documents(meta.iloc[idx].reset_index(drop=True).assign(row=idx), metrics)
+            if d.empty or bool(d["raw"].isna().all()):
+                notes.append(f"{suite}/{sp.task}: samples hold no per-document values of it; left out")
+                continue
+            labels_of.append(Label(str(suite), sp.task, sp.measure, sp.continuous))
+            frames.append(d.assign(label=len(labels_of) - 1))
+            if sp.note:
+                notes.append(f"{suite}/{sp.task}: {sp.note}")
+        claimed = {m for sp in specials for m in sp.members} | {sp.task for sp in specials}
+        groups = {
+            int(c): _group_of(str(task_names[c]), [t for t in primary_tasks if t not in claimed])
+            for c in np.unique(codes_suite)
+            if str(task_names[c]) not in claimed
+        }
         unused = sorted(str(task_names[c]) for c, g in groups.items() if g is None)
         if unused:
             notes.append(f"{suite}: samples of {unused} belong to no primary task; left out")
@@ -152,7 +195,7 @@ def document_scores(samples: pa.Table, scores: pd.DataFrame) -> tuple[pd.DataFra
             d = meta.iloc[idx].reset_index(drop=True)
             d = d.rename(columns={"task": "cluster"}).assign(raw=raw, row=idx, label=len(labels_of))
             d = d[~np.isnan(raw)]
-            labels_of.append((str(suite), g))
+            labels_of.append(Label(str(suite), g))
             frames.append(_on_suite_scale(d, g, rows, ok, metric, filt, notes, responses))
     if not frames:
         raise CompareError(
@@ -160,13 +203,17 @@ def document_scores(samples: pa.Table, scores: pd.DataFrame) -> tuple[pd.DataFra
             "primary tasks",
             hint="run the cells with the lm-eval adapter (it stores samples), then `evalkit compare` again",
         )
-    docs = pd.concat(frames, ignore_index=True)
+    # RULER's (task, length) clusters are labels of their own: one categorical over all frames, not strings
+    cluster = union_categoricals([f["cluster"] for f in frames])
+    docs = pd.concat([f.drop(columns="cluster") for f in frames], ignore_index=True)
+    docs["cluster"] = cluster
     label = docs.pop("label").to_numpy()
-    for i, name in enumerate(("suite", "task")):
-        values = [lab[i] for lab in labels_of]
-        cats = sorted(set(values))
-        lut = np.array([cats.index(v) for v in values])
-        docs[name] = pd.Categorical.from_codes(lut[label], categories=pd.Index(cats))
+    for name in ("suite", "task", "measure"):
+        values = [getattr(lab, name) for lab in labels_of]
+        cats = sorted({v for v in values if v is not None})
+        lut = np.array([cats.index(v) if v is not None else -1 for v in values])
+        docs[name] = pd.Categorical.from_codes(lut[label], categories=pd.Index(cats, dtype=object))
+    docs["continuous"] = np.array([lab.continuous for lab in labels_of])[label]
     return docs, notes
 
 

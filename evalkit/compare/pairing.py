@@ -1,7 +1,9 @@
-"""Same documents or no comparison: baseline and variant rows matched on (task, doc_id, prompt_hash) (pure)."""
+"""Same documents or no comparison: baseline and variant rows matched on (task, doc_id, prompt_hash) (pure); a
+document one side could not score leaves both."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from evalkit.core.errors import CompareError
@@ -35,3 +37,21 @@ def pair(base: pd.DataFrame, variant: pd.DataFrame, where: str) -> pd.DataFrame:
             "the same data and prompts",
         )
     return merged.drop(columns="_merge")
+
+
+def drop_unscored(paired: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
+    """`paired` without the documents one side has no score for (`y` NaN: an Arena-Hard question whose judgments
+    all failed), on both sides: a paired difference needs both. The others' weights are rescaled within their
+    cluster, so each cluster keeps its share of its task (arena's one cluster: the mean over the questions left).
+    Also returns how many documents left, per task (empty when none)."""
+    gone = np.isnan(paired["y_b"].to_numpy()) | np.isnan(paired["y_v"].to_numpy())
+    if not gone.any():
+        return paired, pd.Series(dtype=int)
+    counts = paired.loc[gone, "task"].value_counts(sort=False)
+    cluster, _ = pd.factorize(paired["cluster"])
+    total = np.bincount(cluster, paired["w_b"].to_numpy())
+    left = np.bincount(cluster[~gone], paired["w_b"].to_numpy()[~gone], minlength=len(total))
+    scale = np.divide(total, left, out=np.zeros_like(total), where=left > 0)[cluster[~gone]]
+    kept = paired[~gone]
+    kept = kept.assign(w_b=kept["w_b"].to_numpy() * scale, w_v=kept["w_v"].to_numpy() * scale)
+    return kept, counts[counts > 0]

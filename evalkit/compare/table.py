@@ -17,11 +17,24 @@ from evalkit.compare.floor import floor_points, is_replicate, with_floor
 from evalkit.compare.frame import as_table
 from evalkit.compare.multiple import Method, adjust
 from evalkit.compare.paired import PairedResult, TaskStats, combine, task_stats
-from evalkit.compare.pairing import pair
+from evalkit.compare.pairing import drop_unscored, pair
 from evalkit.compare.verdict import Margin, Verdict, verdict
 from evalkit.core.errors import CompareError
 
-PAIR_COLUMNS = ["task", "cluster", "doc_id", "prompt_hash", "raw", "y", "w", "slope", "row", "mc"]
+PAIR_COLUMNS = [
+    "task",
+    "cluster",
+    "doc_id",
+    "prompt_hash",
+    "raw",
+    "y",
+    "w",
+    "slope",
+    "row",
+    "mc",
+    "measure",
+    "continuous",
+]
 
 SUITE = "*"
 """`task` of a suite's own row."""
@@ -59,13 +72,27 @@ def compare(
             continue
         for fmt, var in grp[grp["format"] != settings.baseline].groupby("format", sort=True, observed=True):
             where = f"{model} / {suite}: {fmt} vs {settings.baseline}"
-            paired = pair(base[PAIR_COLUMNS], var[PAIR_COLUMNS], where)
+            paired, unscored = drop_unscored(pair(base[PAIR_COLUMNS], var[PAIR_COLUMNS], where))
+            notes.extend(
+                f"{where}: {task}: {n} documents without a score on one side (arena: every judgment of the "
+                "question failed) left out on both sides"
+                for task, n in unscored.items()
+            )
+            if paired.empty:
+                notes.append(f"{where}: no document scored on both sides; not compared")
+                continue
             per_task: list[TaskStats] = []
+            measures: list[str | None] = []
             task_rows = []
             divs = []
             for task, t in paired.groupby("task", sort=True, observed=True):
                 values = np.union1d(t["raw_b"].unique(), t["raw_v"].unique())
-                binary = bool(set(values.tolist()) <= {0.0, 1.0} or set(values.tolist()) <= {0.0, 100.0})
+                binary = not t["continuous_b"].iat[0] and bool(
+                    set(values.tolist()) <= {0.0, 1.0} or set(values.tolist()) <= {0.0, 100.0}
+                )
+                of_task = t["measure_b"].iat[0]
+                measure = of_task if isinstance(of_task, str) else None  # NaN: the primary value is compared
+                measures.append(measure)
                 cluster = pd.factorize(t["cluster"])[0]
                 ts = task_stats(
                     cluster,
@@ -83,10 +110,12 @@ def compare(
                 divs.append(div)
                 task_rows.append(
                     _row(str(model), str(fmt), str(suite), str(task), combine([ts], settings.level), div, settings)
+                    | {"measure": measure}
                 )
             all_div = pd.concat(divs, ignore_index=True)
             rows.append(
                 _row(str(model), str(fmt), str(suite), SUITE, combine(per_task, settings.level), all_div, settings)
+                | {"measure": "; ".join(sorted({m for m in measures if m})) or None}
             )
             rows.extend(task_rows)
     if not rows:
@@ -128,6 +157,7 @@ COLUMNS = [
     "baseline_format",
     "suite",
     "task",
+    "measure",
     "n_docs",
     "baseline",
     "variant",
@@ -155,6 +185,8 @@ COLUMNS = [
     "top1_agreement",
     "n_choice_docs",
 ]
+"""`measure`: what the row compares where it is not the scores table's primary value (Arena-Hard: the mean
+per-question win fraction, not the Bradley-Terry win rate; suites.py); None where the documents reproduce it."""
 
 
 def _row(
@@ -184,6 +216,8 @@ def _line(r: Mapping[Hashable, Any]) -> str:
     kl = f"{r['kl_mean']:6.3f}" if pd.notna(r["kl_mean"]) else f"{'':6}"
     agree = f"{r['top1_agreement']:5.2f}" if pd.notna(r["top1_agreement"]) else f"{'':5}"
     task = "" if r["task"] == SUITE else str(r["task"])
+    if isinstance(r["measure"], str):  # compared on something else than the scores table's value: say on what
+        task = f"{task} [{r['measure']}]".strip()
     diff = f"{r['diff']:+.2f} [{r['diff_lo']:+.2f}, {r['diff_hi']:+.2f}]"
     recovery = f"{r['recovery']:.1f}% [{r['recovery_lo']:.1f}, {r['recovery_hi']:.1f}]"
     flips = f"{r['flips_down']}/{r['flips_up']}"

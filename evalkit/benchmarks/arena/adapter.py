@@ -64,6 +64,11 @@ from evalkit.util.http import Client, HttpError, RetryPolicy, download
 log = logging.getLogger(__name__)
 
 TASK = "arena_hard"
+WIN_RATE = "win_rate"
+"""The primary metric: the Bradley-Terry win rate vs the baseline model (percent)."""
+WIN_FRACTION = "win_fraction"
+"""Per-question sample metric: the model's share of that question's weighted battles (0-1); absent when every
+judgment of the question failed. `evalkit compare` pairs formats on it (the BT fit has no per-question values)."""
 ARENA_HARD_COMMIT = "6c82720015d5da7b8795b809b91f63ef74abbf6a"
 """arena-hard-auto commit whose data/arena-hard-v0.1 holds the 500 questions and gpt-4-0314's answers."""
 _RAW = f"https://raw.githubusercontent.com/lmarena/arena-hard-auto/{ARENA_HARD_COMMIT}/data/arena-hard-v0.1/"
@@ -507,7 +512,7 @@ def _answers_file(out_dir: Path) -> Path:
 
 def _task_scores(result: bt.WinRate, n_questions: int, n_judgments: int, n_failed: int) -> list[TaskScore]:
     scores = [
-        TaskScore(TASK, "win_rate", result.value, stderr=result.stderr, n_samples=n_questions, is_primary=True),
+        TaskScore(TASK, WIN_RATE, result.value, stderr=result.stderr, n_samples=n_questions, is_primary=True),
         TaskScore(TASK, "ci_low", result.ci_low, n_samples=n_questions),
         TaskScore(TASK, "ci_high", result.ci_high, n_samples=n_questions),
         TaskScore(TASK, "judge_failures", float(n_failed), n_samples=n_judgments, higher_is_better=False),
@@ -538,7 +543,7 @@ def _samples(
         metrics["judge_failures"] = float(sum(j.failure is not None for j in games))
         rows = bt.battles([bt.Game(j.game, j.label) for j in games], weight)
         if rows.size:
-            metrics["win_fraction"] = float(rows.mean())  # model's share of this question's (weighted) battles
+            metrics[WIN_FRACTION] = float(rows.mean())  # model's share of this question's (weighted) battles
         samples.append(
             SampleRecord(
                 task=TASK,

@@ -66,7 +66,7 @@ def ruler_scores(samples: Iterable[SampleRecord]) -> list[TaskScore]:
         if s.task not in TASKS:
             continue
         for name, value in s.metrics.items():
-            length = _length_of(name)
+            length = length_of(name)
             if length is not None:
                 cells[(s.task, length)].append(value)
     rows: list[TaskScore] = []
@@ -101,7 +101,8 @@ def without_ruler(results: Mapping[str, object]) -> dict[str, object]:
     return out
 
 
-def _length_of(metric: str) -> int | None:
+def length_of(metric: str) -> int | None:
+    """The length of a `length_metric` name ("score@4096" -> 4096); None for any other metric."""
     prefix = f"{SCORE}@"
     return int(metric[len(prefix) :]) if metric.startswith(prefix) else None
 

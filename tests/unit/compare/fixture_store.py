@@ -9,6 +9,7 @@ from paths import FIXTURES as FIXTURES_DIR
 
 from evalkit.benchmarks.lm_eval.leaderboard import promote_benchmarks
 from evalkit.benchmarks.lm_eval.parse import RunFiles, read_run_outputs
+from evalkit.benchmarks.lm_eval.ruler_scores import ruler_scores
 from evalkit.core.cell import Cell
 from evalkit.core.records import SampleRecord, TaskScore
 from evalkit.results.store import Provenance, ResultsStore, RunInfo, new_run_id
@@ -32,9 +33,10 @@ def commit(
 
 
 def lm_eval_fixture(name: str) -> tuple[list[TaskScore], list[SampleRecord]]:
-    """Scores (suite-level rows promoted, as the adapter commits them) and samples of a recorded lm-eval run."""
+    """Scores (RULER's rows added, suite-level rows promoted, as the adapter commits them) and samples of a recorded
+    lm-eval run."""
     scores, samples = read_run_outputs(RunFiles(FIXTURES / name / "demo"))
-    return promote_benchmarks(scores), samples
+    return promote_benchmarks(scores + ruler_scores(samples)), samples
 
 
 def binary_task(
