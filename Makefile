@@ -87,6 +87,7 @@ bench: install
 	$(PY) -m bench.throughput
 	$(PY) -m bench.compare_speed
 	$(PY) -m bench.perf_headroom
+	$(PY) -m bench.job_efficiency
 
 clean:
 	rm -rf $(VENV) $(QVENV) .cache

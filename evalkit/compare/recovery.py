@@ -44,9 +44,16 @@ def with_verdicts(recovery: pd.DataFrame, comparisons: pd.DataFrame) -> pd.DataF
         src = _source_row(comparisons, str(r["model"]), str(r["format"]), str(r["suite"]))
         if src is None:
             continue
+        verdict = None if src["role"] == REPLICATE else verdict_of(src.to_dict())
+        measure = src.get("measure")
+        if isinstance(measure, str):
+            # compared on another quantity than the table's score (Arena-Hard: mean win fraction, not the BT win
+            # rate): its CI would not bracket this recovery, so only the verdict is shown, saying what it is of
+            out.at[i, "verdict"] = None if verdict is None else f"{verdict} (on {measure})"
+            continue
         out.at[i, "recovery_lo"] = float(src["recovery_lo"])
         out.at[i, "recovery_hi"] = float(src["recovery_hi"])
-        out.at[i, "verdict"] = None if src["role"] == REPLICATE else verdict_of(src.to_dict())
+        out.at[i, "verdict"] = verdict
     return out
 
 

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from evalkit.benchmarks import NEEDS_IDLE_SERVER, Endpoint, RunContext, get_adapter
 from evalkit.core.cell import Cell, CellKey
@@ -91,7 +91,7 @@ def run_job(plan: JobPlan, job_dir: Path, cfg_hash: str) -> JobSummary:
             log.info("%s: no cell left to run here", plan.name)
             return summary
         job_dir.mkdir(parents=True, exist_ok=True)
-        ctx_of = _contexts(cfg, job_dir)
+        ctx_of = cell_contexts(cfg, job_dir)
         if phase == Phase.score:
             _score_generated(pending, cfg, ctx_of, store, summary)
             return summary
@@ -131,7 +131,7 @@ def claim_cells(
     return mine
 
 
-def _contexts(cfg: EvalkitConfig, job_dir: Path) -> Callable[[Cell, Endpoint | None], RunContext]:
+def cell_contexts(cfg: EvalkitConfig, job_dir: Path) -> Callable[[Cell, Endpoint | None], RunContext]:
     """Each cell's context. Data overrides come from the cell's own benchmark (demo data reaches demo cells only)."""
     from evalkit.core.datasources import resolve_overrides
 
@@ -242,34 +242,61 @@ def _serve_and_run(
                 checkpoint_path=str(checkpoint),
                 config_hash=cfg_hash,
             )
-
-            def run_cell(cell: Cell) -> None:
-                ctx = ctx_of(cell, server.endpoint)
-                data = cell_data(cfg, cell, ctx)
-                adapter = cfg.benchmarks[cell.benchmark].adapter
-                _attempt(cell, adapter, ctx, data, store, prov, cfg.retries, summary, generate_only)
-                with lock:
-                    remaining.remove(cell)
-
-            lock = threading.Lock()
-            alone = [c for c in cells if cfg.benchmarks[c.benchmark].adapter in NEEDS_IDLE_SERVER]
-            ordered = [c for c in cells if c not in alone] + alone
-            with CellPool(cfg.cell_concurrency, on_interrupt=STOPPING.set) as pool:
-                for cell in progress.track(ordered, f"cells of {summary.job}", len(cells), lambda c: c.benchmark):
-                    if cell in alone:
-                        pool.drain()  # it measures the server: nothing else may run meanwhile
-                    else:
-                        pool.wait_for_slot()
-                    if STOPPING.is_set():
-                        break
-                    server.check_alive()
-                    if cell in alone:
-                        run_cell(cell)
-                    else:
-                        pool.submit(run_cell, cell)
+            run_cells(cells, cfg, server, ctx_of, store, prov, summary, generate_only, remaining)
     except ServerError as err:
         log.error("%s: server failed:\n  %s", summary.job, err)
         fail_all(remaining, err, str(err.log or server_log))
+
+
+class LiveServer(Protocol):
+    """What the cells need of the job's server (`evalkit.serve.VLLMServer`)."""
+
+    @property
+    def endpoint(self) -> Endpoint: ...
+
+    def check_alive(self) -> None: ...
+
+
+def run_cells(
+    cells: list[Cell],
+    cfg: EvalkitConfig,
+    server: LiveServer,
+    ctx_of: Callable[[Cell, Endpoint | None], RunContext],
+    store: ResultsStore,
+    prov: Provenance,
+    summary: JobSummary,
+    generate_only: bool = False,
+    remaining: list[Cell] | None = None,
+) -> None:
+    """Run the cells against a running server, `cfg.cell_concurrency` at once, cells that measure the server alone
+    and last. Each finished cell (committed or failed) leaves `remaining`. Raises ServerError when the server fails:
+    the caller records it for the cells still in `remaining`."""
+    lock = threading.Lock()
+
+    def run_cell(cell: Cell) -> None:
+        ctx = ctx_of(cell, server.endpoint)
+        data = cell_data(cfg, cell, ctx)
+        adapter = cfg.benchmarks[cell.benchmark].adapter
+        _attempt(cell, adapter, ctx, data, store, prov, cfg.retries, summary, generate_only)
+        if remaining is not None:
+            with lock:
+                remaining.remove(cell)
+
+    alone = [c for c in cells if cfg.benchmarks[c.benchmark].adapter in NEEDS_IDLE_SERVER]
+    ordered = [c for c in cells if c not in alone] + alone
+    with CellPool(cfg.cell_concurrency, on_interrupt=STOPPING.set) as pool:
+        for cell in progress.track(ordered, f"cells of {summary.job}", len(cells), lambda c: c.benchmark):
+            if cell in alone:
+                pool.drain()  # it measures the server: nothing else may run meanwhile
+            else:
+                pool.wait_for_slot()
+            if STOPPING.is_set():
+                break
+            server.check_alive()
+            if cell in alone:
+                run_cell(cell)
+            else:
+                pool.submit(run_cell, cell)
 
 
 def _score_generated(

@@ -174,11 +174,23 @@ def _task_overrides(
     return overrides
 
 
+SHARED_PROCESS_ENV = "EVALKIT_LM_EVAL_SHARED_PROCESS"
+"""Set to 0 to give each lm-eval run a harness process of its own (slower: lm-eval starts once per run): the way out
+if a task ever misbehaves after another in a shared process, and what `bench.job_efficiency` compares against."""
+
+
 def _run_batch(batch: list[BatchRun], root: Path, env: Mapping[str, str], python: str) -> None:
-    """The runs in one harness process (`runner`); a failure names the run and quotes the tail of its own log."""
-    batch_file = root / "batch.json"
+    """The runs in one harness process (`runner`), or one each (SHARED_PROCESS_ENV=0); a failure names the run and
+    quotes the tail of its own log."""
+    shared = env.get(SHARED_PROCESS_ENV, "1") != "0"
+    for i, part in enumerate([batch] if shared else [[run] for run in batch]):
+        _run_part(part, root, env, python, "" if shared else f"-{i + 1}")
+
+
+def _run_part(batch: list[BatchRun], root: Path, env: Mapping[str, str], python: str, suffix: str) -> None:
+    batch_file = root / f"batch{suffix}.json"
     write_batch(batch_file, batch)
-    harness_log = root / "harness.log"
+    harness_log = root / f"harness{suffix}.log"
     code = _run_logged([python, "-m", runner.__name__, str(batch_file)], harness_log, env, cwd=root)
     for run in batch:
         status = read_status(run)

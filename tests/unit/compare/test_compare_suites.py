@@ -16,7 +16,9 @@ from evalkit.benchmarks.lm_eval.ruler_scores import ruler_sample, ruler_scores
 from evalkit.compare import CompareSettings, compare, render
 from evalkit.compare.documents import document_scores
 from evalkit.compare.frame import read_samples
+from evalkit.compare.recovery import with_verdicts
 from evalkit.core.records import SampleRecord, TaskScore
+from evalkit.results.aggregate import recovery_table
 from evalkit.results.store import ResultsStore
 
 SETTINGS = CompareSettings(n_boot=300, n_perm=1000)
@@ -69,6 +71,17 @@ def test_arena_is_compared_on_the_mean_per_question_win_fraction(tmp_path: Path)
     assert pd.isna(row["kl_mean"])  # answers are text, even one starting with "{"
     assert any("mean per-question win_fraction" in n and "Bradley-Terry win_rate" in n for n in notes)
     assert "[mean win_fraction]" in render(table, SETTINGS)
+
+
+def test_aggregate_shows_the_arena_verdict_of_what_was_compared_and_no_foreign_ci(tmp_path: Path) -> None:
+    """The recovery beside it is the table's (BT win rate): a CI of the mean win fraction would not bracket it."""
+    lower = np.clip(BASE_WF - 0.25, 0, 1)
+    table, _ = _arena_compare(tmp_path, {"bf16": BASE_WF.tolist(), "w4a16": lower.tolist()})
+    recovery = recovery_table(ResultsStore(tmp_path).read_scores(), "bf16")
+    row = with_verdicts(recovery, table).query("format == 'w4a16' and suite == 'arena_hard'").iloc[0]
+    assert row["recovery"] == pytest.approx(100 * 11.0 / 10.0)
+    assert pd.isna(row["recovery_lo"]) and pd.isna(row["recovery_hi"])
+    assert row["verdict"].endswith("(on mean win_fraction)")
 
 
 def test_arena_gets_the_permutation_test_even_when_every_question_is_won_or_lost(tmp_path: Path) -> None:

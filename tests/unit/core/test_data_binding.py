@@ -16,7 +16,7 @@ from paths import REPO
 from evalkit.cli import _compose_jobs
 from evalkit.core.datasources import content_hash, dataset_record, read_rows, write_manifest
 from evalkit.core.errors import ConfigError
-from evalkit.pipeline.job import _contexts, cell_data
+from evalkit.pipeline.job import cell_contexts, cell_data
 from evalkit.pipeline.plan import JobPlan
 from evalkit.util.hashing import sha256_file
 
@@ -48,7 +48,7 @@ def test_study_grid_has_no_data_override_in_any_real_cell(tmp_path: Path) -> Non
     assert len(study) == 4
     for plan in study:
         assert {c.benchmark for c in plan.cells} == REAL
-        ctx_of = _contexts(plan.cfg, tmp_path / "jobs")
+        ctx_of = cell_contexts(plan.cfg, tmp_path / "jobs")
         for cell in plan.cells:
             assert plan.cfg.benchmarks[cell.benchmark].data == {}
             assert ctx_of(cell, None).data_overrides == {}, cell.benchmark
@@ -56,7 +56,7 @@ def test_study_grid_has_no_data_override_in_any_real_cell(tmp_path: Path) -> Non
 
 def test_demo_cells_get_their_own_data(tmp_path: Path) -> None:
     (demo,) = plans(tmp_path, "benchmark=demo_leaderboard_v1,demo_leaderboard_v2,leaderboard_v1")
-    ctx_of = _contexts(demo.cfg, tmp_path / "jobs")
+    ctx_of = cell_contexts(demo.cfg, tmp_path / "jobs")
     by_bench = {c.benchmark: ctx_of(c, None).data_overrides for c in demo.cells}
     assert by_bench["demo_leaderboard_v1"]["openai/gsm8k:main"] == {"test": str(GSM8K_DEMO)}
     assert "TIGER-Lab/MMLU-Pro" in by_bench["demo_leaderboard_v2"]
@@ -126,7 +126,7 @@ def test_real_benchmark_accepts_copies_that_match_the_manifest(tmp_path: Path) -
     _manifest_of_demo_files(tmp_path)
     (plan,) = plans(tmp_path, "benchmark=leaderboard_v1", LOCAL_COPIES)
     cell = plan.cells[0]
-    ctx = _contexts(plan.cfg, tmp_path / "jobs")(cell, None)
+    ctx = cell_contexts(plan.cfg, tmp_path / "jobs")(cell, None)
     assert ctx.data_overrides["openai/gsm8k:main"] == {"test": str(GSM8K_DEMO)}
     assert ctx.hub_revisions["openai/gsm8k:main"] == "abc123"
 
@@ -209,7 +209,7 @@ def test_hub_split_and_its_jsonl_export_hash_equal(tmp_path: Path) -> None:
 
 def test_cells_record_their_data_sources(tmp_path: Path) -> None:
     (plan,) = plans(tmp_path, "benchmark=demo_arena_hard,demo_humaneval,arena_hard")
-    ctx_of = _contexts(plan.cfg, tmp_path / "jobs")
+    ctx_of = cell_contexts(plan.cfg, tmp_path / "jobs")
     by_bench = {c.benchmark: cell_data(plan.cfg, c, ctx_of(c, None)) for c in plan.cells}
     demo_arena = json.loads(by_bench["demo_arena_hard"].sources)
     questions = next(s for s in demo_arena if s["dataset"] == "arena_hard questions")
