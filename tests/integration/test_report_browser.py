@@ -4,105 +4,39 @@ The test writes a small results store (evalkit's store writer; recorded lm-eval 
 failed cell, and hand-made perf / similarity / noise-floor tables), runs `evalkit report` on it, loads the page in
 Chromium and checks: no console message or exception of level error, no network request (the page is
 self-contained), every section present and visible, every figure laid out with drawn marks. It saves a screenshot
-(tmp_path; `EVALKIT_REPORT_SCREENSHOT=docs/report-demo.png` also writes it there, as the README's image).
+(tmp_path; `EVALKIT_REPORT_SCREENSHOT=FILE` also writes it there). The README's image is the real demo's report:
+`python tests/browser_cdp.py results/report.html docs/report-demo.png` after `make demo`.
 
 Chromium comes from scripts/browser/install-chromium.sh (idempotent; apt-get as root, like Slurm's start.sh)."""
 
 from __future__ import annotations
 
 import base64
-import itertools
-import json
 import os
-import re
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pandas as pd
 import pytest
+from browser_cdp import DevTools, install_chromium, open_page, screenshot_clip
 from paths import REPO
-from websockets.sync.client import ClientConnection, connect
 
 from evalkit.report import SECTIONS
-from evalkit.util.procs import kill_group
 
 pytestmark = pytest.mark.integration
-
-CHROMIUM_FLAGS = [
-    # the flags measured to work on these machines (/work/.library/env/machines/python.md): no sandbox as root, no
-    # GPU, and none of Chromium's own background connections, which a closed network refuses
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--remote-debugging-port=0",
-    "--remote-allow-origins=*",
-]
 
 
 @pytest.fixture(scope="module")
 def chromium() -> str:
-    done = subprocess.run(
-        [str(REPO / "scripts" / "browser" / "install-chromium.sh")], capture_output=True, text=True, timeout=900
-    )
-    assert done.returncode == 0, f"install-chromium.sh failed:\n{done.stderr[-3000:]}"
-    return done.stdout.strip().splitlines()[-1]
-
-
-class DevTools:
-    """One page target of a running Chromium, over its DevTools websocket: commands, and the events seen so far."""
-
-    def __init__(self, ws: ClientConnection) -> None:
-        self.ws = ws
-        self.ids = itertools.count(1)
-        self.events: list[dict[str, Any]] = []
-
-    def call(self, method: str, **params: Any) -> dict[str, Any]:
-        i = next(self.ids)
-        self.ws.send(json.dumps({"id": i, "method": method, "params": params}))
-        while True:
-            msg = json.loads(self.ws.recv(timeout=60))
-            if msg.get("id") == i:
-                assert "error" not in msg, f"{method}: {msg['error']}"
-                return msg.get("result", {})
-            self.events.append(msg)
-
-    def wait_for(self, event: str) -> None:
-        while not any(e.get("method") == event for e in self.events):
-            self.events.append(json.loads(self.ws.recv(timeout=60)))
+    return install_chromium()
 
 
 @pytest.fixture()
 def browser(chromium: str, tmp_path: Path) -> Iterator[DevTools]:
-    proc = subprocess.Popen(
-        [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "about:blank"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        assert proc.stderr is not None
-        lines = []
-        for line in proc.stderr:  # "DevTools listening on ws://127.0.0.1:<port>/devtools/browser/<id>"
-            lines.append(line)
-            if m := re.search(r"DevTools listening on ws://([\d.]+:\d+)/", line):
-                break
-        else:
-            pytest.fail("Chromium exited before its DevTools endpoint came up:\n" + "".join(lines[-30:]))
-        pages = [t for t in httpx.get(f"http://{m.group(1)}/json/list").json() if t["type"] == "page"]
-        with connect(pages[0]["webSocketDebuggerUrl"], max_size=64 * 2**20) as ws:
-            yield DevTools(ws)
-    finally:
-        kill_group(proc)
+    with open_page(chromium, tmp_path / "profile") as page:
+        yield page
 
 
 def _demo_results(root: Path) -> Path:
@@ -183,13 +117,9 @@ def test_demo_report_in_chromium(browser: DevTools, tmp_path: Path) -> None:
     for fig in state["figures"]:
         assert fig["width"] > 100 and fig["height"] > 50 and fig["marks"] > 0, fig
 
-    shot = browser.call("Page.captureScreenshot", format="png", clip=_clip(1100, 1000))
+    shot = browser.call("Page.captureScreenshot", format="png", clip=screenshot_clip(1100, 1000))
     png = base64.b64decode(shot["data"])
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
     (tmp_path / "report.png").write_bytes(png)
     if target := os.environ.get("EVALKIT_REPORT_SCREENSHOT"):
         Path(target).write_bytes(png)
-
-
-def _clip(width: int, height: int) -> dict[str, float]:
-    return {"x": 0, "y": 0, "width": width, "height": height, "scale": 1}
