@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -284,12 +284,19 @@ def run_cells(
 
     alone = [c for c in cells if cfg.benchmarks[c.benchmark].adapter in NEEDS_IDLE_SERVER]
     ordered = [c for c in cells if c not in alone] + alone
-    with CellPool(cfg.cell_concurrency, on_interrupt=STOPPING.set) as pool:
-        for cell in progress.track(ordered, f"cells of {summary.job}", len(cells), lambda c: c.benchmark):
+
+    def when_it_may_start(pool: CellPool) -> Iterator[Cell]:
+        """Each cell once it may start (so its progress line says when it really starts)."""
+        for cell in ordered:
             if cell in alone:
                 pool.drain()  # it measures the server: nothing else may run meanwhile
             else:
                 pool.wait_for_slot()
+            yield cell
+
+    with CellPool(cfg.cell_concurrency, on_interrupt=STOPPING.set) as pool:
+        starts = when_it_may_start(pool)
+        for cell in progress.track(starts, f"cells of {summary.job}", len(cells), lambda c: c.benchmark):
             if STOPPING.is_set():
                 break
             server.check_alive()

@@ -62,7 +62,8 @@ def test_sweep_writes_both_tables_for_every_cell(swept: Path) -> None:
     # one server for the two cells of the job
     server_logs = list((swept / "jobs" / "it").glob("*/server.log"))
     assert len(server_logs) == 1
-    # the two cells overlapped against it (cell_concurrency 2): the second started before the first was done
+    # the two cells overlapped against it (cell_concurrency 2): the second started before the first was done (a
+    # cell's progress line is logged when it starts, not while it waits for a slot)
     lines = (server_logs[0].parent / "job.log").read_text().splitlines()
     second = next(i for i, line in enumerate(lines) if "[2/2] cells of" in line)
     first_done = next(i for i, line in enumerate(lines) if re.search(r"smoke_\w+ done in", line))

@@ -1,0 +1,88 @@
+"""A job's cell loop (`run_cells`) against a running server: cells overlap up to `cell_concurrency`, a cell that
+measures the server runs alone and last, and each cell's progress line is logged when it starts. The adapter is a
+registered one (ADAPTERS is the registry a config names adapters from) that sleeps instead of talking to a server."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from unit.pipeline.test_replicate_cells import plan
+
+import evalkit.pipeline.job as job
+from evalkit.benchmarks import ADAPTERS, BenchmarkResult, Endpoint, RunContext
+from evalkit.core.datasources import DataSource
+from evalkit.core.records import TaskScore
+from evalkit.pipeline.job import JobSummary, run_cells
+from evalkit.results.store import Provenance, ResultsStore
+
+SPANS: list[tuple[str, float, float]] = []
+LOCK = threading.Lock()
+
+
+class Sleepy:
+    """Occupies the server for a moment; records when."""
+
+    def validate(self, settings: dict[str, Any]) -> None: ...
+
+    def generate(self, ctx: RunContext) -> None:
+        t0 = time.monotonic()
+        time.sleep(0.3)
+        with LOCK:
+            SPANS.append((ctx.work_dir.name, t0, time.monotonic()))
+
+    def score(self, ctx: RunContext) -> BenchmarkResult:
+        return BenchmarkResult([TaskScore("t", "acc", 50.0, n_samples=1, is_primary=True)], [])
+
+    def data_sources(self, ctx: RunContext) -> list[DataSource]:
+        return []
+
+    def prefetch(self, settings: dict[str, Any]) -> None: ...
+
+
+class Server:
+    endpoint = Endpoint(base_url="http://127.0.0.1:9/v1", model="m", tokenizer="t", max_model_len=2048)
+
+    def check_alive(self) -> None: ...
+
+
+BENCHES = ["smoke_generate", "smoke_loglikelihood", "demo_leaderboard_v1", "demo_leaderboard_v2"]
+
+
+def test_cells_overlap_up_to_the_limit_and_a_server_measurement_runs_alone_last(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setitem(ADAPTERS, "sleepy", f"{__name__}:Sleepy")
+    monkeypatch.setitem(ADAPTERS, "sleepy_measure", f"{__name__}:Sleepy")
+    monkeypatch.setattr(job, "NEEDS_IDLE_SERVER", frozenset({"sleepy_measure"}))
+    p = plan(tmp_path, benchmarks=",".join(BENCHES))
+    cfg = replace(p.cfg, cell_concurrency=2)
+    for name in BENCHES:  # the first benchmark measures the server; listed first, it must still run last
+        cfg.benchmarks[name].adapter = "sleepy_measure" if name == BENCHES[0] else "sleepy"
+    SPANS.clear()
+
+    def ctx_of(cell: Any, endpoint: Endpoint | None) -> RunContext:
+        return RunContext(endpoint=endpoint, work_dir=tmp_path / "jobs" / cell.benchmark, settings={})
+
+    summary = JobSummary("j")
+    prov = Provenance("0", "c", "l", "v", checkpoint_path="", config_hash="h")
+    remaining = list(p.cells)
+    store = ResultsStore.open_for_writing(tmp_path / "r")
+    with caplog.at_level(logging.INFO, logger="evalkit.progress"):
+        t0 = time.monotonic()
+        run_cells(p.cells, cfg, Server(), ctx_of, store, prov, summary, False, remaining)
+    assert sorted(summary.done) == sorted(BENCHES) and remaining == []
+    spans = {name: (start - t0, end - t0) for name, start, end in SPANS}
+    shared = [spans[b] for b in BENCHES[1:]]
+    peak = max(sum(s <= t < e for s, e in shared) for t, _ in shared)
+    assert peak == 2  # overlapped, never more than two
+    measure_start, _ = spans[BENCHES[0]]
+    assert all(measure_start >= e for _, e in shared)  # alone, after every other cell ended
+    # the third cell's progress line comes when it starts (a slot freed), not while it waits
+    third = next(r for r in caplog.records if "[3/4]" in r.getMessage())
+    assert third.created - (t0 - time.monotonic() + time.time()) >= 0.25
