@@ -46,6 +46,11 @@ class TaskStats:
     """Every document's flip is worth the same (weight x slope): the difference is a count of flips."""
     sd_diff: float
     mean_abs_discordant: float
+    no_flip_bound: float = 0.0
+    """Where no document differs (the bootstrap then has no spread: a CI of zero width, which 8 equal documents
+    cannot justify): the largest difference, in points, still consistent with seeing no flip among n documents, the
+    exact (Clopper-Pearson) bound on the share that could flip, 1 - (tail)^(1/n) ("rule of three"), times a
+    document's full worth (100 x slope). 0 where documents differ, or scores are not percents."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,7 @@ def task_stats(
     n_boot: int = 2000,
     n_perm: int = 5000,
     slope: np.ndarray | None = None,
+    level: float = 0.95,
 ) -> TaskStats:
     """`cluster`: integer codes 0..k-1 (the task's subtasks, resampled separately); `weight` per document sums to
     1 over the task (its share of the task's score); `slope`: points of y per point of the raw score (v2
@@ -114,6 +120,10 @@ def task_stats(
     w_c = np.bincount(c_idx, weight) / n_c
     se = float(np.sqrt(np.sum(n_c * w_c**2 * var_c)))
     discordant = diff[diff != 0]
+    no_flip_bound = 0.0
+    if not len(discordant) and len(diff) and np.abs(np.concatenate([y_b, y_v])).max() <= 100:
+        worth = 100.0 * (float(np.max(slope)) if slope is not None and len(slope) else 1.0)
+        no_flip_bound = (1 - ((1 - level) / 2) ** (1 / len(diff))) * worth
     return TaskStats(
         n_docs=len(y_b),
         baseline=float(weight @ y_b),
@@ -129,6 +139,7 @@ def task_stats(
         equal_weights=_uniform(weight if slope is None else weight * slope),
         sd_diff=float(np.std(diff, ddof=1)) if len(diff) > 1 else 0.0,
         mean_abs_discordant=float(np.abs(discordant).mean()) if len(discordant) else 0.0,
+        no_flip_bound=no_flip_bound,
     )
 
 
@@ -176,7 +187,15 @@ def combine(tasks: list[TaskStats], level: float = 0.95) -> PairedResult:
     with np.errstate(divide="ignore", invalid="ignore"):
         rec = var / base * 100 if base else float("nan")
         ratios = boot_v / boot_b * 100
-    r_lo, r_hi = np.nanpercentile(ratios, [tail, 100 - tail]) if np.isfinite(ratios).any() else (np.nan, np.nan)
+        finite = ratios[np.isfinite(ratios)]
+    r_lo, r_hi = np.percentile(finite, [tail, 100 - tail]) if len(finite) else (np.nan, np.nan)
+    # tasks where no document differs add their exact no-flip bound (the bootstrap gives them no spread)
+    widen = sum(t.no_flip_bound for t in tasks) / m
+    if widen:
+        d_lo, d_hi = d_lo - widen, d_hi + widen
+        if base > 0:
+            r_lo = float(np.fmin(r_lo, (base + d_lo) / base * 100))
+            r_hi = float(np.fmax(r_hi, (base + d_hi) / base * 100))
     down = sum(t.flips_down for t in tasks)
     up = sum(t.flips_up for t in tasks)
     z = stats.norm.ppf(1 - ALPHA / 2) + stats.norm.ppf(POWER)

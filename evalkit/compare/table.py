@@ -104,6 +104,7 @@ def compare(
                     settings.n_boot,
                     settings.n_perm,
                     t["slope_b"].to_numpy(),
+                    settings.level,
                 )
                 per_task.append(ts)
                 div = choices.divergence(t["row_b"].to_numpy(), t["row_v"].to_numpy(), t["mc_b"].to_numpy())

@@ -67,8 +67,11 @@ def test_identical_formats_on_real_v2_output_recover_with_zero_divergence(tmp_pa
         commit(store, "m", fmt, "b", "leaderboard_v2", *lm_eval_fixture("v2_leaderboard"))
     table, _ = compare(read_samples(tmp_path), store.read_scores(), CompareSettings(n_boot=200, n_perm=200))
     suite = table[table["task"] == "*"].iloc[0]
-    assert (suite["diff"], suite["diff_lo"], suite["diff_hi"], suite["recovery"]) == (0.0, 0.0, 0.0, 100.0)
-    assert suite["verdict"] == "recovered"
+    assert (suite["diff"], suite["recovery"]) == (0.0, 100.0)
+    # no document differs, but a handful per task cannot rule out a real drop: the CI is the exact no-flip bound
+    # (rule of three), not the bootstrap's zero width, and the verdict is not "recovered"
+    assert suite["diff_lo"] == pytest.approx(-suite["diff_hi"]) and suite["diff_lo"] < -1
+    assert suite["verdict"] == "inconclusive"
     assert suite["n_choice_docs"] > 0 and suite["kl_mean"] == pytest.approx(0.0, abs=1e-12)
     assert suite["top1_agreement"] == 1.0
     tests = table.set_index("task")["test"]

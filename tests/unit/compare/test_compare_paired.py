@@ -93,9 +93,22 @@ def test_clustered_suite_resamples_within_clusters_and_averages_tasks() -> None:
     assert abs(np.mean(ts_c.boot_baseline) - ts_c.baseline) < 1.0
 
 
-def test_no_difference_gives_p_one_and_a_zero_width_ci() -> None:
+def test_no_difference_gives_p_one_and_the_exact_no_flip_bound_as_ci() -> None:
+    """No document differs: the bootstrap has no spread, but 20 documents cannot rule out that a fifth of all
+    documents flip. The CI is the Clopper-Pearson bound on the share that could flip, seeing none (scipy's exact
+    binomial interval), times a document's worth (100 points); with many documents it shrinks to nothing."""
     b, v = _binary_pairs(10, 0, 0, 10)
     res = _one_task(b, v, binary=True)
-    assert res.p_value == 1.0
-    assert res.diff_lo == res.diff_hi == 0.0
-    assert res.recovery == 100.0
+    assert res.p_value == 1.0 and res.diff == 0.0 and res.recovery == 100.0
+    exact = stats.binomtest(0, 20).proportion_ci(0.95, method="exact").high * 100  # 16.8 points
+    assert res.diff_hi == pytest.approx(exact) and res.diff_lo == pytest.approx(-exact)
+    assert res.recovery_lo == pytest.approx(100 - exact / 50 * 100)  # baseline 50: -16.8 points is -33.7%
+    b, v = _binary_pairs(1000, 0, 0, 1000)
+    assert _one_task(b, v, binary=True).diff_lo == pytest.approx(-stats.binomtest(0, 2000).proportion_ci().high * 100)
+    assert _one_task(b, v, binary=True).diff_lo > -0.2
+
+
+def test_one_flip_is_bootstrapped_not_bounded() -> None:
+    b, v = _binary_pairs(10, 1, 0, 9)
+    res = _one_task(b, v, binary=True)
+    assert res.diff == -5.0 and res.diff_hi == 0.0  # the bootstrap's own interval (it never gains a flip up)
