@@ -189,10 +189,13 @@ def combine(tasks: list[TaskStats], level: float = 0.95) -> PairedResult:
         ratios = boot_v / boot_b * 100
         finite = ratios[np.isfinite(ratios)]
     r_lo, r_hi = np.percentile(finite, [tail, 100 - tail]) if len(finite) else (np.nan, np.nan)
-    # tasks where no document differs add their exact no-flip bound (the bootstrap gives them no spread)
-    widen = sum(t.no_flip_bound for t in tasks) / m
+    # tasks where no document differs add their exact no-flip bound (the bootstrap gives them no spread); tasks are
+    # independent, so the half-widths add in quadrature (one task alone: exactly its bound)
+    widen = float(np.sqrt(sum(t.no_flip_bound**2 for t in tasks))) / m
     if widen:
-        d_lo, d_hi = d_lo - widen, d_hi + widen
+        diff = var - base
+        d_lo = diff - float(np.hypot(diff - d_lo, widen))
+        d_hi = diff + float(np.hypot(d_hi - diff, widen))
         if base > 0:
             r_lo = float(np.fmin(r_lo, (base + d_lo) / base * 100))
             r_hi = float(np.fmax(r_hi, (base + d_hi) / base * 100))

@@ -112,3 +112,11 @@ def test_one_flip_is_bootstrapped_not_bounded() -> None:
     b, v = _binary_pairs(10, 1, 0, 9)
     res = _one_task(b, v, binary=True)
     assert res.diff == -5.0 and res.diff_hi == 0.0  # the bootstrap's own interval (it never gains a flip up)
+
+
+def test_no_flip_bounds_of_independent_tasks_add_in_quadrature() -> None:
+    b, v = _binary_pairs(10, 0, 0, 10)
+    rng = np.random.default_rng(0)
+    tasks = [task_stats(np.zeros(20, int), np.full(20, 1 / 20), b, v, True, rng) for _ in range(2)]
+    one = stats.binomtest(0, 20).proportion_ci(0.95, method="exact").high * 100
+    assert combine(tasks).diff_lo == pytest.approx(-np.sqrt(2) * one / 2)
