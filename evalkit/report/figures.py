@@ -31,7 +31,7 @@ def recovery_heatmap(suites: pd.DataFrame) -> str:
     df = suites.assign(
         row=suites["model"].astype(str) + " / " + suites["suite"].astype(str),
         label=[
-            f"{r:.1f}% [{lo:.1f}, {hi:.1f}]"
+            f"{r:.1f}% [{lo:.1f}, {hi:.1f}]" if pd.notna(r) else "no ratio (baseline 0)"
             for r, lo, hi in zip(suites["recovery"], suites["recovery_lo"], suites["recovery_hi"], strict=True)
         ],
     )
