@@ -54,7 +54,9 @@ COMMON = [
     "quantize.threads=1",
     "model.resources.cpus_per_task=1",
 ]
-REQUEUE = [*COMMON, "format=bf16", "benchmark=smoke_loglikelihood,smoke_generate"]
+# one cell at a time: the requeue must come between the first cell's commit and the second cell's (cells of a job
+# otherwise overlap, and these one-document cells would end together)
+REQUEUE = [*COMMON, "format=bf16", "benchmark=smoke_loglikelihood,smoke_generate", "cell_concurrency=1"]
 GRID = [*COMMON, "format=bf16,fp8", "benchmark=smoke_loglikelihood"]
 ONE_DOC = [
     ("winogrande", "validation", "data/allenai/winogrande/winogrande_xl/validation.jsonl"),
