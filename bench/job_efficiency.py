@@ -18,21 +18,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import shlex
 import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from bench.figures import header, run_info, write
+
 REPO = Path(__file__).resolve().parents[1]
-OUT = REPO / "bench"
 CELLS = ("demo_leaderboard_v1", "demo_leaderboard_v2")
 
 
@@ -142,10 +140,8 @@ def main(argv: list[str] | None = None) -> int:
         reqs = harness_requests(tmp / "after" / "job", server.endpoint.model, tok)
         t_sat = saturated(server.endpoint.base_url, reqs, in_flight)
         vllm = server.vllm_version()
-    result = {
-        "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": "make bench  # " + shlex.join(["python", "-m", "bench.job_efficiency", *(argv or sys.argv[1:])]),
-        "machine": f"{platform.node()} {platform.machine()}, {os.cpu_count()} cores",
+    result: dict[str, Any] = {
+        **run_info("bench.job_efficiency", argv),
         "model": f"{cfg.model.name} bf16 on vllm ({vllm})",
         "cells": list(CELLS),
         "requests": len(reqs),
@@ -155,28 +151,22 @@ def main(argv: list[str] | None = None) -> int:
         "ratio_before": round(t_before / t_sat, 2),
         "ratio_after": round(t_after / t_sat, 2),
     }
-    OUT.mkdir(exist_ok=True)
-    (OUT / "job_efficiency.json").write_text(json.dumps(result, indent=2) + "\n")
     md = [
-        "# Job efficiency: the job's wall time vs the same requests fired straight at the server",
-        "",
-        f"`{result['command']}` on {result['machine']}, {result['when']}",
-        "",
+        *header("Job efficiency: the job's wall time vs the same requests fired straight at the server", result),
         f"{result['model']}; cells {', '.join(CELLS)} (the demo's lm-eval cells); {len(reqs)} requests; "
         f"saturation = {in_flight} in flight (the cells' num_concurrent together). Server start excluded.",
         "",
         "| path | wall (s) | job / saturated |",
         "|---|---:|---:|",
-        f"| before: cells one at a time, one lm-eval process per run | {result['wall_s']['before']} | "  # type: ignore[index]
+        f"| before: cells one at a time, one lm-eval process per run | {result['wall_s']['before']} | "
         f"{result['ratio_before']}x |",
         f"| after: {cfg.cell_concurrency} cells at once, one lm-eval process per suite | "
-        f"{result['wall_s']['after']} | {result['ratio_after']}x |",  # type: ignore[index]
-        f"| saturated: the same requests, no harness | {result['wall_s']['saturated']} | 1x |",  # type: ignore[index]
+        f"{result['wall_s']['after']} | {result['ratio_after']}x |",
+        f"| saturated: the same requests, no harness | {result['wall_s']['saturated']} | 1x |",
         "",
         "Target: job / saturated <= 1.25x.",
     ]
-    (OUT / "job_efficiency.md").write_text("\n".join(md) + "\n")
-    print("\n".join(md))
+    write("job_efficiency", result, md)
     return 0
 
 

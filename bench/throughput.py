@@ -15,21 +15,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import shlex
 import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import requests
 
+from bench.figures import header, run_info, write
+
 REPO = Path(__file__).resolve().parents[1]
-OUT = REPO / "bench"
 
 
 TASKS = ("gsm8k", "arc_challenge")
@@ -189,10 +187,8 @@ def main(argv: list[str] | None = None) -> int:
         t_evalkit, samples = run_adapter(ep, task, tmp / "evalkit", data, args.concurrency, args.max_gen_toks)
         t_sat, n_req, n_tok = saturated(ep, samples, args.concurrency, checkpoint)
         t_default, _ = run_adapter(ep, task, tmp / "default", data, 1, args.max_gen_toks)
-    result = {
-        "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": "make bench  # " + shlex.join(["python", "-m", "bench.throughput", *(argv or sys.argv[1:])]),
-        "machine": f"{platform.node()} {platform.machine()}, {__import__('os').cpu_count()} cores",
+    result: dict[str, Any] = {
+        **run_info("bench.throughput", argv),
         "model": f"{cfg.model.name} bf16 on vllm ({server.vllm_version()})",
         "task": f"{task.lm_task} ({task.run['num_fewshot']}-shot), {n_req} docs, max_gen_toks {args.max_gen_toks}, "
         "chat template",
@@ -212,18 +208,13 @@ def main(argv: list[str] | None = None) -> int:
         "evalkit_minus_startup_vs_saturated": round(max(t_evalkit - t_startup, 0.0) / t_sat, 2),
         "speedup_vs_lm_eval_default": round(t_default / t_evalkit, 2),
     }
-    OUT.mkdir(exist_ok=True)
-    (OUT / "throughput.json").write_text(json.dumps(result, indent=2) + "\n")
     md = [
-        "# evalkit vs lm-eval default vs saturated server",
-        "",
-        f"`{result['command']}` on {result['machine']}, {result['when']}",
-        "",
+        *header("evalkit vs lm-eval default vs saturated server", result),
         f"{result['model']}; {result['task']}; {n_tok} completion tokens per path.",
         "",
         "| path | wall (s) | completion tok/s |",
         "|---|---:|---:|",
-        *(f"| {k} | {result['wall_s'][k]} | {result['tokens_per_s'][k]} |" for k in result["wall_s"]),  # type: ignore[index]
+        *(f"| {k} | {result['wall_s'][k]} | {result['tokens_per_s'][k]} |" for k in result["wall_s"]),
         "",
         f"- evalkit / saturated wall time: **{result['evalkit_vs_saturated']}x** (target <= 1.25x), including "
         f"lm-eval's start-up of {result['harness_startup_s']} s (one document, one token: process start, "
@@ -231,8 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         f"- the same without that start-up: **{result['evalkit_minus_startup_vs_saturated']}x**",
         f"- lm-eval default / evalkit wall time: **{result['speedup_vs_lm_eval_default']}x** faster",
     ]
-    (OUT / "throughput.md").write_text("\n".join(md) + "\n")
-    print("\n".join(md))
+    write("throughput", result, md)
     return 0
 
 

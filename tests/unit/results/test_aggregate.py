@@ -130,6 +130,17 @@ def test_cells_on_overridden_data_are_marked() -> None:
     assert "ran on local data overrides" not in render_recovery(recovery_table(real), "bf16")
 
 
+def aggregate_cli(results: Path) -> str:
+    """What `evalkit aggregate --results RESULTS` prints (it must exit 0)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "evalkit.cli", "aggregate", "--results", str(results)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout
+
+
 def test_aggregate_cli_carries_the_override_flag_from_a_real_store(tmp_path: Path) -> None:
     from datetime import datetime, timezone
 
@@ -144,13 +155,8 @@ def test_aggregate_cli_carries_the_override_flag_from_a_real_store(tmp_path: Pat
         cell = Cell("m", fmt, "demo_leaderboard_v1", "leaderboard_v1", "hub:x", "f" * 64)
         run = RunInfo(new_run_id(), now, now, "log", prov, '[{"dataset": "x"}]', demo)
         store.commit_cell(cell, run, [TaskScore("gsm8k_llama", "exact_match", value, None, 4, is_primary=True)], [])
-    out = subprocess.run(
-        [sys.executable, "-m", "evalkit.cli", "aggregate", "--results", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert "40.0 (80.0%)*" in out.stdout and "* ran on local data overrides" in out.stdout
+    out = aggregate_cli(tmp_path)
+    assert "40.0 (80.0%)*" in out and "* ran on local data overrides" in out
     for written in (
         pd.read_parquet(tmp_path / "aggregate" / "recovery.parquet"),
         pd.read_csv(tmp_path / "aggregate" / "recovery.csv"),
@@ -169,14 +175,9 @@ def test_aggregate_cli_on_hand_written_parquet(tmp_path: Path) -> None:
             ("llama-3.1-8b-instruct", "w8a8", "leaderboard_v1", "gsm8k", 81.0, None),
         ]
     ).to_parquet(tmp_path / "scores" / "published.parquet")
-    out = subprocess.run(
-        [sys.executable, "-m", "evalkit.cli", "aggregate", "--results", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert "148" not in out.stdout  # sanity: not sums
-    assert "(100.0%)" in out.stdout  # (67+81)/(68+80) = 100.0
+    out = aggregate_cli(tmp_path)
+    assert "148" not in out  # sanity: not sums
+    assert "(100.0%)" in out  # (67+81)/(68+80) = 100.0
     written = pd.read_parquet(tmp_path / "aggregate" / "recovery.parquet")
     assert written.set_index("format").loc["w8a8", "recovery"] == pytest.approx(100.0)
 
@@ -209,12 +210,7 @@ def test_aggregate_carries_the_ci_and_verdict_of_compare(tmp_path: Path) -> None
         ]
         run = RunInfo(new_run_id(), now, now, "log", prov, "[]", False)
         store.commit_cell(cell, run, [TaskScore("arc", "acc", value, None, len(docs), is_primary=True)], samples)
-    out = subprocess.run(
-        [sys.executable, "-m", "evalkit.cli", "aggregate", "--results", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    out = aggregate_cli(tmp_path)
     written = pd.read_parquet(tmp_path / "aggregate" / "recovery.parquet").set_index("format")
     assert {"recovery_lo", "recovery_hi", "verdict"} <= set(written.columns)
     assert written.loc["w4a16", "verdict"] == "degraded" and written.loc["w8a8", "verdict"] == "recovered"
@@ -244,11 +240,6 @@ def test_aggregate_without_samples_says_why_there_is_no_ci(tmp_path: Path) -> No
     hand_table(
         [("m", "bf16", "leaderboard_v1", "mmlu", 68.0, None), ("m", "w8a8", "leaderboard_v1", "mmlu", 67.0, None)]
     ).to_parquet(tmp_path / "scores" / "published.parquet")
-    out = subprocess.run(
-        [sys.executable, "-m", "evalkit.cli", "aggregate", "--results", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    out = aggregate_cli(tmp_path)
     assert "67.0 (98.5%)" in out and "no CIs or verdicts: no samples under" in out
     assert pd.read_parquet(tmp_path / "aggregate" / "recovery.parquet")["verdict"].isna().all()
