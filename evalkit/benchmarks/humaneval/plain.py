@@ -21,6 +21,10 @@ from typing import Any
 
 MAX_DEPTH = 200
 """Nesting deeper than this is refused on both sides (no legitimate HumanEval value comes close)."""
+MAX_HASHED = 10_000
+"""Most set members and dict keys one decoded value may hold in all. ints hash predictably: a reply of many ints
+with one hash would make building a set quadratic, and stall the process that decodes it. HumanEval's values come
+nowhere near (its one dict-valued problem has at most 26 keys)."""
 
 
 class PlainDataError(ValueError):
@@ -66,8 +70,9 @@ def _items(payload: Any) -> list[Any]:
     return payload
 
 
-def decode(data: Any, depth: int = 0) -> Any:
+def decode(data: Any, depth: int = 0, hashed: list[int] | None = None) -> Any:
     """The value `encode` wrote as `data` (already parsed JSON); PlainDataError for anything else."""
+    hashed = [0] if hashed is None else hashed  # set members and dict keys so far, shared by the whole value
     if depth > MAX_DEPTH:
         raise PlainDataError("nested too deeply")
     t = type(data)
@@ -82,13 +87,16 @@ def decode(data: Any, depth: int = 0) -> Any:
         if tag == "float":
             return float.fromhex(_str(payload))
         if tag in ("list", "tuple", "set", "frozenset"):
-            items = [decode(item, depth + 1) for item in _items(payload)]
+            if tag in ("set", "frozenset"):
+                _count(hashed, len(_items(payload)))
+            items = [decode(item, depth + 1, hashed) for item in _items(payload)]
             return {"list": list, "tuple": tuple, "set": set, "frozenset": frozenset}[tag](items)
         if tag == "dict":
             pairs = [_items(pair) for pair in _items(payload)]
             if any(len(pair) != 2 for pair in pairs):
                 raise PlainDataError("malformed dict")
-            return {decode(k, depth + 1): decode(v, depth + 1) for k, v in pairs}
+            _count(hashed, len(pairs))
+            return {decode(k, depth + 1, hashed): decode(v, depth + 1, hashed) for k, v in pairs}
         if tag == "complex":
             real, imag = _items(payload)
             return complex(float.fromhex(_str(real)), float.fromhex(_str(imag)))
@@ -108,6 +116,12 @@ def decode(data: Any, depth: int = 0) -> Any:
     except (TypeError, ValueError, ArithmeticError) as exc:  # unhashable keys, bad numbers, wrong arity
         raise PlainDataError(f"malformed {tag}: {exc}") from None
     raise PlainDataError(f"unknown tag {tag!r}")
+
+
+def _count(hashed: list[int], n: int) -> None:
+    hashed[0] += n
+    if hashed[0] > MAX_HASHED:
+        raise PlainDataError(f"more than {MAX_HASHED} set members and dict keys in one value")
 
 
 def dumps(value: Any) -> str:
