@@ -1,7 +1,7 @@
 """The programs that run inside the sandbox: standard library only (the sandbox sees no site-packages).
 
-`execution.render` pastes `plain.py` and this file into each program, so none of this is imported there; the lines
-marked `# pasted` only serve the type checker here.
+`execution._runtime_source` pastes `plain.py` and this file into each program (no evalkit is imported there); the
+import of plain's names and typing's only serve the type checker here.
 
 - `serve` hosts an untrusted solution. It answers calls (`{"call": name, "args": ...}` on stdin, one line each) with
   the return value as plain data (`{"value": ...}`) or the exception (`{"error": ...}`) on stdout, and never learns
@@ -27,7 +27,7 @@ import types
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
-from evalkit.benchmarks.humaneval.plain import PlainDataError, decode, dumps, encode, loads_json  # pasted
+from evalkit.benchmarks.humaneval.plain import PlainDataError, decode, dumps, encode, loads_json
 
 
 class TimeoutException(Exception):
