@@ -393,6 +393,8 @@ class SandboxRun:
         try:
             return self._supervise(proc, self._status_r, self._start)
         finally:
+            with self._lock:
+                self._ended = True  # from here on `kill` leaves the process group alone (reaped, its id reusable)
             os.close(self._status_r)
             if proc.poll() is None:
                 kill_group(proc)
