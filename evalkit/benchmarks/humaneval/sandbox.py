@@ -28,6 +28,9 @@ is nproc x address space), filter system calls (no seccomp), or hide kernel-wide
 Where bwrap is missing or the kernel refuses user namespaces it raises `SandboxError` naming the cause and the fix,
 rather than run anything unsandboxed; `check_available()` is that check, once per process, for planners and
 `evalkit doctor`.
+
+`Sandbox.run` runs a program to its end on given stdin bytes; `Sandbox.start` hands it pipe ends instead, so that it
+can talk with its caller, or with another sandbox, while it runs (HumanEval's checks: `execution.py`).
 """
 
 from __future__ import annotations
