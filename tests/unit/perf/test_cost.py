@@ -18,8 +18,7 @@ def test_study_prices_load_with_their_date() -> None:
     assert p.date == "2024-10-28"
     assert p.price("A6000", 1) == 0.80 and p.price("H100", 2) == 6.38
     assert p.price("A100", 1) == pytest.approx(14.32 / 8)  # pro-rated from the listed 8x price, as the study did
-    assert p.gpus("llama-3.1-70b-instruct", "bf16") == 2 and p.gpus("llama-3.1-70b-instruct", "w4a16") == 1
-    assert p.gpus("llama-3.1-8b-instruct", "bf16") == 1  # default: one GPU
+    assert p.price("A6000", 4) == 3.20 and p.price("A6000", 2) == pytest.approx(1.60)  # 2x: pro-rated from 1x
 
 
 def test_unknown_hardware_names_the_priced_ones() -> None:
