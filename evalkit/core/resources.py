@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from evalkit.core.config import ModelConfig, ResourcesConfig
 from evalkit.core.errors import ConfigError
 
-
 GPU_REQUESTS = ("gres", "constraint")
 
 

@@ -25,6 +25,8 @@ class Request:
     """As `render_sbatch` renders it, without the dependency (which names jobs not submitted yet)."""
     after: str = ""
     """What it waits for, in words ("quantize <model>.<format>", "all")."""
+    limit_notes: tuple[str, ...] = ()
+    """Jobs in it whose time limit the cost estimate raised, and why (`EvalJobSpec.limit_note`)."""
 
 
 def resources_text(conf: SlurmQueueConf) -> str:

@@ -29,7 +29,7 @@ def launcher_conf(base: SlurmQueueConf, resources: JobResources) -> SlurmQueueCo
         cpus_per_task=resources.cpus_per_task,
         mem_gb=resources.mem_gb,
         timeout_min=resources.timeout_min,
-        **gpus,  # type: ignore[arg-type]
+        **gpus,
     )
 
 
