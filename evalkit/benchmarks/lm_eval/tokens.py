@@ -67,7 +67,9 @@ TASKS: dict[str, dict[str, TaskTokens]] = {
     },
     # Open LLM Leaderboard v2: lm-eval's `leaderboard` group (chat template, fewshot as multiturn)
     "leaderboard": {
-        "leaderboard_ifeval": TaskTokens(541, 1, 90, 0, 0, 1280, f"google/IFEval train (its only split); {_APPROX}"),
+        "leaderboard_ifeval": TaskTokens(
+            541, 1, 90, 0, 0, 1280, f"wis-k/instruction-following-eval (IFEval) train, its only split; {_APPROX}"
+        ),
         "leaderboard_bbh": TaskTokens(
             5761, 5, 150, 200, 3, 0, f"24 BBH subtasks (21 x 250 + 187 + 146 + 178), ~5 choices; {_APPROX}"
         ),

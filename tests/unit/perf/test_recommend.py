@@ -122,7 +122,9 @@ def test_paper_sync_queries_per_usd_priced_on_the_gpus_each_format_held(gpu: str
         {f: (1 / lat, 1 / lat) for f, (lat, _) in latencies.items()},
         {f: n for f, (_, n) in latencies.items()},
     )
-    table = recommend(perf, _verdicts("llama-3.1-70b-instruct", {("w8a8", "v1"): "recovered"}), [], load_prices(DEFAULT_PRICES), SLO)
+    table = recommend(
+        perf, _verdicts("llama-3.1-70b-instruct", {("w8a8", "v1"): "recovered"}), [], load_prices(DEFAULT_PRICES), SLO
+    )
     sync = table[table["deployment"] == "sync"]
     got = {r["format"]: round(r["queries_per_dollar"]) for r in sync.to_dict("records")}
     (kind,) = set(sync["hardware"])
@@ -135,18 +137,27 @@ def test_paper_async_70b_on_4_h100_for_every_format() -> None:
     # the study's async 70B figures ran every format on the same 4x H100: cost per query follows peak QPS alone
     # (FP8 1.77x, INT4 1.55x the BF16 peak)
     peaks = {"bf16": 1.0, "fp8": 1.77, "w4a16": 1.55}
-    perf = _perf("m70", "NVIDIA H100 80GB HBM3", "gpu", {f: (0.1, p) for f, p in peaks.items()}, dict.fromkeys(peaks, 4))
+    perf = _perf(
+        "m70", "NVIDIA H100 80GB HBM3", "gpu", {f: (0.1, p) for f, p in peaks.items()}, dict.fromkeys(peaks, 4)
+    )
     table = recommend(perf, _verdicts("m70", {("fp8", "v1"): "recovered"}), [], PRICES, SLO)
     asyn = {r["format"]: r for r in table[table["deployment"] == "async"].to_dict("records")}
     assert {f: r["usd_per_hour"] for f, r in asyn.items()} == dict.fromkeys(peaks, pytest.approx(2 * 6.38))
-    assert asyn["fp8"]["cost_reduction"] == pytest.approx(1.77) and asyn["w4a16"]["cost_reduction"] == pytest.approx(1.55)
+    assert asyn["fp8"]["cost_reduction"] == pytest.approx(1.77) and asyn["w4a16"]["cost_reduction"] == pytest.approx(
+        1.55
+    )
 
 
 def test_paper_sync_8b_on_one_a6000() -> None:
     # 8B on 1x A6000, synchronous: INT8 cuts cost 1.54x and INT4 2.39x vs BF16 (the study's published shape)
     speeds = {"bf16": (1.0, 1.0), "w8a8": (1.54, 1.54), "w4a16": (2.39, 2.39)}
     prices = PriceTable("2024-10-28", "test", {"A6000": {1: 0.80, 4: 3.20}})
-    table = recommend(_perf("m8", "NVIDIA RTX A6000", "gpu", speeds), _verdicts("m8", {("w8a8", "v1"): "recovered"}), [], prices, SLO)
+    table = recommend(
+        _perf("m8", "NVIDIA RTX A6000", "gpu", speeds), _verdicts("m8", {("w8a8", "v1"): "recovered"}), [], prices, SLO
+    )
     sync = {r["format"]: r for r in table[table["deployment"] == "sync"].to_dict("records")}
     assert sync["bf16"]["usd_per_hour"] == 0.80
-    assert (sync["w8a8"]["cost_reduction"], sync["w4a16"]["cost_reduction"]) == (pytest.approx(1.54), pytest.approx(2.39))
+    assert (sync["w8a8"]["cost_reduction"], sync["w4a16"]["cost_reduction"]) == (
+        pytest.approx(1.54),
+        pytest.approx(2.39),
+    )
