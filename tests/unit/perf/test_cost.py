@@ -62,3 +62,11 @@ def test_peak_qps_is_the_fastest_run_within_the_slo() -> None:
     assert peak_qps(runs, Slo(ttft_ms=1000, itl_ms=100, percentile=90)) == 4.0
     assert peak_qps(runs, Slo(ttft_ms=10_000, itl_ms=100, percentile=90)) == 7.0
     assert peak_qps(runs, Slo(ttft_ms=1, itl_ms=1, percentile=90)) == 0.0
+
+
+def test_a_measurement_counts_the_gpus_visible_to_its_job() -> None:
+    from evalkit.perf.hardware import visible_gpus
+
+    # nvidia-smi lists all 8 GPUs of the node; the server was given 2 (Slurm or the user set CUDA_VISIBLE_DEVICES)
+    assert visible_gpus("0,1", installed=8) == 2
+    assert visible_gpus(None, installed=8) == 8
