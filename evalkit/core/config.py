@@ -156,6 +156,26 @@ class ResourcesConfig:
     cpus_per_task: int = 2
     mem_gb: int = 20
     timeout_min: int = 240
+    """The job's time limit when the estimate needs less; an estimate that needs more raises it
+    (evalkit/launch/estimate.py, README "Cost before submission")."""
+    gpu_type: str | None = None
+    """GPU model the job asks for ("H100", "A100", "A6000"; None: any GPU the partition has). Requested from Slurm as
+    `gpu_request` says, lower-cased (a site's gres type or node feature), and the type the cost estimate prices."""
+    gpu_request: str = "gres"
+    """How `gpu_type` is asked for: "gres" (typed GPUs, --gres=gpu:h100:N) or "constraint" (a node feature,
+    --constraint=h100, with --gpus-per-node=N)."""
+
+
+@dataclass
+class ArchitectureConfig:
+    """What the cost estimate needs of a model's network (its config.json)."""
+
+    params_b: float = MISSING
+    """Parameters, in billions (weights the server reads per decode step)."""
+    layers: int = MISSING
+    hidden_size: int = MISSING
+    kv_heads: int = MISSING
+    head_dim: int = MISSING
 
 
 @dataclass
@@ -185,6 +205,11 @@ class ModelConfig:
     pp_by_format: dict[str, int] = field(default_factory=dict)
     """Format name -> vLLM pipeline-parallel size (default 1). tensor x pipeline parallel must equal the job's GPUs
     (gpus_per_node x nodes): BF16 405B is TP 8 x PP 2 over two 8-GPU nodes, served over Ray."""
+    architecture: ArchitectureConfig | None = None
+    """Shape of the network, for the cost estimate (FLOPs and bytes per token); None: the estimate cannot price it."""
+    skip_benchmarks: list[str] = field(default_factory=list)
+    """Benchmarks this model's jobs leave out even when a sweep selects them (opt in with `model.skip_benchmarks=[]`):
+    RULER for 405B, which the study did not run and which takes days of a node."""
 
 
 @dataclass

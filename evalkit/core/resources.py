@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from evalkit.core.config import ModelConfig, ResourcesConfig
 from evalkit.core.errors import ConfigError
 
+GPU_REQUESTS = ("gres", "constraint")
+
 
 @dataclass(frozen=True)
 class JobResources:
@@ -28,6 +30,10 @@ class JobResources:
     pipeline_parallel_size: int
     """Pipeline stages (vLLM --pipeline-parallel-size), `model.pp_by_format` (default 1). tensor x pipeline parallel
     equals the job's GPUs; with more than one node vLLM runs over a Ray cluster of the job's nodes."""
+    gpu_type: str | None = None
+    """GPU model asked for (`ResourcesConfig.gpu_type`); None: any."""
+    gpu_request: str = "gres"
+    """gres (typed GPUs) or constraint (a node feature): how Slurm is asked for `gpu_type`."""
 
     @property
     def gpus(self) -> int:
@@ -50,6 +56,11 @@ def job_resources(model: ModelConfig, format_name: str) -> JobResources:
         )
     base = {f: getattr(model.resources, f) for f in valid}
     merged = ResourcesConfig(**{**base, **override})
+    if merged.gpu_request not in GPU_REQUESTS:
+        raise ConfigError(
+            f"model {model.name!r}, format {format_name!r}: gpu_request={merged.gpu_request!r}",
+            hint=f"valid: {', '.join(GPU_REQUESTS)} (typed GPUs, --gres=gpu:<type>:N; or a node feature, --constraint)",
+        )
     tp = model.tp_by_format.get(format_name, model.tensor_parallel_size)
     pp = model.pp_by_format.get(format_name, 1)
     where = f"model {model.name!r}, format {format_name!r}"

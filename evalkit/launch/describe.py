@@ -25,10 +25,18 @@ class Request:
     """As `render_sbatch` renders it, without the dependency (which names jobs not submitted yet)."""
     after: str = ""
     """What it waits for, in words ("quantize <model>.<format>", "all")."""
+    limit_notes: tuple[str, ...] = ()
+    """Jobs in it whose time limit the cost estimate raised, and why (`EvalJobSpec.limit_note`)."""
 
 
 def resources_text(conf: SlurmQueueConf) -> str:
-    gpus = f"{conf.gpus_per_node} GPU/node x {conf.nodes} node(s)" if conf.gpus_per_node else "no GPU"
+    if conf.gres:
+        gpus = f"{conf.gres}/node x {conf.nodes} node(s)"
+    elif conf.gpus_per_node:
+        gpus = f"{conf.gpus_per_node} GPU/node x {conf.nodes} node(s)"
+    else:
+        gpus = "no GPU"
+    gpus += f" [{conf.constraint}]" if conf.constraint else ""
     where = f", partition {conf.partition}" if conf.partition else ""
     return f"{conf.cpus_per_task} CPU, {conf.mem_gb} GB, {gpus}, {conf.timeout_min} min{where}"
 

@@ -33,6 +33,9 @@ class EvalJobSpec:
     """The checkpoint's identity (Cell.checkpoint), e.g. "recipe:<hash>": equal for jobs serving the same one."""
     needs_quantization: bool
     """Its checkpoint comes from a recipe and is not cached: a quantize job must produce it first."""
+    limit_note: str = ""
+    """Why its time limit exceeds the configured one ("llama-3.1-8b-instruct.bf16: 240 -> 4530 min, ruler ~46
+    GPU-h"), empty when it does not: said when Slurm refuses the limit."""
 
 
 @dataclass(frozen=True)

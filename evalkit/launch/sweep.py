@@ -78,17 +78,21 @@ def job_spec(plan: JobPlan, overrides: Sequence[str], cfg: DictConfig) -> EvalJo
     """The Slurm job for a validated model x format job; `cfg` is its composed config (with Hydra's node, for the
     job folder Hydra would give it)."""
     from evalkit.checkpoints.resolve import needs_quantization
+    from evalkit.launch.estimate import job_estimates, limit_note, with_time_limit
 
     job_dir = Path(str(cfg.hydra.sweep.dir), str(cfg.hydra.sweep.subdir)).resolve()
+    (estimate,) = job_estimates([plan])
     return EvalJobSpec(
         name=plan.name,
         overrides=tuple(overrides),
         config_hash=config_hash(cfg),
         cells=tuple(c.key.encode() for c in plan.cells),
         job_dir=str(job_dir),
-        resources=job_resources(plan.cfg.model, plan.cfg.format.name),
+        # the time limit holds the estimated work (evalkit.launch.estimate): no job is planned to run out of time
+        resources=with_time_limit(job_resources(plan.cfg.model, plan.cfg.format.name), estimate),
         checkpoint=plan.cells[0].checkpoint.encode(),
         needs_quantization=needs_quantization(plan.cfg),
+        limit_note=limit_note(plan.name, estimate),
     )
 
 
@@ -133,7 +137,8 @@ def requests(plan: SubmissionPlan, sweep: SlurmSweep) -> list[Request]:
         names = [j.name for j in group.jobs]
         after = f"quantize {group.jobs[0].name}" if group.after else ""
         script = render_sbatch(conf, python=sweep.python, array_size=len(names))
-        out.append(Request("eval", names, conf, script, after=after))
+        notes = tuple(j.limit_note for j in group.jobs if j.limit_note)
+        out.append(Request("eval", names, conf, script, after=after, limit_notes=notes))
     conf = _conf(sweep, plan.aggregate_resources)
     out.append(Request("aggregate", ["aggregate"], conf, render_sbatch(conf, python=sweep.python), after="all"))
     return out
@@ -141,12 +146,20 @@ def requests(plan: SubmissionPlan, sweep: SlurmSweep) -> list[Request]:
 
 def check(reqs: Sequence[Request]) -> None:
     """`sbatch --test-only` every distinct request; raises SubmissionError (Slurm's message) at the first refusal."""
+    from evalkit.core.errors import SubmissionError
+    from evalkit.launch.estimate import refusal_hint
+
     seen: set[str] = set()
     for req in reqs:
         if req.script in seen:
             continue
         seen.add(req.script)
-        check_submittable(req.script, name=f"the {req.kind} job(s) {', '.join(req.names)}")
+        try:
+            check_submittable(req.script, name=f"the {req.kind} job(s) {', '.join(req.names)}")
+        except SubmissionError as err:
+            if not req.limit_notes:
+                raise
+            raise SubmissionError(err.what, hint=f"{err.hint}; {refusal_hint(req.limit_notes)}") from err
 
 
 def _links(job_dir: Path, prefix: str, job: Any, latest: str | None) -> tuple[str, str]:
@@ -256,6 +269,10 @@ def launch(
     """Check, then (unless `dry_run`) submit and print the jobs; `wait`: then follow them until all have ended."""
     reqs = requests(plan, sweep)
     if dry_run:
+        from evalkit.launch.estimate import job_estimates, render_text
+
+        names = [j.name for j in plan.jobs]
+        print(render_text(names, job_estimates([job_plans[n] for n in names])), flush=True)
         print(render_requests(reqs), flush=True)
     check(reqs)
     if dry_run:

@@ -1,10 +1,13 @@
-"""Cost per query from dated hourly prices (pure): the price table, deployments per format, queries per dollar,
-cost reduction vs the baseline, peak QPS under a latency SLO."""
+"""Cost per query from dated hourly prices (pure): the price table by hardware type and count, queries per dollar,
+cost reduction vs the baseline, peak QPS under a latency SLO.
+
+A measurement is priced on the hardware it ran on (the perf table's `hardware_name` and `hardware_count`: the GPUs
+the server held), never on a count assumed per format: the study served 70B BF16 on 4 A6000s but on 2 H100s."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -24,8 +27,6 @@ class PriceTable:
     source: str
     usd_per_hour: dict[str, dict[int, float]]
     """Hardware type ("H100", "A6000", "CPU") -> count -> USD/hour."""
-    deployments: dict[str, dict[str, int]] = field(default_factory=dict)
-    """Model -> format -> GPUs one replica needs (70B BF16 on 2 H100 where INT4 fits on 1); default 1."""
 
     def price(self, hardware: str, count: int) -> float:
         """The listed price of `count` units, or the per-unit price of the nearest listed count pro-rated (the
@@ -41,9 +42,6 @@ class PriceTable:
         nearest = min(listed, key=lambda c: (abs(c - count), -c))
         return listed[nearest] / nearest * count
 
-    def gpus(self, model: str, fmt: str) -> int:
-        return self.deployments.get(model, {}).get(fmt, 1)
-
 
 def load_prices(path: Path) -> PriceTable:
     try:
@@ -52,9 +50,6 @@ def load_prices(path: Path) -> PriceTable:
             date=str(doc["date"]),
             source=str(doc["source"]),
             usd_per_hour={str(h): {int(c): float(p) for c, p in v.items()} for h, v in doc["usd_per_hour"].items()},
-            deployments={
-                str(m): {str(f): int(n) for f, n in v.items()} for m, v in (doc.get("deployments") or {}).items()
-            },
         )
     except (OSError, KeyError, TypeError, ValueError, AttributeError, yaml.YAMLError) as exc:
         raise ConfigError(

@@ -16,11 +16,20 @@ class Hardware:
     name: str
     """GPU name ("NVIDIA H100 80GB HBM3") or CPU model."""
     count: int
-    """GPUs, or the cores this process may use."""
+    """GPUs this job may use (CUDA_VISIBLE_DEVICES when set: what Slurm or the user gave the server), or the cores
+    this process may use. Cost per query is priced on this many."""
 
     @property
     def label(self) -> str:
         return f"{self.count}x {self.name}" if self.kind == "gpu" else f"CPU {self.name} ({self.count} cores)"
+
+
+def visible_gpus(cuda_visible_devices: str | None, installed: int) -> int:
+    """GPUs a process may use: the entries of CUDA_VISIBLE_DEVICES when set (nvidia-smi lists every GPU of the node
+    unless cgroups hide them), else all installed."""
+    if cuda_visible_devices is None:
+        return installed
+    return min(installed, len([d for d in cuda_visible_devices.split(",") if d.strip()]))
 
 
 def detect() -> Hardware:
@@ -30,7 +39,7 @@ def detect() -> Hardware:
         )
         names = [n.strip() for n in out.stdout.splitlines() if n.strip()]
         if out.returncode == 0 and names:
-            return Hardware("gpu", names[0], len(names))
+            return Hardware("gpu", names[0], visible_gpus(os.environ.get("CUDA_VISIBLE_DEVICES"), len(names)))
     model = "unknown CPU"
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.exists():

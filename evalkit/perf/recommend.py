@@ -25,6 +25,7 @@ class Choice:
     """sync (one request at a time) or async (continuous batching, peak QPS within the SLO)."""
     use_case: str
     hardware: str
+    """The price table's hardware type ("H100", "CPU"): formats are compared within one type."""
     format: str
     units: int
     """GPUs (or CPU cores) one replica uses."""
@@ -44,16 +45,17 @@ class Choice:
     """Why excluded (or "cheapest recovered format")."""
 
 
-def hardware_type(label: str, kind: str) -> str:
+def hardware_type(name: str, kind: str) -> str:
+    """The price table's type of a measured GPU name ("NVIDIA RTX A6000" -> "A6000"); "CPU" for CPU runs."""
     if kind == "cpu":
         return "CPU"
-    return next((t for t in HARDWARE_TYPES if t in label), label)
+    upper = name.upper()
+    return next((t for t in HARDWARE_TYPES if t in upper), name)
 
 
-def units_of(row: pd.Series, prices: PriceTable) -> int:
-    if row["hardware_kind"] == "cpu":  # "CPU <model> (<n> cores)"
-        return int(str(row["hardware"]).rsplit("(", 1)[1].split()[0])
-    return prices.gpus(str(row["model"]), str(row["format"]))
+def units_of(row: pd.Series) -> int:
+    """GPUs (or cores) the measurement held, as the perf table recorded them."""
+    return int(row["hardware_count"])
 
 
 def accuracy_gate(verdicts: pd.DataFrame, model: str, fmt: str, suites: list[str], baseline: str) -> str | None:
@@ -77,13 +79,17 @@ def recommend(
     """One row per (model, deployment, use case, hardware, format): `Choice` columns."""
     suite_rows = verdicts[verdicts["task"] == "*"] if "task" in verdicts else verdicts
     choices: list[Choice] = []
-    for (model, use_case, hardware), grp in perf.groupby(["model", "use_case", "hardware"], sort=True):
+    # formats are compared on one GPU type, each on the GPUs it held (70B BF16 on 4 A6000s vs INT4 on 2)
+    typed = perf.assign(
+        _type=[hardware_type(str(n), str(k)) for n, k in zip(perf["hardware_name"], perf["hardware_kind"], strict=True)]
+    )
+    for (model, use_case, hardware), grp in typed.groupby(["model", "use_case", "_type"], sort=True):
         for deployment in ("sync", "async"):
             scenario: list[Choice] = []
             for fmt, runs in grp.groupby("format", sort=True):
                 first = runs.iloc[0]
-                units = units_of(first, prices)
-                usd = prices.price(hardware_type(str(hardware), str(first["hardware_kind"])), units)
+                units = units_of(first)
+                usd = prices.price(str(hardware), units)
                 qps, lo, hi = (sync_qps if deployment == "sync" else async_qps)(runs, slo)
                 why = accuracy_gate(suite_rows, str(model), str(fmt), suites, baseline)
                 if why is None and qps <= 0:
@@ -151,7 +157,8 @@ def render(table: pd.DataFrame, prices: PriceTable, slo: Slo) -> str:
     for r in (Choice(**{str(k): v for k, v in rec.items()}) for rec in table.to_dict("records")):
         red = f"{r.cost_reduction:6.2f}x" if not math.isnan(r.cost_reduction) else f"{'':7}"
         lines.append(
-            f"{r.model[:24]:<24} {r.deployment:<6} {r.use_case[:22]:<22} {r.hardware[:44]:<44} {r.format[:7]:<7} "
+            f"{r.model[:24]:<24} {r.deployment:<6} {r.use_case[:22]:<22} {f'{r.units}x {r.hardware}'[:44]:<44} "
+            f"{r.format[:7]:<7} "
             f"{r.qps:8.3f} [{r.qps_min:6.3f}, {r.qps_max:6.3f}] {r.queries_per_dollar:10.0f} {red}  "
             f"{r.status}{': ' + r.reason if r.reason else ''}"
         )

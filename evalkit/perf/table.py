@@ -55,6 +55,10 @@ class PerfRow:
     """Where it was measured: "1x NVIDIA H100 80GB HBM3", or "CPU <model> (<n> cores)"."""
     hardware_kind: str
     """gpu or cpu."""
+    hardware_name: str
+    """GPU name or CPU model alone ("NVIDIA H100 80GB HBM3"): its type is what a price table lists."""
+    hardware_count: int
+    """GPUs the server held (or cores the CPU run used): what cost per query is priced on."""
     vllm_command: str | None
     """The server's command line (its vLLM arguments)."""
     cell_id: str
@@ -79,6 +83,8 @@ PERF_SCHEMA = pa.schema(
         *[(f"{m}_p{p}_ms", pa.float64()) for m in LATENCIES for p in PERCENTILES],
         ("hardware", pa.string()),
         ("hardware_kind", pa.string()),
+        ("hardware_name", pa.string()),
+        ("hardware_count", pa.int64()),
         ("vllm_command", pa.string()),
         ("cell_id", pa.string()),
         ("run_id", pa.string()),
@@ -112,6 +118,8 @@ def perf_rows(samples: pd.DataFrame, perf_benchmarks: set[str]) -> list[PerfRow]
                 **{f"{n}_p{p}_ms": m[f"{n}_p{p}_ms"] for n in LATENCIES for p in PERCENTILES},
                 hardware=hw.label,
                 hardware_kind=hw.kind,
+                hardware_name=hw.name,
+                hardware_count=hw.count,
                 vllm_command=d.get("vllm_command"),
                 cell_id=rec["cell_id"],
                 run_id=rec["run_id"],

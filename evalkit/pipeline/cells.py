@@ -61,10 +61,15 @@ def make_cell(cfg: EvalkitConfig, benchmark: str, replicate: int = 0) -> Cell:
     )
 
 
+def selected_benchmarks(cfg: EvalkitConfig) -> list[str]:
+    """The sweep's benchmarks this model runs: `model.skip_benchmarks` left out (e.g. RULER for 405B, opt-in)."""
+    return [b for b in cfg.benchmark if b not in cfg.model.skip_benchmarks]
+
+
 def cells_of_job(cfg: EvalkitConfig) -> list[Cell]:
     """The cells one model x format job runs, in the order of `cfg.benchmark`; the baseline's job then adds its
     replicates (`cfg.replicates`), after every ordinary cell so they never delay a result."""
-    cells = [make_cell(cfg, name) for name in cfg.benchmark]
+    cells = [make_cell(cfg, name) for name in selected_benchmarks(cfg)]
     if cfg.format.name != cfg.baseline_format or cfg.replicates.k <= 0:
         return cells
     replicated = _replicated(cfg)
@@ -79,7 +84,7 @@ def _replicated(cfg: EvalkitConfig) -> list[str]:
             f"replicates.benchmarks names {unknown}, not in the benchmark catalogue",
             hint=f"valid choices: {', '.join(sorted(cfg.benchmarks))}",
         )
-    names = [b for b in cfg.benchmark if not rep.benchmarks or b in rep.benchmarks]
+    names = [b for b in selected_benchmarks(cfg) if not rep.benchmarks or b in rep.benchmarks]
     for name in names:
         if cfg.benchmarks[name].adapter not in CONCURRENCY_SETTING:
             raise ConfigError(

@@ -100,6 +100,12 @@ class EvalkitSweeper(Sweeper):
                 print(f"evalkit: error: {err.message}", file=sys.stderr)
                 raise SystemExit(2) from err
             return []
+        if self.dry_run and todo:
+            from evalkit.launch.estimate import job_estimates, render_text
+
+            estimates = job_estimates([plan for _, plan in todo])
+            if any(not isinstance(e, str) for e in estimates):  # GPU jobs: what they will cost
+                print(render_text([plan.name for _, plan in todo], estimates), flush=True)
         if self.dry_run or not todo:
             return []
         batch = [_job_overrides(job, plan.cells) for job, plan in todo]

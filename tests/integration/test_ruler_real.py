@@ -14,6 +14,7 @@ from evalkit.benchmarks.base import RunContext
 from evalkit.benchmarks.lm_eval import ruler_data
 from evalkit.benchmarks.lm_eval.adapter import LmEvalSuite
 from evalkit.benchmarks.lm_eval.offline import offline_env
+from evalkit.benchmarks.lm_eval.ruler import ANSWER_BUDGET, CHAT_TEMPLATE_RESERVE
 from evalkit.benchmarks.lm_eval.settings import parse_settings
 from evalkit.core.errors import BenchmarkError
 
@@ -96,3 +97,43 @@ def test_essay_and_qa_tasks_run_offline_from_the_package_data(
     for task in ("niah_single_2", "ruler_qa_squad", "ruler_qa_hotpot"):
         assert rows[(task, "score@1024")].n_samples == 2
     assert len(result.samples) == 6 and all(s.target not in ("", "[]") for s in result.samples)
+
+
+# Llama-3.1's chat template, with the default system header and its two date lines (what lm-eval renders around a
+# RULER document), as a tokenizer of one token per word: a real tokenizer, real lm-eval generators.
+LLAMA_LIKE_TEMPLATE = (
+    "<|begin_of_text|> <|start_header_id|> system <|end_header_id|> Cutting Knowledge Date : December 2023 Today "
+    "Date : 26 Jul 2024 <|eot_id|> <|start_header_id|> user <|end_header_id|> {{ messages[0]['content'] }} "
+    "<|eot_id|> <|start_header_id|> assistant <|end_header_id|>"
+)
+
+
+def _word_tokenizer(path: Path) -> Any:
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.WordLevel({"[UNK]": 0}, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]")
+    fast.chat_template = LLAMA_LIKE_TEMPLATE
+    fast.save_pretrained(path)
+    return fast
+
+
+def test_a_chat_templated_document_fits_its_nominal_length_and_keeps_its_name(tmp_path: Path) -> None:
+    """RULER at 128K: lm-eval's generator sizes a document to the length less the answer budget; built
+    CHAT_TEMPLATE_RESERVE shorter, the chat template and the answer prefix fit on top (no server needed; the upstream
+    generator and a real tokenizer, here at 320 tokens so it runs in seconds once lm-eval's tasks are imported)."""
+    tok = _word_tokenizer(tmp_path / "tok")
+    ds = ruler_data.load(
+        evalkit_ruler_task="niah_single_1",
+        evalkit_ruler_samples_per_length=20,
+        evalkit_ruler_reserve=CHAT_TEMPLATE_RESERVE,
+        max_seq_lengths=[320],
+        tokenizer=str(tmp_path / "tok"),
+    )["test"]
+    assert set(ds["max_length"]) == {320}  # scored under the nominal length
+    for doc in ds:
+        chat = tok.apply_chat_template([{"role": "user", "content": doc["input"]}], tokenize=True)
+        whole = len(chat) + len(tok(doc["gen_prefix"]).input_ids) + ANSWER_BUDGET["niah_single_1"]
+        assert whole <= 320, whole

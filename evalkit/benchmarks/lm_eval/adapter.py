@@ -170,7 +170,9 @@ def _task_overrides(
     overrides = render_override_tasks(run.tasks, catalog, data_overrides, run.num_fewshot)
     if run.max_seq_lengths:
         data_dir = Path(settings.ruler_data_dir).resolve()
-        overrides |= ruler_data.task_overrides(run.tasks, catalog, data_dir, run.demo_samples_per_length)
+        overrides |= ruler_data.task_overrides(
+            run.tasks, catalog, data_dir, run.demo_samples_per_length, run.apply_chat_template
+        )
     return overrides
 
 

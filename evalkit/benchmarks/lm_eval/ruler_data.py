@@ -154,7 +154,11 @@ def prefetch(data_dir: Path, sources: Iterable[DataSource], python: str = sys.ex
 
 
 def task_overrides(
-    names: Iterable[str], catalog: TaskCatalog, data_dir: Path, samples_per_length: int | None
+    names: Iterable[str],
+    catalog: TaskCatalog,
+    data_dir: Path,
+    samples_per_length: int | None,
+    chat_template: bool = False,
 ) -> dict[str, str]:
     """Task overrides that build a run's RULER documents offline (`ruler.render_task_overrides`), once the source
     data they need is checked to be in `data_dir`; empty for a run without RULER tasks."""
@@ -162,7 +166,7 @@ def task_overrides(
     sources = data_needed(tasks)
     if sources:
         require(data_dir, sources)
-    return render_task_overrides(tasks, catalog, data_dir if sources else None, samples_per_length)
+    return render_task_overrides(tasks, catalog, data_dir if sources else None, samples_per_length, chat_template)
 
 
 def data_sources(names: Iterable[str], catalog: TaskCatalog, data_dir: Path) -> list[Source]:
@@ -186,11 +190,17 @@ def load(**kwargs: Any) -> dict[str, Any]:
 
     lm-eval calls it with `--metadata` (max_seq_lengths, tokenizer) merged with the model args, plus the override's
     `dataset_kwargs`: `evalkit_ruler_task`, and optionally `evalkit_ruler_data_dir` (local essays/SQuAD/HotpotQA)
-    and `evalkit_ruler_samples_per_length` (demo cap).
+    and `evalkit_ruler_samples_per_length` (demo cap), `evalkit_ruler_reserve` (tokens left for the chat template:
+    documents are built that much shorter, then labelled with their nominal length, which names their score).
     """
     task = TASKS[kwargs.pop("evalkit_ruler_task")]
     data_dir = kwargs.pop("evalkit_ruler_data_dir", None)
     per_length = kwargs.pop("evalkit_ruler_samples_per_length", None)
+    reserve = int(kwargs.pop("evalkit_ruler_reserve", 0))
+    nominal: dict[int, int] = {}
+    if reserve and "max_seq_lengths" in kwargs:
+        nominal = {int(n) - reserve: int(n) for n in kwargs["max_seq_lengths"]}
+        kwargs["max_seq_lengths"] = list(nominal)
     module_name, _, func = task.loader.rpartition(".")
     # looked up now, not once: lm-eval re-executes a task module when a YAML names one of its functions
     module = importlib.import_module(f"lm_eval.tasks.ruler.{module_name}")
@@ -199,7 +209,15 @@ def load(**kwargs: Any) -> dict[str, Any]:
     dataset: dict[str, Any] = getattr(module, func)(**kwargs)
     if per_length is not None:
         dataset = {split: first_per_length(ds, int(per_length)) for split, ds in dataset.items()}
+    if nominal:
+        dataset = {split: with_nominal_lengths(ds, nominal) for split, ds in dataset.items()}
     return dataset
+
+
+def with_nominal_lengths(dataset: Any, nominal: Mapping[int, int]) -> Any:
+    """The documents with `max_length` (the length they were built for, which names their score) mapped back to the
+    nominal length they stand for."""
+    return dataset.map(lambda doc: {"max_length": nominal.get(int(doc["max_length"]), doc["max_length"])})
 
 
 def first_per_length(dataset: Any, n: int) -> Any:

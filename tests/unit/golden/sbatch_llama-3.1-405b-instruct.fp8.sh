@@ -4,7 +4,7 @@
 #SBATCH --account=llm-eval
 #SBATCH --cpus-per-task=64
 #SBATCH --error=/opt/evalkit/jobs/study/.submitit/%j/%j_0_log.err
-#SBATCH --gpus-per-node=8
+#SBATCH --gres=gpu:h100:8
 #SBATCH --job-name=evalkit.study
 #SBATCH --mem=1000GB
 #SBATCH --nodes=1

@@ -4,7 +4,7 @@
 #SBATCH --account=llm-eval
 #SBATCH --cpus-per-task=32
 #SBATCH --error=/opt/evalkit/jobs/study/.submitit/%j/%j_0_log.err
-#SBATCH --gpus-per-node=4
+#SBATCH --gres=gpu:h100:4
 #SBATCH --job-name=evalkit.study
 #SBATCH --mem=256GB
 #SBATCH --nodes=1

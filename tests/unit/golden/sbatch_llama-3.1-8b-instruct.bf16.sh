@@ -5,7 +5,7 @@
 #SBATCH --array=0-3%4
 #SBATCH --cpus-per-task=8
 #SBATCH --error=/opt/evalkit/jobs/study/.submitit/%A_%a/%A_%a_0_log.err
-#SBATCH --gpus-per-node=1
+#SBATCH --gres=gpu:h100:1
 #SBATCH --job-name=evalkit.study
 #SBATCH --mem=64GB
 #SBATCH --nodes=1

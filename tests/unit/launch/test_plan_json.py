@@ -42,7 +42,11 @@ def test_study_grid_golden_submissions() -> None:
 def test_every_job_and_cell_of_the_grid_is_planned() -> None:
     _, doc = render()
     assert [(j["model"], j["format"]) for j in doc["jobs"]] == [(m, f) for m in MODELS for f in FORMATS]
-    assert all([c["benchmark"] for c in j["cells"]] == BENCHMARKS for j in doc["jobs"])
+    # RULER is opt-in for 405B (the study did not run it): its jobs leave it out and say so
+    for j in doc["jobs"]:
+        skipped = ["ruler"] if j["model"] == "llama-3.1-405b-instruct" else []
+        assert [c["benchmark"] for c in j["cells"]] == [b for b in BENCHMARKS if b not in skipped]
+        assert [s["benchmark"] for s in j["skipped_benchmarks"]] == skipped
     # every job is in exactly one eval submission, with that submission's script
     for j in doc["jobs"]:
         assert j["slurm"]["script"].startswith("#!/bin/bash") and "#SBATCH --partition=gpu" in j["slurm"]["script"]
@@ -113,3 +117,17 @@ def _winogrande() -> Any:
     from evalkit.core.datasources import DatasetRef
 
     return DatasetRef("allenai/winogrande", "winogrande_xl")
+
+
+def test_divergence_and_perf_cells_name_their_data_sources() -> None:
+    from evalkit.core.config import to_object
+    from evalkit.launch.plan_json import data_sources
+    from evalkit.pipeline.compose import compose_job
+
+    cfg = to_object(compose_job(["model=llama-3.1-8b-instruct", "format=bf16", "benchmark=[divergence,perf]"]))
+    div = data_sources(cfg, "divergence", None)
+    assert [d["dataset"] for d in div] == ["arena_hard/questions", "divergence/held_out"]
+    assert div[0]["files"] == {"file": "data/arena_hard/v0.1/question.jsonl"} and "arena-hard-auto" in div[0]["url"]
+    assert data_sources(cfg, "perf", None) == [
+        {"dataset": "synthetic prompts (vllm bench serve, random dataset)", "source": "generated"}
+    ]

@@ -196,9 +196,22 @@ def test_humaneval_settings(plan: dict[str, Any], model: str, fmt: str) -> None:
     s = cell(plan, model, fmt, "humaneval")["harness"]["settings"]
     got = {k: s[k] for k in HUMANEVAL}
     assert got == HUMANEVAL
+    # the HumanEval+ file is evalplus's release, named with its version and URL
+    (source,) = cell(plan, model, fmt, "humaneval")["data_sources"]
+    assert source["release"] == "v0.1.10" and source["url"].endswith("/v0.1.10/HumanEvalPlus.jsonl.gz")
 
 
-@pytest.mark.parametrize(("model", "fmt"), GRID, ids=IDS)
+def test_ruler_for_405b_is_not_required(plan: dict[str, Any]) -> None:
+    for j in jobs_of(plan, "llama-3.1-405b-instruct"):
+        assert "ruler" not in [c["benchmark"] for c in j["cells"]]
+        assert "model.skip_benchmarks=[]" in j["skipped_benchmarks"][0]["why"]
+
+
+RULER_GRID = [(m, f) for m, f in GRID if m != "llama-3.1-405b-instruct"]
+"""The study ran RULER on 8B and 70B; 405B's is opt-in (model.skip_benchmarks), so the plan does not require it."""
+
+
+@pytest.mark.parametrize(("model", "fmt"), RULER_GRID, ids=[f"{m}.{f}" for m, f in RULER_GRID])
 def test_ruler_lengths_and_tasks(plan: dict[str, Any], model: str, fmt: str) -> None:
     runs = lm_eval_runs(plan, model, fmt, "ruler")
     lengths = []

@@ -223,3 +223,37 @@ def test_validate_refuses_parallelism_that_does_not_fit_before_anything_runs() -
     validate(to_object(compose_job(job)))  # the shipped config: TP 8 x PP 2 on 2 x 8 GPUs
     with pytest.raises(ConfigError, match=r"model.pp_by_format.bf16=1 = 8 GPUs, but the job has 16"):
         validate(to_object(compose_job([*job, "model.pp_by_format.bf16=1"])))
+
+
+def test_gpu_type_is_asked_as_typed_gres_or_as_a_node_feature() -> None:
+    model = load_model("llama-3.1-70b-instruct")  # gpu_type: H100; W4A16 on 2 GPUs
+    gres = render_sbatch(launcher_conf(launcher_base(model, **SITE), job_resources(model, "w4a16")), python=PYTHON)
+    assert "#SBATCH --gres=gpu:h100:2\n" in gres and "--gpus-per-node" not in gres  # one GPU request, typed
+    # per format: W4A16 on A100s, asked as a node feature joined to the site's own constraint
+    typed = dataclasses.replace(
+        model, resources_by_format={**model.resources_by_format, "w4a16": {"gpus_per_node": 2, "gpu_type": "A100",
+                                                                          "gpu_request": "constraint"}}
+    )  # fmt: skip
+    conf = launcher_conf(launcher_base(typed, **SITE, constraint="ib"), job_resources(typed, "w4a16"))
+    script = render_sbatch(conf, python=PYTHON)
+    # submitit shell-quotes the value; sbatch removes the quotes when it reads #SBATCH lines
+    assert "#SBATCH --constraint='(ib)&a100'\n" in script and "#SBATCH --gpus-per-node=2\n" in script
+    assert "--gres" not in script
+    cpu = load_model("smollm2-135m-instruct")
+    assert "gpu" not in render_sbatch(launcher_conf(launcher_base(cpu), job_resources(cpu, "bf16")), python=PYTHON)
+
+
+def test_an_unknown_gpu_request_is_refused_with_the_valid_ones() -> None:
+    model = load_model("llama-3.1-8b-instruct")
+    bad = dataclasses.replace(model, resources_by_format={"bf16": {"gpu_request": "features"}})
+    with pytest.raises(ConfigError, match="gpu_request='features'") as err:
+        job_resources(bad, "bf16")
+    assert "gres, constraint" in (err.value.hint or "")
+
+
+def test_every_format_on_the_same_gpus_when_asked() -> None:
+    """The study's async 70B figures: 4x H100 for every format; clearing the per-format changes gives that."""
+    model = dataclasses.replace(load_model("llama-3.1-70b-instruct"), resources_by_format={}, tp_by_format={})
+    for fmt in ("bf16", "fp8", "w8a8", "w4a16"):
+        r = job_resources(model, fmt)
+        assert (r.gpus, r.tensor_parallel_size, r.gpu_type) == (4, 4, "H100")

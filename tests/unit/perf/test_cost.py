@@ -18,8 +18,7 @@ def test_study_prices_load_with_their_date() -> None:
     assert p.date == "2024-10-28"
     assert p.price("A6000", 1) == 0.80 and p.price("H100", 2) == 6.38
     assert p.price("A100", 1) == pytest.approx(14.32 / 8)  # pro-rated from the listed 8x price, as the study did
-    assert p.gpus("llama-3.1-70b-instruct", "bf16") == 2 and p.gpus("llama-3.1-70b-instruct", "w4a16") == 1
-    assert p.gpus("llama-3.1-8b-instruct", "bf16") == 1  # default: one GPU
+    assert p.price("A6000", 4) == 3.20 and p.price("A6000", 2) == pytest.approx(1.60)  # 2x: pro-rated from 1x
 
 
 def test_unknown_hardware_names_the_priced_ones() -> None:
@@ -63,3 +62,11 @@ def test_peak_qps_is_the_fastest_run_within_the_slo() -> None:
     assert peak_qps(runs, Slo(ttft_ms=1000, itl_ms=100, percentile=90)) == 4.0
     assert peak_qps(runs, Slo(ttft_ms=10_000, itl_ms=100, percentile=90)) == 7.0
     assert peak_qps(runs, Slo(ttft_ms=1, itl_ms=1, percentile=90)) == 0.0
+
+
+def test_a_measurement_counts_the_gpus_visible_to_its_job() -> None:
+    from evalkit.perf.hardware import visible_gpus
+
+    # nvidia-smi lists all 8 GPUs of the node; the server was given 2 (Slurm or the user set CUDA_VISIBLE_DEVICES)
+    assert visible_gpus("0,1", installed=8) == 2
+    assert visible_gpus(None, installed=8) == 8

@@ -316,3 +316,33 @@ def test_local_sources_replace_the_fetchers_of_the_module_the_generator_runs_in(
         assert module.get_haystack("repeat") == "upstream repeat"
     with pytest.raises(RuntimeError, match="hook needs updating"):
         ruler_data._read_sources_from(ModuleType("renamed"), "essays", tmp_path)
+
+
+# ---------------------------------------------------------------------------------------------- 128K sizing
+
+
+def test_answer_budgets_match_the_installed_lm_eval() -> None:
+    """ANSWER_BUDGET (what the estimate counts, and what the generators subtract) is each task's max_gen_toks."""
+    root = _lm_eval_ruler_dir()
+
+    def budget(path: Path) -> int:  # the file's own, else the one of the file it includes
+        text = path.read_text()
+        gen = re.search(r"max_gen_toks: (\d+)", text)
+        return int(gen.group(1)) if gen else budget(root / re.search(r"^include: (\S+)", text, re.M).group(1))  # type: ignore[union-attr]
+
+    budgets = {}
+    for path in root.glob("*.yaml"):
+        task = re.search(r"^task: (\S+)", path.read_text(), re.M)
+        if task and task.group(1) in ruler.TASKS:
+            budgets[task.group(1)] = budget(path)
+    assert budgets == ruler.ANSWER_BUDGET
+
+
+def test_chat_runs_build_documents_with_room_for_the_template() -> None:
+    files = ruler.render_task_overrides(["niah_single_1"], CATALOG, None, None, chat_template=True)
+    niah = yaml.load(files["niah_single_1.yaml"], Loader=_LmEvalLoader)
+    assert niah["dataset_kwargs"]["evalkit_ruler_reserve"] == ruler.CHAT_TEMPLATE_RESERVE
+    plain = ruler.render_task_overrides(["niah_single_1"], CATALOG, None, None)
+    assert "evalkit_ruler_reserve" not in yaml.load(plain["niah_single_1.yaml"], Loader=_LmEvalLoader)["dataset_kwargs"]
+    assert ruler.document_length(131072, chat_template=True) == 131072 - 64
+    assert ruler.document_length(131072, chat_template=False) == 131072

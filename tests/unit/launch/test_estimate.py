@@ -1,0 +1,138 @@
+"""The cost estimate before submission (evalkit.launch.estimate): the study grid's plan carries per-cell tokens and
+GPU-hours that agree with a hand computation, every job's time limit holds its estimate, and a limit Slurm refuses
+comes with the fix. The study plan is rendered by the real command (`study_plan.render`)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+from study_plan import cell, job, jobs_of, render
+
+from evalkit.core.errors import SubmissionError
+from evalkit.core.resources import JobResources
+from evalkit.launch.describe import Request
+from evalkit.launch.estimate import JobEstimate, limit_note, render_text, with_time_limit
+
+# Llama-3.1-8B (config.json): 8.03e9 parameters, 32 layers, hidden 4096, 8 KV heads of 128
+P, LAYERS, HIDDEN, KV_HEADS, HEAD_DIM = 8.03e9, 32, 4096, 8, 128
+# H100 SXM datasheet, dense: BF16 989.4 TFLOP/s, 3.35 TB/s; assumed 30% of peak in prefill, 60% of the bandwidth
+H100_BF16, H100_BW, U_PREFILL, U_BW = 989.4e12, 3.35e12, 0.3, 0.6
+KV_PER_TOKEN = 2 * LAYERS * KV_HEADS * HEAD_DIM * 2  # K and V, bf16
+
+
+def _decode_s(requests: int, prompt: float, budget: int, batch: int, weight_bytes: float = 2.0) -> float:
+    memory = requests * budget * (P * weight_bytes / batch + KV_PER_TOKEN * (prompt + budget / 2)) / (H100_BW * U_BW)
+    compute = 2 * P * requests * budget / (H100_BF16 * U_PREFILL)
+    return max(memory, compute)
+
+
+def test_ruler_128k_for_8b_bf16_matches_a_hand_computation() -> None:
+    _, doc = render()
+    est = cell(doc, "llama-3.1-8b-instruct", "bf16", "ruler")["estimate"]["runs"]["ruler_128k"]
+    # 13 tasks x 500 documents, each the length less its answer budget: 8 needle tasks answer in 128 tokens, variable
+    # tracking 30, common words 120, frequent words 50, the two QA tasks 32 (lm-eval's ruler/*.yaml)
+    budgets = {128: 8, 30: 1, 120: 1, 50: 1, 32: 2}
+    prompts = {131072 - g: n for g, n in budgets.items()}
+    prefill = 500 * sum(n * p for p, n in prompts.items())
+    assert est["requests"] == 6500
+    assert est["prefill_tokens"] == prefill == 851_324_000
+    assert est["decode_tokens"] == 500 * sum(n * g for g, n in budgets.items())
+    flops = 2 * P * prefill + 2 * LAYERS * HIDDEN * 500 * sum(n * p**2 for p, n in prompts.items())
+    assert flops == pytest.approx(4.3e19, rel=0.01)  # issue 18's figure: 12 H100-hours at peak
+    seconds = flops / (H100_BF16 * U_PREFILL) + sum(_decode_s(500 * n, 131072 - g, g, 32) for g, n in budgets.items())
+    assert est["gpu_hours"] == pytest.approx(seconds / 3600, rel=2e-3)  # the plan rounds to 3 digits
+
+
+def test_gsm8k_for_8b_bf16_matches_a_hand_computation() -> None:
+    _, doc = render()
+    est = cell(doc, "llama-3.1-8b-instruct", "bf16", "leaderboard_v1")["estimate"]["runs"]["gsm8k"]
+    # 1319 test questions, 8 shots of ~170 tokens on ~110 of question and template, answers within 1024 tokens, 32 in
+    # flight (conf/benchmarks/leaderboard_v1.yaml)
+    prompt = 110 + 8 * 170
+    assert (est["requests"], est["prefill_tokens"], est["decode_tokens"]) == (1319, 1319 * prompt, 1319 * 1024)
+    prefill_s = (2 * P * 1319 * prompt + 2 * LAYERS * HIDDEN * prompt**2 * 1319) / (H100_BF16 * U_PREFILL)
+    hours = (prefill_s + _decode_s(1319, prompt, 1024, 32)) / 3600
+    assert est["gpu_hours"] == pytest.approx(hours, rel=2e-3)
+
+
+def test_no_job_of_the_study_grid_exceeds_its_time_limit() -> None:
+    _, doc = render()
+    for j in jobs_of(doc):
+        e = j["estimate"]
+        assert e["estimated"], j["name"]
+        assert e["wall_hours"] * 60 * e["margin"] <= e["time_limit_min"], j["name"]
+        assert e["time_limit_min"] >= e["configured_limit_min"]
+        # the limit is what the job asks Slurm for
+        assert j["resources"]["timeout_min"] == e["time_limit_min"]
+        assert f"#SBATCH --time={e['time_limit_min']}\n" in j["slurm"]["script"], j["name"]
+        cells_hours = sum(c["estimate"]["gpu_hours"] for c in j["cells"])
+        assert e["gpu_hours"] == pytest.approx(cells_hours + e["gpus"] * e["startup_min"] / 60, rel=0.01)
+    assert doc["estimate"]["gpu_hours"] == pytest.approx(
+        sum(j["estimate"]["gpu_hours"] for j in jobs_of(doc)), rel=0.01
+    )
+    assert doc["estimate"]["jobs_not_estimated"] == 0 and doc["estimate"]["unpriced_jobs"] == 0
+
+
+def test_ruler_raises_the_8b_limit_and_prices_on_the_jobs_gpus() -> None:
+    _, doc = render()
+    j = job(doc, "llama-3.1-8b-instruct", "bf16")["estimate"]
+    # 240 configured minutes hold a few suites, not RULER's ~65 H100-hours
+    assert j["configured_limit_min"] == 240 and j["time_limit_min"] > 60 * 60
+    assert (j["gpu_type"], j["gpus"], j["gpu_type_assumed"]) == ("H100", 1, False)
+    assert j["usd"] == pytest.approx(j["wall_hours"] * 3.29, rel=0.01)  # 1x H100 at the study's list price
+    big = job(doc, "llama-3.1-70b-instruct", "bf16")["estimate"]
+    assert big["gpus"] == 4 and big["usd"] == pytest.approx(big["wall_hours"] * 12.36, rel=0.01)
+
+
+def test_ruler_for_405b_is_opt_in() -> None:
+    _, doc = render()
+    for j in jobs_of(doc, "llama-3.1-405b-instruct"):
+        assert "ruler" not in [c["benchmark"] for c in j["cells"]]
+        assert [s["benchmark"] for s in j["skipped_benchmarks"]] == ["ruler"]
+    assert all(not j["skipped_benchmarks"] for j in jobs_of(doc, "llama-3.1-8b-instruct"))
+
+
+def _estimate(**kw: Any) -> JobEstimate:
+    base = dict(
+        gpu_type="H100", gpu_type_assumed=False, gpus=1, cells=(), startup_min=20.0, margin=1.5,
+        configured_limit_min=240, usd_per_hour=3.29, prices="2024-10-28",
+    )  # fmt: skip
+    return JobEstimate(**{**base, **kw})
+
+
+def test_time_limit_is_the_estimate_with_margin_rounded_up_and_never_below_the_configured() -> None:
+    short = _estimate()  # 20 min start-up x 1.5 = 30 min: the configured 240 stays
+    assert (short.needed_min, short.time_limit_min, short.raised) == (30, 240, False)
+    assert limit_note("m.f", short) == ""
+    r = JobResources(1, 1, 8, 64, 240, 1, 1)
+    assert with_time_limit(r, short) == r and with_time_limit(r, "CPU job") == r
+    long = _estimate(startup_min=200.0)  # 300 min
+    assert (long.needed_min, long.time_limit_min) == (300, 300)
+    assert with_time_limit(r, long).timeout_min == 300
+
+
+def test_text_shows_each_job_against_its_limit_and_the_sweeps_totals() -> None:
+    text = render_text(["a.bf16", "cpu.bf16"], [_estimate(startup_min=200.0), "CPU job: not estimated"])
+    assert "240 -> 300" in text and "CPU job: not estimated" in text
+    assert "sweep: 3.33 GPU-hours, $11 at the list prices of 2024-10-28" in text
+
+
+def test_a_refused_long_limit_says_how_to_split(monkeypatch: pytest.MonkeyPatch) -> None:
+    from hydra_plugins.hydra_submitit_launcher.config import SlurmQueueConf
+
+    from evalkit.launch import sweep
+
+    def refuse(script: str, *, name: str = "job") -> None:
+        raise SubmissionError("Slurm refuses it:\nsbatch: error: Requested time limit is invalid", hint="fix it")
+
+    monkeypatch.setattr(sweep, "check_submittable", refuse)  # Slurm's refusal, as sbatch --test-only words it
+    note = "m.bf16: 240 -> 6090 min (ruler ~64.9 GPU-h on 1x H100)"
+    req = Request("eval", ["m.bf16"], SlurmQueueConf(), "#!/bin/bash\n", limit_notes=(note,))
+    with pytest.raises(SubmissionError) as err:
+        sweep.check([req])
+    assert note in err.value.message and "sweep of its own" in err.value.message
+    with pytest.raises(SubmissionError) as plain:
+        sweep.check([dataclasses.replace(req, limit_notes=())])
+    assert "sweep of its own" not in plain.value.message
