@@ -246,6 +246,12 @@ def _serve_and_run(
     except ServerError as err:
         log.error("%s: server failed:\n  %s", summary.job, err)
         fail_all(remaining, err, str(err.log or server_log))
+    except (KeyboardInterrupt, SystemExit):
+        if not STOPPING.is_set():  # Ctrl-C before any cell started (the server was starting): run_cells did not say
+            STOPPING.set()
+            for cell in remaining:
+                log.warning("    %s interrupted by the job's stop; left pending", cell.benchmark)
+        raise
 
 
 class LiveServer(Protocol):
@@ -318,11 +324,24 @@ def run_cells(
                     run_cell(cell)
                 else:
                     pool.submit(run_cell, cell)
-    except (KeyboardInterrupt, SystemExit):  # Ctrl-C: the pool set STOPPING and did not wait for the cells
+    except (KeyboardInterrupt, SystemExit):  # Ctrl-C, wherever the loop was (also while the pool waited)
+        STOPPING.set()  # the cells still running record nothing
         left_pending()
+        stop_harnesses(server)
         raise
     if STOPPING.is_set():
         left_pending()
+
+
+def stop_harnesses(server: LiveServer) -> None:
+    """After Ctrl-C: stop the running cells' harnesses (each its own process group, out of the terminal's reach)
+    before the server. Left running, they hold connections that vLLM's graceful shutdown waits for (it needed SIGKILL
+    after `server.shutdown_timeout_s`), and keep the process alive after the interrupt, as its worker threads wait
+    for them."""
+    from evalkit.util.procs import child_groups, stop_groups
+
+    server_group = getattr(server, "pid", None)
+    stop_groups([g for g in child_groups() if g != server_group], timeout_s=10.0)
 
 
 def _score_generated(
@@ -379,6 +398,8 @@ def _attempt(
                     )
                     return True
             result = adapter.score(ctx)
+            if STOPPING.is_set():  # the job's loop has said this cell is left pending: keep to it
+                return False
             run = RunInfo(
                 new_run_id(), started, datetime.now(timezone.utc), log_path, prov, data.sources, data.overridden
             )
