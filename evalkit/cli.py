@@ -269,11 +269,11 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_recommend(args: argparse.Namespace) -> int:
-    import pandas as pd
 
     from evalkit.perf.cost import DEFAULT_PRICES, Slo, load_prices
     from evalkit.perf.recommend import recommend, render
     from evalkit.perf.table import read_perf, render_curves, write_perf
+    from evalkit.results.store import read_parquet
 
     results = Path(args.results)
     _check_results_dir(results)
@@ -291,7 +291,8 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         )
     print(f"perf table: {write_perf(perf, results)}\n")
     print(render_curves(perf))
-    table = recommend(perf, pd.read_parquet(verdicts_file), args.suites.split(","), prices, slo, args.baseline)
+    verdicts = read_parquet(verdicts_file).to_pandas()
+    table = recommend(perf, verdicts, args.suites.split(","), prices, slo, args.baseline)
     print("\n" + render(table, prices, slo))
     out = results / "perf"
     write_atomic(out / "recommend.parquet", lambda tmp: table.to_parquet(tmp, index=False))
