@@ -59,12 +59,13 @@ def test_ctrl_c_leaves_cells_pending_with_one_line_each_and_stops_the_server(tmp
             proc.wait()
     assert proc.returncode == 130, err[-3000:]
     assert "Traceback" not in out + err and "KeyboardInterrupt" not in out + err, err[-3000:]
-    for bench in BENCHES:
-        assert err.count(f"{bench} interrupted by the job's stop; left pending") == 1, err[-3000:]
+    for bench in BENCHES:  # the job's log lines reach the terminal through Hydra's console handler (stdout)
+        assert (out + err).count(f"{bench} interrupted by the job's stop; left pending") == 1, (out + err)[-3000:]
     assert "unfinished cells stay pending" in err
     # stopped promptly: no SIGKILL after the shutdown grace
     assert exited < 25, f"evalkit took {exited:.0f} s to exit after Ctrl-C"
-    assert "SIGKILL" not in err
+    print(f"evalkit exited {exited:.1f} s after Ctrl-C")
+    assert "SIGKILL" not in out + err
     with pytest.raises(ProcessLookupError):
         os.kill(server, 0)
     leftovers = subprocess.run(["pgrep", "-f", str(job_dir)], capture_output=True, text=True).stdout.split()
