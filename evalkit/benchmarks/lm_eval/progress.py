@@ -21,6 +21,7 @@ that decide what the server is asked.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import shutil
@@ -86,11 +87,12 @@ class RunProgress:
         return self.folder / "cache"
 
     def cached_requests(self) -> int:
-        """Responses lm-eval's cache holds for this run (0 when there is none or it cannot be read)."""
+        """Responses lm-eval's cache holds for this run (0 when there is none or it cannot be read). Opened for
+        writing: a harness killed in a commit leaves a journal that only a writer can roll back (as lm-eval will)."""
         total = 0
         for db in self.folder.glob(f"{self.cache.name}_rank*.db"):
             try:
-                with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
+                with contextlib.closing(sqlite3.connect(db, timeout=5)) as conn:
                     total += conn.execute(f'SELECT COUNT(*) FROM "{CACHE_TABLE}"').fetchone()[0]
             except sqlite3.Error:
                 continue
