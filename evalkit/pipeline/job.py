@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import shutil
 import threading
 import time
 import traceback
@@ -66,6 +67,10 @@ def harness_env(cfg: EvalkitConfig) -> dict[str, str]:
         env |= {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     return env
 
+
+PROGRESS = "progress"
+"""A cell's folder's subfolder for work kept across an interrupted job (`RunContext.progress_dir`), one folder per
+cell id: only the running id's is kept, and none once the cell is committed."""
 
 GENERATED = ".generated.json"
 """Marker a cell's folder gets when its generation finished, with what the score phase needs to record."""
@@ -154,6 +159,7 @@ def cell_contexts(cfg: EvalkitConfig, job_dir: Path) -> Callable[[Cell, Endpoint
             env=env,
             seed=cell_seed(cfg, cell),
             hub_revisions=revisions,
+            progress_dir=job_dir / cell_dir_name(cell) / PROGRESS / cell.fingerprint[:16],
         )
 
     return ctx_of
@@ -381,6 +387,7 @@ def _attempt(
     job is stopping (`STOPPING`) and the cell was left pending, with nothing recorded."""
     adapter = get_adapter(adapter_name)
     ctx.work_dir.mkdir(parents=True, exist_ok=True)
+    _discard_progress(ctx, keep_own=True)  # another id's work (settings changed since) must never be resumed
     error, log_path = "", str(ctx.work_dir)
     for attempt in range(retries + 1):
         started = datetime.now(timezone.utc)
@@ -404,6 +411,7 @@ def _attempt(
                 new_run_id(), started, datetime.now(timezone.utc), log_path, prov, data.sources, data.overridden
             )
             store.commit_cell(cell, run, result.scores, result.samples)
+            _discard_progress(ctx)  # committed: a forced re-run must run again, not resume
             log.info(
                 "    %s done in %.0fs: %d scores, %d samples",
                 cell.benchmark,
@@ -427,6 +435,18 @@ def _attempt(
     store.record_failure(cell, run, error)
     summary.failed[cell.benchmark] = error
     return True
+
+
+def _discard_progress(ctx: RunContext, keep_own: bool = False) -> None:
+    """Remove the cell's kept work: every cell id's, or every other id's (`keep_own`)."""
+    if ctx.progress_dir is None or not ctx.progress_dir.parent.is_dir():
+        return
+    if not keep_own:
+        shutil.rmtree(ctx.progress_dir.parent, ignore_errors=True)
+        return
+    for folder in ctx.progress_dir.parent.iterdir():
+        if folder != ctx.progress_dir:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _write_marker(work_dir: Path, cell: Cell, prov: Provenance, started: datetime) -> None:
