@@ -13,12 +13,12 @@ import pyarrow as pa
 
 from evalkit.compare import divergence
 from evalkit.compare.documents import document_scores
-from evalkit.compare.floor import floor_points, is_replicate, with_floor
+from evalkit.compare.floor import is_replicate, with_floor
 from evalkit.compare.frame import as_table
 from evalkit.compare.multiple import Method, adjust
 from evalkit.compare.paired import PairedResult, TaskStats, combine, task_stats
 from evalkit.compare.pairing import drop_unscored, pair
-from evalkit.compare.verdict import Margin, Verdict, verdict
+from evalkit.compare.verdict import Margin, Verdict, decide
 from evalkit.core.errors import CompareError
 
 PAIR_COLUMNS = [
@@ -142,13 +142,7 @@ def compare(
 
 def verdict_of(r: Mapping[Hashable, Any]) -> str:
     """The verdict of a comparisons row (a suite row; task rows of a suite split in two lines, see recovery.py)."""
-    return verdict(
-        float(r["diff"]),
-        float(r["diff_lo"]),
-        float(r["p_adjusted"]),
-        float(r["margin_points"]),
-        floor_points(float(r["floor_diff"])),
-    ).value
+    return decide(float(r["diff_lo"]), float(r["diff_hi"]), float(r["margin_points"])).value
 
 
 COLUMNS = [
