@@ -5,7 +5,7 @@ policy (policy.py), multiplicity over a stated family and choice-level output di
 Public names other modules build on (the sequential rule of issue 20 among them): `Verdict`, `Margin`, `decide`
 (the one decision procedure), `Policy`, `load_policy`, `DEFAULT_POLICY`."""
 
-from evalkit.compare.policy import DEFAULT_POLICY, Policy, load_policy
+from evalkit.compare.policy import DEFAULT_POLICY, Policy, gate, load_policy
 from evalkit.compare.table import CompareSettings, compare, degraded, render
 from evalkit.compare.verdict import Margin, Verdict, decide
 from evalkit.core.errors import CompareError
@@ -20,6 +20,7 @@ __all__ = [
     "compare",
     "decide",
     "degraded",
+    "gate",
     "load_policy",
     "render",
 ]

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
+import pandas as pd
 import yaml
 
 from evalkit.compare.verdict import Margin, Verdict
@@ -105,3 +107,21 @@ def load_policy(path: Path | None = None) -> Policy:
     if problems:
         raise CompareError(f"policy {path}: " + "; ".join(problems), hint=f"see {DEFAULT_POLICY} for the format")
     return policy
+
+
+def gate(table: pd.DataFrame, policy: Policy) -> list[str]:
+    """The comparisons rows that block under `policy`, as "model/format/suite[/task]: outcome (tier)" (empty: the
+    gate passes). Suite rows and task rows both count; replicates never do. A suite line with samples for only some
+    of its tasks has no interval of the suite: "no ci"."""
+    out = []
+    for r in table[table["role"] == "variant"].to_dict("records"):
+        task = None if r["task"] == "*" else str(r["task"])
+        part = r.get("tasks_compared")
+        partial = isinstance(part, str) and part.split("/")[0] != part.split("/")[1]
+        has_ci = bool(np.isfinite(r["se"])) and not (task is None and partial)
+        outcome = policy.outcome(r["verdict"], float(r["n_docs"]) if has_ci else 0.0, has_ci)
+        tier = policy.tier(str(r["suite"]), task)
+        if policy.blocks(tier, outcome):
+            where = "/".join([str(r["model"]), str(r["format"]), str(r["suite"])] + ([task] if task else []))
+            out.append(f"{where}: {outcome} ({tier})")
+    return out

@@ -32,7 +32,7 @@ def test_gate_exits_non_zero_on_a_degraded_cell(tmp_path: Path, capsys: pytest.C
     _store(tmp_path, with_degraded=True)
     assert main(["compare", "--results", str(tmp_path), "--gate"]) == GATE_EXIT
     out, err = capsys.readouterr()
-    assert "degraded: m/w4a16/suite_a, m/w4a16/suite_b" in err
+    assert "m/w4a16/suite_a: degraded (critical)" in err and "m/w4a16/suite_b: degraded (critical)" in err
     table = pd.read_parquet(tmp_path / "compare" / "comparisons.parquet")
     suites = table[table["task"] == "*"].set_index(["format", "suite"])
     assert suites.loc[("w4a16", "suite_a"), "verdict"] == "degraded"
@@ -65,7 +65,7 @@ def test_dataframe_input_gives_the_arrow_result(tmp_path: Path) -> None:
 
     _store(tmp_path, with_degraded=True)
     store = ResultsStore(tmp_path)
-    settings = CompareSettings(n_boot=300, n_perm=300)
+    settings = CompareSettings()
     from_arrow, _ = compare(read_samples(tmp_path), store.read_scores(), settings)
     from_pandas, _ = compare(store.read_samples(), store.read_scores(), settings)
     pd.testing.assert_frame_equal(from_arrow, from_pandas)
