@@ -10,7 +10,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from evalkit.benchmarks.lm_eval.external import lm_eval_version, read_log_samples
-from evalkit.core.cell import Cell
+from evalkit.core.cell import Cell, CheckpointRef
+from evalkit.core.enums import CheckpointSource
 from evalkit.core.errors import CompareError, EvalkitError
 from evalkit.results.store import Provenance, ResultsStore, RunInfo, new_run_id
 
@@ -46,7 +47,7 @@ def store_from_runs(folders: Sequence[Path], baseline: str, out: Path) -> Result
         if not samples:
             raise CompareError(f"--lm-eval-runs {folder}: no samples files", hint="re-run lm-eval with --log_samples")
         now = datetime.now(timezone.utc)
-        cell = Cell(MODEL, label, SUITE, SUITE, f"path:{folder.resolve()}", "0" * 64)
+        cell = Cell(MODEL, label, SUITE, SUITE, CheckpointRef(CheckpointSource.path, str(folder.resolve())), "0" * 64)
         prov = Provenance("external", "external", lm_eval_version(folder), "unknown", str(folder.resolve()), "external")
         store.commit_cell(cell, RunInfo(new_run_id(), now, now, str(folder.resolve()), prov), scores, samples)
     return store

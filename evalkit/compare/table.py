@@ -183,12 +183,12 @@ def _suite_rows(
     return out
 
 
-def _sharing(task: np.ndarray, doc: np.ndarray) -> str:
+def _sharing(task: np.ndarray | pd.Index, doc: np.ndarray) -> str:
     """Which tasks share documents, and how many: "humaneval, humaneval_plus share 164 documents"."""
     frame = pd.DataFrame({"task": task, "doc": doc}).drop_duplicates()
-    per_doc = frame.groupby("doc")["task"].agg(lambda s: tuple(sorted(set(s))))
-    multi = per_doc[per_doc.map(len) > 1]
-    return "; ".join(f"{', '.join(k)} share {n} documents" for k, n in multi.value_counts().sort_index().items())
+    per_doc = frame.groupby("doc")["task"].agg(lambda s: ", ".join(sorted({str(t) for t in s})))
+    multi = per_doc[per_doc.str.contains(", ", regex=False)]
+    return "; ".join(f"{k} share {n} documents" for k, n in multi.value_counts().sort_index().items())
 
 
 def _primary_tasks(scores: pd.DataFrame) -> dict[tuple[str, str, str], set[str]]:
@@ -252,7 +252,7 @@ def _decide(table: pd.DataFrame, settings: CompareSettings) -> pd.DataFrame:
     se = np.sqrt(table["se"].to_numpy(float) ** 2 + np.where(replicate, 0.0, table["run_var"].fillna(0.0)))
     table["se_total"] = se
     level = 1 - settings.alpha
-    lo, hi = interval(table["diff"], se, table["df"], level)
+    lo, hi = interval(table["diff"].to_numpy(float), se, table["df"].to_numpy(float), level)
     table["diff_lo"], table["diff_hi"] = lo, hi
     has_ci = np.isfinite(se)
     # the family: every claim (suite and task rows with an interval) of one model x format
@@ -263,7 +263,7 @@ def _decide(table: pd.DataFrame, settings: CompareSettings) -> pd.DataFrame:
     )
     table["family_size"] = family_size.fillna(1).astype(int)
     claim_level = 1 - settings.alpha / table["family_size"].to_numpy(float)
-    c_lo, c_hi = interval(table["diff"], se, table["df"], claim_level)
+    c_lo, c_hi = interval(table["diff"].to_numpy(float), se, table["df"].to_numpy(float), claim_level)
     table["claim_lo"], table["claim_hi"] = c_lo, c_hi
     base = table["baseline"].to_numpy(float)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -278,7 +278,12 @@ def _decide(table: pd.DataFrame, settings: CompareSettings) -> pd.DataFrame:
     table["method"] = settings.method
     q = stats.t.ppf(1 - settings.alpha / 2, table["df"].fillna(1)) + stats.norm.ppf(POWER)
     table["mde"] = q * se
-    table["docs_needed"] = documents_needed(table["per_doc_sd"], table["margin_points"], claim_level, table["df"])
+    table["docs_needed"] = documents_needed(
+        table["per_doc_sd"].to_numpy(float),
+        table["margin_points"].to_numpy(float),
+        claim_level,
+        table["df"].to_numpy(float),
+    )
     table["verdict"] = [
         decide(a, b, m).value if (h and r == VARIANT) else None
         for a, b, m, h, r in zip(c_lo, c_hi, table["margin_points"], has_ci, table["role"], strict=True)

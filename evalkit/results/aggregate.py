@@ -149,8 +149,8 @@ def _recovery_text(r: pd.Series, others_have_ci: bool = False) -> str:
     have one and this line cannot (it keeps its recovery)."""
     text = f"{format_cell(float(r['recovery']))}%"
     lo, hi = r.get("recovery_lo"), r.get("recovery_hi")
-    has_ci = lo is not None and hi is not None and pd.notna(lo) and pd.notna(hi)
-    if has_ci:
+    has_ci = lo is not None and hi is not None and bool(pd.notna(lo)) and bool(pd.notna(hi))
+    if has_ci and lo is not None and hi is not None:
         text += f" [{format_cell(float(lo))}, {format_cell(float(hi))}]"
     verdict = r.get("verdict")
     if isinstance(verdict, str):
