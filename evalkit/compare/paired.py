@@ -80,15 +80,14 @@ def paired(d: Documents, tasks: np.ndarray | None = None) -> PairedResult:
     t_codes, task = np.unique(task, return_inverse=True)
     m = len(t_codes)
     a = d.weight[keep] / m
-    base = float(a @ d.y_b[keep])
-    var = float(a @ d.y_v[keep])
+    base = float(np.sum(a * d.y_b[keep]))  # not BLAS: its threads cost more than the product here
+    var = float(np.sum(a * d.y_v[keep]))
     delta = a * (d.y_v[keep] - d.y_b[keep])
     doc_codes, doc_i = np.unique(doc, return_inverse=True)
     n = len(doc_codes)
     z = np.bincount(doc_i, delta)
     # a document's stratum: the smallest of its rows' (shared documents belong to subtasks that pair one to one)
-    s_doc = np.full(n, np.iinfo(np.int64).max)
-    np.minimum.at(s_doc, doc_i, stratum.astype(np.int64))
+    s_doc = _min_by(stratum.astype(np.int64), doc_i, n)
     _, s_i = np.unique(s_doc, return_inverse=True)
     n_s = np.bincount(s_i)
     mean_s = np.bincount(s_i, z) / n_s
@@ -99,15 +98,13 @@ def paired(d: Documents, tasks: np.ndarray | None = None) -> PairedResult:
     # half a flip each way per task, at the task's largest row worth (Agresti-Min): 2 x 0.5 x worth^2
     # (tasks sharing documents flip together: per group of tasks joined by a document, its largest document worth)
     worth_doc = np.bincount(doc_i, a * d.unit[keep])
-    first_task = np.full(n, m)
-    np.minimum.at(first_task, doc_i, task)
+    first_task = _min_by(task.astype(np.int64), doc_i, n)
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
     graph = coo_matrix((np.ones(len(task)), (task, first_task[doc_i])), shape=(m, m))
     group = connected_components(graph, directed=False)[1]
-    worth = np.zeros(group.max() + 1)
-    np.maximum.at(worth, group[first_task], worth_doc)
+    worth = -_min_by(-worth_doc, group[first_task], int(group.max()) + 1)
     var_total = var_sampling + float(np.sum(worth**2))
     se = float(np.sqrt(var_total))
     df = max(n - 1, 1)
@@ -151,6 +148,15 @@ def documents_needed(
     with np.errstate(divide="ignore", invalid="ignore"):
         n = np.ceil((q * np.asarray(per_doc_sd) / np.asarray(margin)) ** 2)
     return np.where(np.asarray(margin) > 0, n, np.inf)
+
+
+def _min_by(x: np.ndarray, code: np.ndarray, size: int) -> np.ndarray:
+    """Minimum of x per code 0..size-1 (a sort, not ufunc.at, which is slow on millions of rows)."""
+    order = np.lexsort((x, code))
+    first = np.flatnonzero(np.diff(code[order], prepend=-1) != 0)
+    out = np.zeros(size, dtype=x.dtype)
+    out[code[order][first]] = x[order][first]
+    return out
 
 
 def _uniform(x: np.ndarray) -> bool:
