@@ -35,7 +35,7 @@ BASE_RATE = 0.6
 
 def _pairs(rng: np.random.Generator, n: int, q: float, delta: float) -> tuple[np.ndarray, np.ndarray]:
     """Baseline and variant right/wrong (0/100) of n documents from the paired 2x2 table."""
-    p10, p01 = (q - delta) / 2, (q + delta) / 2
+    p10 = (q - delta) / 2  # right -> wrong; u in [p10, q) is wrong -> right, probability (q + delta) / 2
     u = rng.random(n)
     y_b = np.where(u < p10, 1.0, np.where(u < q, 0.0, (rng.random(n) < BASE_RATE).astype(float)))
     y_v = np.where(u < p10, 0.0, np.where(u < q, 1.0, y_b))

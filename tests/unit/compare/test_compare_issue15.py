@@ -173,3 +173,14 @@ def test_9_humaneval_plus_has_its_verdict_in_compare_and_the_gate(tmp_path: Path
     from evalkit.compare.policy import Policy, gate
 
     assert "m/fp8/humaneval/humaneval_plus: degraded (supporting)" in gate(table.reset_index(), Policy())
+
+
+def test_9_token_kl_standard_errors_are_clustered_by_prompt() -> None:
+    from evalkit.compare.token_divergence import summarize
+
+    # 20 prompts of 50 tokens; a prompt's tokens share its KL (its context), so there are 20 draws, not 1000
+    kl = np.repeat(np.random.default_rng(9).gamma(2.0, 0.01, 20), 50)
+    prompt = np.repeat(np.arange(20), 50)
+    s = summarize(kl, kl < 0.02, prompt)
+    per_prompt_se = kl[::50].std(ddof=1) / np.sqrt(20)
+    assert s["kl_mean_se"] == pytest.approx(per_prompt_se, rel=1e-9)
