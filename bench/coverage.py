@@ -27,7 +27,7 @@ from evalkit.compare.verdict import Verdict, decide
 
 MARGIN = 1.0
 NS = (20, 50, 200, 1000, 10000)
-DISAGREEMENT = (0.02, 0.05, 0.15)
+DISAGREEMENT = (0.02, 0.15)
 TRUE = (0.0, -0.5, -1.0, -2.0)
 STRUCTURES = ("plain", "unequal subtasks", "shared documents")
 BASE_RATE = 0.6
@@ -91,7 +91,7 @@ def scenario(rng: np.random.Generator, structure: str, n: int, q: float, true: f
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--reps", type=int, default=600, help="replications per scenario (default 600)")
+    p.add_argument("--reps", type=int, default=300, help="replications per scenario (default 300)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     info = run_info("bench.coverage", argv)
