@@ -63,8 +63,9 @@ def test_lm_eval_runs_get_the_verdicts_of_the_evalkit_cells(
     assert FP8 is not None, "the demo's fp8_dynamic checkpoint is not built: run `make demo` once"
     outputs = {}
     for fmt, checkpoint in (("bf16", demo_checkpoint), ("fp8", FP8)):
-        # float32 for the unquantized model: AVX2-only CPUs have no fast bf16
-        config = demo_server_config(dtype="float32") if fmt == "bf16" else demo_server_config()
+        # float32 for the unquantized model: AVX2-only CPUs have no fast bf16; a shared CPU can take minutes to start
+        extra = {"dtype": "float32"} if fmt == "bf16" else {}
+        config = demo_server_config(startup_timeout_s=900.0, **extra)
         with VLLMServer(config, checkpoint, log_path=tmp_path / f"{fmt}.log") as server:
             outputs[fmt] = _run(server, tmp_path / fmt)
     # the evalkit cells, committed as a job commits them
