@@ -37,7 +37,18 @@ def recovery(inp: ReportInputs) -> str:
             for d, lo, hi in zip(suites["diff"], suites["diff_lo"], suites["diff_hi"], strict=True)
         ]
     )
-    cols = ["model", "suite", "format", "n_docs", "baseline", "variant", "diff_ci", "recovery", "docs_needed", "verdict"]
+    cols = [
+        "model",
+        "suite",
+        "format",
+        "n_docs",
+        "baseline",
+        "variant",
+        "diff_ci",
+        "recovery",
+        "docs_needed",
+        "verdict",
+    ]
     return figure(svg, caption) + table(view, cols, "verdicts") + notes(inp.compare_notes)
 
 
