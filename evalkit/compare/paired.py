@@ -157,7 +157,8 @@ def interval(
         score_hi = np.where(arg_hi >= 0, diff + k / 2 + np.sqrt(np.maximum(arg_hi, 0)), -np.inf)
     lo = np.fmin(diff - q * se, np.where(score_lo <= 0, score_lo, np.inf))
     hi = np.fmax(diff + q * se, np.where(score_hi >= 0, score_hi, -np.inf))
-    return lo, hi
+    none = ~np.isfinite(se)  # no standard error (a score-only line): no interval
+    return np.where(none, np.nan, lo), np.where(none, np.nan, hi)
 
 
 def documents_needed(

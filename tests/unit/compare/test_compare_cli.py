@@ -15,12 +15,12 @@ from evalkit.results.store import ResultsStore
 
 def _store(root: Path, with_degraded: bool) -> None:
     rng = np.random.default_rng(0)
-    base = (rng.random(600) < 0.7).astype(int)
+    base = (rng.random(1200) < 0.7).astype(int)
     store = ResultsStore.open_for_writing(root)
     formats = {"bf16": base, "fp8": base.copy()}
     if with_degraded:
         bad = base.copy()
-        bad[np.flatnonzero(base)[:90]] = 0  # 15 points lost: right -> wrong on 90 of 600 documents
+        bad[np.flatnonzero(base)[:180]] = 0  # 15 points lost: right -> wrong on 180 of 1200 documents
         formats["w4a16"] = bad
     for fmt, right in formats.items():
         for suite, task in (("suite_a", "task_a"), ("suite_b", "task_b")):
@@ -37,7 +37,7 @@ def test_gate_exits_non_zero_on_a_degraded_cell(tmp_path: Path, capsys: pytest.C
     suites = table[table["task"] == "*"].set_index(["format", "suite"])
     assert suites.loc[("w4a16", "suite_a"), "verdict"] == "degraded"
     assert suites.loc[("w4a16", "suite_a"), "diff"] == pytest.approx(-15.0)
-    assert suites.loc[("w4a16", "suite_a"), "flips_down"] == 90
+    assert suites.loc[("w4a16", "suite_a"), "flips_down"] == 180
     assert suites.loc[("fp8", "suite_a"), "verdict"] == "recovered"
     assert "degraded" in out and "recovered" in out
     # without --gate the same table is only reported
