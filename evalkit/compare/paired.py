@@ -75,6 +75,8 @@ class PairedResult:
     """sqrt(n) x the standard error: the per-document spread that planning scales (documents needed)."""
     flip_worth: float
     """Points one flipped document moves the difference, on average over documents (weighted by their worth)."""
+    max_abs_diff: float
+    """The largest difference the documents allow (every document flipped): intervals end there."""
 
 
 def paired(d: Documents, tasks: np.ndarray | None = None) -> PairedResult:
@@ -135,6 +137,7 @@ def paired(d: Documents, tasks: np.ndarray | None = None) -> PairedResult:
         flips_up=up,
         per_doc_sd=se * np.sqrt(n),
         flip_worth=float(np.sum(worth_doc**2) / np.sum(worth_doc)) if np.sum(worth_doc) > 0 else 0.0,
+        max_abs_diff=float(np.sum(worth_doc)),
     )
 
 
