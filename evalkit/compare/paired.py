@@ -199,8 +199,8 @@ def shared_documents(frame: pd.DataFrame) -> np.ndarray:
     from scipy.sparse.csgraph import connected_components
 
     n = len(frame)
-    t_code, t_names = pd.factorize(frame["task"].astype(str))
-    c_code, c_names = pd.factorize(frame["cluster"].astype(str))
+    t_code, t_names = pd.factorize(frame["task"])  # categorical in, codes out: no string per row
+    c_code, c_names = pd.factorize(frame["cluster"])
     d_code = pd.factorize(frame["doc_id"])[0].astype(np.int64)
     p_code = pd.factorize(frame["prompt_hash"])[0].astype(np.int64)
     nd = int(d_code.max()) + 1 if n else 1

@@ -128,7 +128,8 @@ def _suite_rows(
 ) -> list[dict[str, object]]:
     """The suite row and its task rows of one (model, format, suite)."""
     p = p.rename(columns={"w_b": "w", "prompt_hash": "prompt_hash"}).reset_index(drop=True)
-    task_code, task_names = pd.factorize(p["task"].astype(str), sort=True)
+    task_code, uniq = pd.factorize(p["task"], sort=True)  # categorical codes: no string per row
+    task_names = pd.Index([str(t) for t in uniq])
     binary, measures = [], []
     for name in task_names:
         t = p[task_code == list(task_names).index(name)]
@@ -139,7 +140,7 @@ def _suite_rows(
         )
         of_task = t["measure_b"].iat[0]
         measures.append(of_task if isinstance(of_task, str) else None)  # NaN: the primary value is compared
-    doc = shared_documents(p.assign(task=task_names[task_code]))
+    doc = shared_documents(p.assign(task=pd.Categorical.from_codes(task_code, task_names)))
     y_b, y_v = p["y_b"].to_numpy(float), p["y_v"].to_numpy(float)
     percent = bool(np.nanmax(np.abs(np.concatenate([y_b, y_v]))) <= 100) if len(p) else True
     span = max(float(np.nanmax(np.abs(np.concatenate([y_b, y_v])))), 1.0)
