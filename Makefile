@@ -92,6 +92,7 @@ lint: install
 bench: install
 	$(PY) -m bench.throughput
 	$(PY) -m bench.compare_speed
+	$(PY) -m bench.coverage
 	$(PY) -m bench.perf_headroom
 	$(PY) -m bench.job_efficiency
 

@@ -5,7 +5,7 @@ evalkit run model=... format=fp8 benchmark=demo_leaderboard_v1      # re-run exa
 evalkit status format=bf16,fp8 [--failed]
 evalkit cancel sweep=study launcher=slurm            # scancel the sweep's Slurm jobs
 evalkit aggregate [--results DIR]
-evalkit compare [--results DIR] [--baseline bf16] [--margin 1.0] [--method holm|bh] [--gate]
+evalkit compare [--results DIR] [--baseline bf16] [--margin 1.0] [--policy FILE] [--gate] [--lm-eval-runs DIR...]
 evalkit report [--results DIR] [--out FILE]           # one self-contained HTML page of the results
 evalkit prefetch model=llama-3.1-8b-instruct format=bf16,fp8 benchmark=leaderboard_v1
 evalkit doctor model=llama-3.1-8b-instruct format=bf16,fp8 benchmark=leaderboard_v1 server=gpu   # ready?
@@ -205,36 +205,46 @@ def _check_results_dir(results: Path) -> None:
 
 
 GATE_EXIT = 3
-"""`evalkit compare --gate` exit status when any cell is degraded (2 stays "evalkit error")."""
+"""`evalkit compare --gate` exit status when the policy blocks (0: it passes; 2 stays "evalkit error": bad input,
+nothing decided). The policy (conf/policy/default.yaml) says which outcomes block, per tier of suite and task."""
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from evalkit.compare import CompareError, CompareSettings, Margin, compare, degraded, render
+    from evalkit.compare import CompareError, CompareSettings, Margin, compare, gate, load_policy, render
     from evalkit.compare.frame import read_samples
+    from evalkit.results.aggregate import REQUIRED_COLUMNS
     from evalkit.results.store import ResultsStore
 
-    results = Path(args.results)
-    _check_results_dir(results)
-    store = ResultsStore(results)
+    policy = load_policy(Path(args.policy) if args.policy else None)
     try:
-        margin = Margin.parse(args.margin)
+        margin = Margin.parse(args.margin) if args.margin is not None else policy.margin
     except ValueError:
         raise CompareError(f"--margin {args.margin!r} is neither points (1.0) nor percent of baseline (2%)") from None
-    settings = CompareSettings(baseline=args.baseline, margin=margin, method=args.method, seed=args.seed)
-    samples = read_samples(results)
-    table, notes = compare(samples, store.read_scores(), settings)
+    results = Path(args.results)
+    if args.lm_eval_runs:
+        from evalkit.compare.external import store_from_runs
+
+        store_from_runs([Path(f) for f in args.lm_eval_runs], args.baseline, results)
+    _check_results_dir(results)
+    store = ResultsStore(results)
+    settings = CompareSettings.of(policy, args.baseline, margin, method=args.method, seed=args.seed)
+    has_samples = any((results / "samples").glob("*.parquet"))
+    samples = read_samples(results) if has_samples else None
+    table, notes = compare(samples, store.read_scores(required=REQUIRED_COLUMNS), settings)
     print(render(table, settings, with_tasks=args.tasks))
     for note in notes:
         print(f"note: {note}")
     out = results / "compare"
     write_atomic(out / "comparisons.parquet", lambda tmp: table.to_parquet(tmp, index=False))
     print(f"\nwritten: {out / 'comparisons.parquet'}")
-    _compare_outputs(args, samples, out)
-    bad = degraded(table)
-    if args.gate and not bad.empty:
-        cells = ", ".join(f"{r.model}/{r.format}/{r.suite}" for r in bad.itertuples())
-        print(f"evalkit: gate: degraded: {cells}", file=sys.stderr)
+    if samples is not None:
+        _compare_outputs(args, samples, out)
+    blocked = gate(table, policy)
+    if args.gate and blocked:
+        print("evalkit: gate: blocked by " + "; ".join(blocked), file=sys.stderr)
         return GATE_EXIT
+    if args.gate:
+        print(f"gate: passes ({args.policy or 'conf/policy/default.yaml'})")
     return 0
 
 
@@ -372,11 +382,22 @@ def build_parser() -> argparse.ArgumentParser:
     cm = sub.add_parser("compare", help="paired statistics and verdicts of each format vs the baseline")
     cm.add_argument("--results", default="results", help="directory holding scores/ and samples/ (default: results)")
     cm.add_argument("--baseline", default="bf16", help="baseline format (default: bf16)")
-    cm.add_argument("--margin", default="1.0", help="points of the suite's scale, or percent of baseline: 2%%")
+    cm.add_argument(
+        "--margin", default=None, help="points of the suite's scale, or percent of baseline: 2%% (default: policy's)"
+    )
+    cm.add_argument("--policy", default=None, help="gate policy YAML (default: conf/policy/default.yaml)")
+    cm.add_argument(
+        "--lm-eval-runs",
+        nargs="+",
+        default=None,
+        metavar="DIR",
+        help="lm-eval --log_samples output folders made elsewhere: baseline first, then variants; written as a "
+        "results store under --results, then compared",
+    )
     cm.add_argument("--method", choices=["holm", "bh"], default="holm", help="multiple-comparison adjustment")
     cm.add_argument("--tasks", action="store_true", help="also print each suite's task rows")
-    cm.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and permutation draws")
-    cm.add_argument("--gate", action="store_true", help=f"exit {GATE_EXIT} when any cell is degraded")
+    cm.add_argument("--seed", type=int, default=0, help="seed of the random draws (none left in the verdicts)")
+    cm.add_argument("--gate", action="store_true", help=f"exit {GATE_EXIT} when the policy blocks (0 passes)")
     cm.add_argument(
         "--similarity",
         action="store_true",

@@ -51,6 +51,11 @@ def with_verdicts(recovery: pd.DataFrame, comparisons: pd.DataFrame) -> pd.DataF
             # rate): its CI would not bracket this recovery, so only the verdict is shown, saying what it is of
             out.at[i, "verdict"] = None if verdict is None else f"{verdict} (on {measure})"
             continue
+        part = src.get("tasks_compared")
+        if isinstance(part, str) and part.split("/")[0] != part.split("/")[1]:
+            # samples for some of the suite's tasks only: their interval is not this line's recovery's
+            out.at[i, "verdict"] = f"no CI (samples for {part} tasks)" if verdict is not None else None
+            continue
         out.at[i, "recovery_lo"] = float(src["recovery_lo"])
         out.at[i, "recovery_hi"] = float(src["recovery_hi"])
         out.at[i, "verdict"] = verdict
@@ -62,11 +67,13 @@ def aggregate_results(results: Path, baseline_format: str = "bf16") -> str:
     report: what `evalkit aggregate` prints, and the Slurm aggregate job's log. Without per-document samples (a
     hand-entered scores table) the recoveries stand alone, and the report says why."""
     store = ResultsStore(results)
-    table = recovery_table(store.read_scores(required=REQUIRED_COLUMNS), baseline_format)
+    scores = store.read_scores(required=REQUIRED_COLUMNS)
+    table = recovery_table(scores, baseline_format)
     note = ""
     if (table["format"] != baseline_format).any():
         try:
-            comparisons, _ = compare(read_samples(results), store.read_scores(), CompareSettings(baseline_format))
+            # hand-entered rows (the contract's 8 columns) beside sampled cells: each line keeps what it has
+            comparisons, _ = compare(read_samples(results), scores, CompareSettings(baseline_format))
             table = with_verdicts(table, comparisons)
         except (CompareError, StoreError) as err:
             note = f"\n\nno CIs or verdicts: {err.message}"

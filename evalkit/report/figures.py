@@ -12,6 +12,7 @@ from evalkit.compare.verdict import Verdict
 
 VERDICT_COLOURS = {
     Verdict.RECOVERED.value: "#4c9a5b",
+    Verdict.WITHIN_MARGIN.value: "#9cc46a",
     Verdict.INCONCLUSIVE.value: "#e0b341",
     Verdict.DEGRADED.value: "#c8553d",
 }

@@ -27,7 +27,9 @@ def recovery(inp: ReportInputs) -> str:
     svg = figures.recovery_heatmap(judged)
     caption = (
         f"Recovery (variant / {inp.settings.baseline} x 100) per model / suite and format, with its 95% CI "
-        f"(paired bootstrap); colour: verdict at margin {inp.settings.margin} ({inp.settings.method}-adjusted)."
+        f"(paired, clustered by document); colour: verdict at margin {inp.settings.margin}, read from the interval at "
+        "the family's level (README, 'Comparing formats'). need: documents for a recovered call at the measured "
+        "disagreement."
     )
     view = suites.assign(
         diff_ci=[
@@ -35,7 +37,18 @@ def recovery(inp: ReportInputs) -> str:
             for d, lo, hi in zip(suites["diff"], suites["diff_lo"], suites["diff_hi"], strict=True)
         ]
     )
-    cols = ["model", "suite", "format", "n_docs", "baseline", "variant", "diff_ci", "recovery", "p_adjusted", "verdict"]
+    cols = [
+        "model",
+        "suite",
+        "format",
+        "n_docs",
+        "baseline",
+        "variant",
+        "diff_ci",
+        "recovery",
+        "docs_needed",
+        "verdict",
+    ]
     return figure(svg, caption) + table(view, cols, "verdicts") + notes(inp.compare_notes)
 
 
@@ -57,7 +70,7 @@ def tasks(inp: ReportInputs) -> str:
         parts.append(
             table(
                 grp,
-                ["task", "format", "n_docs", "baseline", "variant", "diff", "flips_down", "flips_up", "p_adjusted"],
+                ["task", "format", "n_docs", "diff", "flips_down", "flips_up", "docs_needed", "verdict"],
                 "flips",
             )
         )

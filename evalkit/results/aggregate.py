@@ -138,20 +138,26 @@ OVERRIDE_NOTE = (
 
 
 CI_NOTE = (
-    "(recovery% [95% CI], verdict): CI from a paired bootstrap over documents and verdict (recovered / degraded / "
-    "inconclusive) as `evalkit compare` computes them; <baseline>~r<i>: a baseline replicate (the noise floor)"
+    "(recovery% [95% CI], verdict): CI of the paired difference clustered by document and verdict (recovered / "
+    "within margin / degraded / inconclusive) as `evalkit compare` computes them; no CI: a line without per-document "
+    "samples (score-only or hand-entered) or with samples for only some of its tasks; <baseline>~r<i>: a baseline "
+    "replicate (run-to-run noise)"
 )
 
 
-def _recovery_text(r: pd.Series) -> str:
-    """ "90.0%", or with a CI and verdict "90.0% [85.1, 95.2], inconclusive"."""
+def _recovery_text(r: pd.Series, others_have_ci: bool = False) -> str:
+    """ "90.0%", or with a CI and verdict "90.0% [85.1, 95.2], inconclusive"; "90.0%, no CI" where other lines
+    have one and this line cannot (it keeps its recovery)."""
     text = f"{format_cell(float(r['recovery']))}%"
     lo, hi = r.get("recovery_lo"), r.get("recovery_hi")
-    if lo is not None and hi is not None and pd.notna(lo) and pd.notna(hi):
+    has_ci = lo is not None and hi is not None and bool(pd.notna(lo)) and bool(pd.notna(hi))
+    if has_ci and lo is not None and hi is not None:
         text += f" [{format_cell(float(lo))}, {format_cell(float(hi))}]"
     verdict = r.get("verdict")
     if isinstance(verdict, str):
         text += f", {verdict}"
+    elif others_have_ci and not has_ci:
+        text += ", no CI"
     return text
 
 
@@ -162,6 +168,7 @@ def render_recovery(table: pd.DataFrame, baseline_format: str) -> str:
         return "No successful results to aggregate."
     blocks = []
     marked = False
+    any_ci = "recovery_lo" in table.columns and bool(table["recovery_lo"].notna().any())
     for model, mgroup in table.groupby("model", sort=False):
         formats = [baseline_format, *sorted(f for f in mgroup["format"].unique() if f != baseline_format)]
         for section, sgroup in mgroup.groupby("section", sort=False):
@@ -176,7 +183,7 @@ def render_recovery(table: pd.DataFrame, baseline_format: str) -> str:
                     r = by_fmt.loc[fmt]
                     cell = format_cell(float(r["score"]))
                     if fmt != baseline_format:
-                        cell += f" ({_recovery_text(r)})"
+                        cell += f" ({_recovery_text(r, any_ci)})"
                     if bool(r.get("data_overridden", False)):
                         cell += OVERRIDE_MARK
                         marked = True

@@ -13,7 +13,7 @@ from evalkit.compare import CompareSettings, compare, render
 from evalkit.compare.frame import read_samples
 from evalkit.results.store import ResultsStore
 
-SETTINGS = CompareSettings(n_boot=500, n_perm=2000)
+SETTINGS = CompareSettings()
 
 
 def _flip_down(right: np.ndarray, n: int, skip: int = 0) -> np.ndarray:
@@ -53,18 +53,18 @@ def test_a_variant_inside_the_floor_is_not_called_degraded(tmp_path: Path) -> No
     alone = _compare(tmp_path / "alone", {"bf16": BASE, "fp8": variant})
     assert alone.loc["fp8", "verdict"] == "degraded"
     assert alone.loc["fp8", "n_replicates"] == 0 and pd.isna(alone.loc["fp8", "beyond_floor"])
-    # the baseline against itself moved 40 documents (-6.7 points): a 5-point drop is within that floor
+    # the baseline against itself moved 40 documents (-6.7 points): run-to-run variance widens the interval
     rows = _compare(
         tmp_path / "floor",
-        {"bf16": BASE, "bf16~r1": _flip_down(BASE, 40, skip=100), "fp8": variant, "w4a16": _flip_down(BASE, 90)},
+        {"bf16": BASE, "bf16~r1": _flip_down(BASE, 40, skip=100), "fp8": variant, "w4a16": _flip_down(BASE, 200)},
     )
     assert rows.loc["fp8", "floor_diff"] == pytest.approx(40 / 6)
     assert rows.loc["fp8", "beyond_floor"] is False
     assert rows.loc["fp8", "verdict"] == "inconclusive"
-    # a 15-point drop is beyond the floor and stays degraded
+    # a 33-point drop is beyond the floor and its run-to-run-widened interval: degraded
     assert rows.loc["w4a16", "beyond_floor"] is True and rows.loc["w4a16", "verdict"] == "degraded"
     # the replicate is no test of the grid: the variants' adjusted p are those of a grid without it
-    without = _compare(tmp_path / "without", {"bf16": BASE, "fp8": variant, "w4a16": _flip_down(BASE, 90)})
+    without = _compare(tmp_path / "without", {"bf16": BASE, "fp8": variant, "w4a16": _flip_down(BASE, 200)})
     for fmt in ("fp8", "w4a16"):
         assert rows.loc[fmt, "p_adjusted"] == pytest.approx(without.loc[fmt, "p_adjusted"])
 
@@ -79,7 +79,7 @@ def test_render_shows_the_floor_and_the_replicate_as_such(tmp_path: Path) -> Non
     rep_line = next(line for line in text.splitlines() if "bf16~r1" in line)
     assert rep_line.endswith("(noise floor)")
     fp8_line = next(line for line in text.splitlines() if " fp8 " in line)
-    assert "1.00/1%" in fp8_line and " yes " in fp8_line  # floor: 6 of 600 documents, 1 point; fp8 drops 5
+    assert "1.00/1%" in fp8_line  # floor: 6 of 600 documents, 1 point; fp8 drops 5
     assert "noise floor = bf16 replicates" in text
 
 

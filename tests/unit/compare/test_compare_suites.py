@@ -21,7 +21,7 @@ from evalkit.core.records import SampleRecord, TaskScore
 from evalkit.results.aggregate import recovery_table
 from evalkit.results.store import ResultsStore
 
-SETTINGS = CompareSettings(n_boot=300, n_perm=1000)
+SETTINGS = CompareSettings()
 
 
 # ------------------------------------------------------------------------------------------------ Arena-Hard
@@ -66,7 +66,7 @@ def test_arena_is_compared_on_the_mean_per_question_win_fraction(tmp_path: Path)
     assert row["baseline"] == pytest.approx(100 * BASE_WF.mean())  # not the table's win rate (10)
     assert row["diff"] == pytest.approx(100 * (lower - BASE_WF).mean())
     assert row["diff"] < 0 and row["flips_down"] > 0
-    assert row["test"] == "permutation"
+    assert row["test"] == "t-clustered"
     assert row["measure"] == "mean win_fraction"
     assert pd.isna(row["kl_mean"])  # answers are text, even one starting with "{"
     assert any("mean per-question win_fraction" in n and "Bradley-Terry win_rate" in n for n in notes)
@@ -91,7 +91,7 @@ def test_arena_gets_the_permutation_test_even_when_every_question_is_won_or_lost
     lost[np.flatnonzero(won)[:12]] = 0.0
     table, _ = _arena_compare(tmp_path, {"bf16": won.tolist(), "fp8": lost.tolist()})
     row = _suite_row(table, "fp8")
-    assert row["test"] == "permutation"
+    assert row["test"] == "t-clustered"
     assert row["diff"] == pytest.approx(-100 * 12 / 60)
 
 
@@ -170,7 +170,7 @@ def test_compare_has_a_ruler_row(tmp_path: Path) -> None:
     assert (row["suite"], row["n_docs"]) == ("ruler", sum(RULER_CELLS.values()))
     assert row["baseline"] == pytest.approx(_primary(scores, "bf16"), abs=1e-9)
     assert row["variant"] == pytest.approx(_primary(scores, "w4a16"), abs=1e-9)
-    assert row["diff"] < 0 and row["test"] == "permutation"  # unequal weights
+    assert row["diff"] < 0 and row["test"] == "t-clustered"  # unequal weights
     assert pd.isna(row["measure"])  # the primary row itself
     assert set(table["task"]) == {"*", "ruler"}
 

@@ -81,7 +81,8 @@ def test_summary_has_llama_cpp_percentiles_and_binomial_se() -> None:
     assert s["kl_max"] == 1.0 and s["kl_min"] == 0.0 and s["kl_median"] == 0.5
     assert s["kl_p99"] == pytest.approx(0.99) and s["kl_p0_1"] == pytest.approx(0.001)
     rate = same.mean()
-    assert s["same_top_se"] == pytest.approx(np.sqrt(rate * (1 - rate) / 1001))
+    # every token its own prompt: the binomial SE with the CR1 small-sample factor (n - 1 for n)
+    assert s["same_top_se"] == pytest.approx(np.sqrt(rate * (1 - rate) / 1000))
 
 
 def samples_table(rows: list[tuple[str, int, list[int], TopK]]) -> pa.Table:

@@ -85,10 +85,10 @@ def write_store(root: Path, with_failure: bool = True) -> Path:
     mmlu_scores, mmlu_samples = _recorded("v1_mmlu")
     hs_scores, hs_samples = _recorded("v1_hellaswag")
     rng = np.random.default_rng(0)
-    base = rng.random(400) < 0.6
+    base = rng.random(3000) < 0.6  # enough documents that identical outputs are recovered at a 1-point margin
     variants = {"bf16": base, "fp8": base.copy(), "w8a8": base.copy(), "w4a16": base.copy()}
-    variants["w8a8"][np.flatnonzero(base)[:6]] = False  # a small drop the CI cannot tell from none
-    variants["w4a16"][np.flatnonzero(base)[:60]] = False  # 15 points down
+    variants["w8a8"][np.flatnonzero(base)[:6]] = False  # a small drop
+    variants["w4a16"][np.flatnonzero(base)[:60]] = False  # 2 points down: beyond the 1-point margin
     flips = {"bf16": 0, "fp8": 0, "w8a8": 1, "w4a16": 2}
     shift = {"bf16": 0.0, "fp8": 0.1, "w8a8": 0.5, "w4a16": 2.0}
     for fmt in FORMATS:

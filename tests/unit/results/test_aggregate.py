@@ -213,7 +213,7 @@ def test_aggregate_carries_the_ci_and_verdict_of_compare(tmp_path: Path) -> None
     out = aggregate_cli(tmp_path)
     written = pd.read_parquet(tmp_path / "aggregate" / "recovery.parquet").set_index("format")
     assert {"recovery_lo", "recovery_hi", "verdict"} <= set(written.columns)
-    assert written.loc["w4a16", "verdict"] == "degraded" and written.loc["w8a8", "verdict"] == "recovered"
+    assert written.loc["w4a16", "verdict"] == "degraded"
     assert written.loc["w4a16", "recovery_hi"] < 100 < written.loc["w8a8", "recovery_hi"]
     assert written.loc["w4a16", "recovery_lo"] < written.loc["w4a16", "recovery"] < written.loc["w4a16", "recovery_hi"]
     rep = written.loc["bf16~r1"]
@@ -228,6 +228,9 @@ def test_aggregate_carries_the_ci_and_verdict_of_compare(tmp_path: Path) -> None
     table, _ = compare(read_samples(tmp_path), ResultsStore(tmp_path).read_scores(), CompareSettings())
     w4 = table[(table["format"] == "w4a16") & (table["task"] == SUITE)].iloc[0]
     assert written.loc["w4a16", "recovery_lo"] == pytest.approx(w4["recovery_lo"])
+    # 2 flips of 400 documents, a family of 2 claims: the verdict compare gives (inconclusive at a 1-point margin)
+    w8 = table[(table["format"] == "w8a8") & (table["task"] == SUITE)].iloc[0]
+    assert written.loc["w8a8", "verdict"] == w8["verdict"] == "inconclusive"
     lo, hi = written.loc["w4a16", ["recovery_lo", "recovery_hi"]]
     assert f"50.0 (71.4% [{lo:.1f}, {hi:.1f}], degraded)" in out
     r_lo, r_hi = rep[["recovery_lo", "recovery_hi"]]
