@@ -31,6 +31,7 @@ from typing import Any, cast
 from evalkit.core.errors import ConfigError, ServerError
 from evalkit.core.records import Endpoint
 from evalkit.serve.cpu_support import CPU_NATIVE, CpuInfo, DtypeChoice, read_cpuinfo, serving_dtype
+from evalkit.serve.crash import first_exception
 from evalkit.serve.ray_cluster import RayCluster, bootstrap_env, wrap_command
 from evalkit.serve.render import (
     Device,
@@ -473,10 +474,26 @@ class VLLMServer:
         )
 
     def _error(self, what: str, hint: str) -> ServerError:
-        n = self.cfg.log_tail_lines
+        crash = first_exception(self._this_attempts_output())
+        n = self.cfg.log_tail_lines if crash is None else min(self.cfg.log_tail_lines, 10)
         tail = log_tail(self.log_path, n)
         if _HEADER_END in tail:  # the header repeats the rerun line of the hint: quote only the server's output
             tail = tail.rsplit(_HEADER_END, 1)[1].strip("\n") or "(the server wrote nothing)"
         excerpt = _quote_block(tail)
         rerun = "\n".join("      " + line for line in self.rerun.splitlines())
-        return ServerError(f"{what}\n  end of the server log:\n{excerpt}", log=self.log_path, hint=f"{hint}\n{rerun}")
+        # the cause first: a dying vLLM's last lines are shutdown noise, its exception is further up
+        cause = f"\n  cause: {crash}" if crash is not None else ""
+        return ServerError(
+            f"{what}{cause}\n  end of the server log:\n{excerpt}", log=self.log_path, hint=f"{hint}\n{rerun}"
+        )
+
+    def _this_attempts_output(self, max_bytes: int = 32 << 20) -> str:
+        """The server's output since evalkit last started it (the log is appended to by every attempt)."""
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - max_bytes))
+                text = f.read().decode("utf-8", errors="replace")
+        except OSError:
+            return ""
+        return text.rsplit(_HEADER_END, 1)[-1]
