@@ -30,7 +30,15 @@ from typing import Any, cast
 
 from evalkit.core.errors import ConfigError, ServerError
 from evalkit.core.records import Endpoint
-from evalkit.serve.cpu_support import CPU_NATIVE, CpuInfo, DtypeChoice, read_cpuinfo, serving_dtype
+from evalkit.serve.cpu_support import (
+    CPU_NATIVE,
+    CpuInfo,
+    DtypeChoice,
+    checkpoint_scheme,
+    format_support,
+    read_cpuinfo,
+    serving_dtype,
+)
 from evalkit.serve.crash import first_exception
 from evalkit.serve.ray_cluster import RayCluster, bootstrap_env, wrap_command
 from evalkit.serve.render import (
@@ -348,6 +356,7 @@ class VLLMServer:
         child_env = base_env | self.env_overrides
         if device == "cpu":
             check_compiler(child_env)
+            self._check_cpu_can_serve(checkpoint, child_env)
         for var in ("TMPDIR", "VLLM_CACHE_ROOT"):
             Path(child_env[var]).mkdir(parents=True, exist_ok=True)
         port = cfg.port or pick_free_port(cfg.host)
@@ -414,6 +423,23 @@ class VLLMServer:
         log.info("vLLM server (pid %d) stopped in %.1f s, exit code %s", proc.pid, self.shutdown_s, proc.returncode)
 
     # -- internals
+
+    def _check_cpu_can_serve(self, checkpoint: str, env: Mapping[str, str]) -> None:
+        """Refuse, before starting it, a server whose checkpoint this CPU's vLLM cannot compute (it would die on its
+        first request); log how it computes the others."""
+        assert self.dtype is not None
+        try:
+            config = json.loads((Path(checkpoint) / "config.json").read_text())
+        except (OSError, ValueError):
+            return  # a hub id or an unreadable config: vLLM reports it itself
+        cpu = self.cpu or read_cpuinfo()
+        support = format_support(checkpoint_scheme(config), cpu, self.dtype.dtype, {k for k, v in env.items() if v})
+        if not support.servable:
+            raise ServerError(
+                f"this CPU ({cpu.model}) cannot serve {support.scheme} checkpoints: {support.detail}",
+                hint=support.fix,
+            )
+        log.info("%s on this CPU: %s (%s)", support.scheme, support.how, support.detail)
 
     def _resolve_checkpoint(self) -> str:
         path = Path(self.checkpoint).expanduser()
