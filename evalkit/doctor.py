@@ -19,6 +19,7 @@ from typing import Any
 
 from evalkit.core.config import CheckpointSpec, EvalkitConfig
 from evalkit.core.errors import EvalkitError
+from evalkit.serve.cpu_support import CpuInfo, plan_support, read_cpuinfo, serving_dtype, vllm_op_library
 
 
 @dataclass(frozen=True)
@@ -171,6 +172,27 @@ def check_checkpoint(
     if base.ok:
         return Check(name, True, "missing, will be quantized from the baseline at the first job")
     return Check(name, False, f"missing, and its baseline is missing ({base.detail})", base.fix)
+
+
+def check_cpu_formats(configs: Sequence[EvalkitConfig], cpu: CpuInfo) -> list[Check]:
+    """For CPU servers: the dtype this CPU serves in, then per format whether its vLLM can compute it and how
+    (native kernel, evalkit plugin, emulated), from the same facts the server checks before it starts."""
+    cpu_configs = [c for c in configs if c.server.device == "cpu"]
+    if not cpu_configs:
+        return []
+    dtype = serving_dtype(cpu_configs[0].server.dtype, cpu)
+    rows = [Check("cpu", True, f"{cpu.model}, vLLM op library {vllm_op_library(cpu)}; {dtype.reason}")]
+    seen: set[str] = set()
+    for cfg in cpu_configs:
+        if cfg.format.name in seen:
+            continue
+        seen.add(cfg.format.name)
+        scheme = str(cfg.format.recipe.scheme) if cfg.format.recipe is not None else None
+        support = plan_support(scheme, cfg.server.dtype, cfg.server.env, cpu)
+        rows.append(
+            Check(f"cpu serves {cfg.format.name}", support.servable, f"{support.how}: {support.detail}", support.fix)
+        )
+    return rows
 
 
 def check_dataset(label: str, problem: str | None, fix: str = "") -> Check:
@@ -336,6 +358,7 @@ def run_doctor(
     device = "gpu" if "gpu" in devices else ("auto" if "auto" in devices else "cpu")
     most = max((c.model.resources.gpus_per_node for c in configs), default=0)
     checks.append(check_gpus(device, most, seen, how, slurm=slurm))
+    checks += check_cpu_formats(configs, read_cpuinfo())
     if slurm:
         checks.append(check_slurm(*slurm_answers()))
     done: set[str] = set()

@@ -86,4 +86,17 @@ def render_plan(plans: Sequence[object]) -> str:
     head = f"sweep: {len(plans)} job(s), {total} cell(s); {total - pending} complete, {pending} to run"
     if pending == 0:
         head += " - nothing to do (every cell is complete; use `evalkit run ...` to re-run one)"
-    return head + "\n" + text_table(["job (model.format)", "to run", "store"], rows)
+    columns = ["job (model.format)", "to run", "store"]
+    cpu_jobs = [p.cfg for p in plans if p.cfg.server.device == "cpu"]  # type: ignore[attr-defined]
+    if cpu_jobs:  # how this CPU would serve each job's checkpoint (evalkit doctor shows the same)
+        from evalkit.serve.cpu_support import plan_support, read_cpuinfo, serving_dtype
+
+        cpu = read_cpuinfo()
+        head += f"\nthis CPU: {serving_dtype(cpu_jobs[0].server.dtype, cpu).reason}"
+        columns.append("serving on this CPU")
+        for row, plan in zip(rows, plans, strict=True):
+            cfg = plan.cfg  # type: ignore[attr-defined]
+            scheme = str(cfg.format.recipe.scheme) if cfg.format.recipe is not None else None
+            s = plan_support(scheme, cfg.server.dtype, cfg.server.env, cpu) if cfg.server.device == "cpu" else None
+            row.append("" if s is None else f"{s.how}: {s.detail}" + (f" (fix: {s.fix})" if s.fix else ""))
+    return head + "\n" + text_table(columns, rows)

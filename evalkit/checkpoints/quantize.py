@@ -201,6 +201,7 @@ def _run_worker(
             if calibration is not None and params is not None
             else None
         ),
+        "calibration_dtype": recipe.calibration_dtype if calibration is not None else None,
     }
     # beside the log, not in the checkpoint: it is for rerunning by hand, and its calibration copy is bulky
     spec_path = log_path.with_name(log_path.name + ".spec.json")

@@ -5,7 +5,7 @@ serving environment cannot have, and none of evalkit. So this file imports only 
 quantization stack, and everything it needs arrives in one JSON spec:
 
     {"base": dir, "output": dir, "threads": int, "result": file,
-     "modifiers": [{"type": "GPTQModifier", "args": {...}}, ...],
+     "modifiers": [{"type": "GPTQModifier", "args": {...}}, ...], "calibration_dtype": null | "float32",
      "calibration": null | {"samples": [text | [{"role", "content"}, ...]], "max_seq_length": int}}
 
 It writes the compressed-tensors checkpoint into `output` (a temporary directory the caller renames into place only
@@ -97,6 +97,35 @@ def _calibration_dataset(tokenizer: Any, calibration: dict[str, Any]) -> tuple[A
     return dataset, sum(len(x) for x in ids)
 
 
+def _base_dtype(base: Path) -> str:
+    config = json.loads((base / "config.json").read_text())
+    return str(config.get("dtype") or config.get("torch_dtype") or "bfloat16")
+
+
+def _restore_dtype(output: Path, dtype: str) -> None:
+    """Give a checkpoint calibrated in another dtype the base's dtype, as if calibrated in it: every floating
+    tensor (scales, norms, embeddings, lm_head) is rounded to `dtype` once, after compression, so the integer
+    weights are those GPTQ chose from the higher-precision values; the config says `dtype`."""
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    target = getattr(torch, dtype)
+    for path in sorted(output.glob("*.safetensors")):
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata()
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open has no iteration
+        tensors = {k: t.to(target) if t.is_floating_point() else t for k, t in tensors.items()}
+        save_file(tensors, str(path), metadata=metadata)
+    config_path = output / "config.json"
+    config = json.loads(config_path.read_text())
+    for key in ("dtype", "torch_dtype"):
+        if key in config:
+            config[key] = dtype
+    config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    _log(f"floating tensors rounded to {dtype} after compression")
+
+
 def _versions() -> dict[str, str]:
     versions = {"python": platform.python_version()}
     for name in VERSIONED:
@@ -116,8 +145,11 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     base, output = Path(spec["base"]), Path(spec["output"])
-    _log(f"pid {os.getpid()}: loading {base} (threads={threads})")
-    model = AutoModelForCausalLM.from_pretrained(base, dtype="auto")
+    calibration_dtype = spec.get("calibration_dtype")  # None: the base checkpoint's own dtype
+    _log(f"pid {os.getpid()}: loading {base} (threads={threads}, dtype={calibration_dtype or 'auto'})")
+    model = AutoModelForCausalLM.from_pretrained(
+        base, dtype=getattr(torch, calibration_dtype) if calibration_dtype else "auto"
+    )
     tokenizer = AutoTokenizer.from_pretrained(base)
     modifiers = _build_modifiers(spec["modifiers"])
     kwargs: dict[str, Any] = {}
@@ -135,6 +167,8 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     oneshot(model=model, tokenizer=tokenizer, recipe=modifiers, **kwargs)
     _log(f"saving compressed checkpoint to {output}")
     model.save_pretrained(output, save_compressed=True)
+    if calibration_dtype:
+        _restore_dtype(output, _base_dtype(base))
     for name in TOKENIZER_FILES:
         if (base / name).is_file():
             shutil.copy2(base / name, output / name)

@@ -30,6 +30,7 @@ reused for the new meaning. Part of the recipe hash."""
 ALGORITHMS = ("rtn", "gptq")
 ACTORDERS = (None, "static", "weight")
 WEIGHT_OBSERVERS = (None, "memoryless_minmax", "memoryless_mse")
+CALIBRATION_DTYPES = (None, "float32", "bfloat16", "float16")
 
 # compressed-tensors preset schemes (quant_scheme.py), spelt out. Group size is filled from the recipe.
 _SCHEMES: dict[QuantScheme, dict[str, dict[str, Any]]] = {
@@ -120,6 +121,11 @@ def validate_recipe(recipe: RecipeConfig) -> None:
     for name in ("num_calibration_samples", "max_seq_length", "block_size"):
         if getattr(recipe, name) <= 0:
             raise bad(f"{name} must be positive", f"got {getattr(recipe, name)}")
+    if recipe.calibration_dtype not in CALIBRATION_DTYPES:
+        raise bad(
+            f"calibration_dtype {recipe.calibration_dtype!r} is not supported",
+            f"valid choices: {CALIBRATION_DTYPES} (None: the base checkpoint's own)",
+        )
     if not recipe.targets:
         raise bad("targets is empty: nothing would be quantized", "use targets: [Linear]")
 
@@ -162,15 +168,18 @@ def render_recipe_yaml(recipe: RecipeConfig) -> str:
     return yaml.safe_dump({"quant_stage": {"quant_modifiers": stage}}, sort_keys=False, default_flow_style=False)
 
 
-def calibration_params(recipe: RecipeConfig) -> dict[str, int] | None:
+def calibration_params(recipe: RecipeConfig) -> dict[str, int | str] | None:
     """The calibration settings that change the result; None when the recipe is data-free."""
     if not recipe.needs_calibration:
         return None
-    return {
+    params: dict[str, int | str] = {
         "num_samples": recipe.num_calibration_samples,
         "max_seq_length": recipe.max_seq_length,
         "seed": recipe.calibration_seed,
     }
+    if recipe.calibration_dtype is not None:  # absent when unset: checkpoints made before the field keep their key
+        params["dtype"] = recipe.calibration_dtype
+    return params
 
 
 def recipe_hash(recipe: RecipeConfig) -> str:

@@ -86,6 +86,10 @@ class RecipeConfig:
     """Calibration samples are truncated to this many tokens."""
     calibration_seed: int = bounded(0, ge=0)
     """Seed of the shuffle that picks the calibration samples, so the same file gives the same subset."""
+    calibration_dtype: str | None = None
+    """dtype the model runs in while calibrating (float32); None: the base checkpoint's own (bf16, as the study).
+    The checkpoint is written in the base's dtype either way. Part of the checkpoint's identity: a CPU without
+    native bf16 calibrates many times faster in float32, but the integer weights can differ."""
 
     @property
     def needs_calibration(self) -> bool:

@@ -321,7 +321,9 @@ def run_cells(
     try:
         with CellPool(cfg.cell_concurrency, on_interrupt=STOPPING.set) as pool:
             starts = when_it_may_start(pool)
-            for cell in progress.track(starts, f"cells of {summary.job}", len(cells), lambda c: c.benchmark):
+            expected = last_run_seconds(store, cfg.model.name, cells, cfg.cell_concurrency)
+            what = f"cells of {summary.job}"
+            for cell in progress.track(starts, what, len(cells), lambda c: c.benchmark, expected_s=expected):
                 if STOPPING.is_set():
                     left_pending()
                     return  # leaving the pool waits for the running cells, which record nothing now
@@ -348,6 +350,21 @@ def stop_harnesses(server: LiveServer) -> None:
 
     server_group = getattr(server, "pid", None)
     stop_groups([g for g in child_groups() if g != server_group], timeout_s=10.0)
+
+
+def last_run_seconds(store: ResultsStore, model: str, cells: list[Cell], concurrency: int) -> float | None:
+    """What the cells' benchmarks took when they last ran for this model (any format: a demo job's first cell gets an
+    ETA from the baseline's job), shared by the cells run at once; None when one of them never ran. Only a progress
+    line depends on it, so any problem reading the store gives None."""
+    try:
+        cols = ["model", "benchmark", "status", "run_id", "started_at", "finished_at"]
+        df = store.read_scores(required=cols)[cols]
+        runs = df[(df.model == model) & (df.status == "ok")].drop_duplicates("run_id").sort_values("finished_at")
+        last = runs.groupby("benchmark").last()
+        seconds = (last.finished_at - last.started_at).dt.total_seconds()
+        return float(sum(seconds[c.benchmark] for c in cells)) / max(1, concurrency)
+    except Exception:  # a missing history (KeyError) or an unreadable store: no estimate
+        return None
 
 
 def _score_generated(

@@ -21,6 +21,7 @@ unless the variable is set, so installing evalkit beside a GPU vLLM changes noth
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 ENV = "EVALKIT_CPU_FP8_MATMUL"
@@ -50,11 +51,11 @@ def scaled_mm_fp32(
     return out.to(out_dtype if out_dtype is not None else a.dtype)
 
 
-class WidenedWeights:
-    """fp32 copies of FP8 weights, made once: widening a 576x1536 weight costs 3.2 ms, nine times the product itself
-    at 16 decode rows. Only parameters (vLLM's weights) are kept, each with a reference to the parameter so its
-    memory cannot be freed and reused under the same key; a byte budget bounds the copies (beyond it, widen per call).
-    """
+class DerivedWeights:
+    """fp32 weights derived once from a layer's stored weights (widened FP8 here, dequantized int4 in `cpu_w4a16`):
+    widening a 576x1536 weight costs 3.2 ms, nine times the product itself at 16 decode rows. Only parameters (vLLM's
+    weights) are kept, each with references to its source tensors so their memory cannot be freed and reused under
+    the same key; a byte budget bounds the copies (beyond it, derive per call)."""
 
     def __init__(self, budget_bytes: int) -> None:
         import torch
@@ -62,21 +63,32 @@ class WidenedWeights:
         self._torch = torch  # get() runs for every linear layer of every step: no import on that path
         self.budget_bytes = budget_bytes
         self.used_bytes = 0
-        self._entries: dict[tuple[Any, ...], tuple[Any, Any]] = {}
+        self._entries: dict[tuple[Any, ...], tuple[tuple[Any, ...], Any]] = {}
 
-    def get(self, b: Any) -> Any:
+    def get(self, b: Any, derive: Callable[[], Any], *also: Any) -> Any:
+        """`derive()`, computed once per parameter `b` (and the tensors `also` it reads besides), None when `b` is
+        not a parameter (an activation: nothing to keep)."""
         torch = self._torch
         if not isinstance(b, torch.nn.Parameter) and not isinstance(b._base, torch.nn.Parameter):
             return None
-        key = (b.data_ptr(), tuple(b.shape), tuple(b.stride()), b.dtype, b._version)
+        key = tuple(
+            (t.data_ptr(), tuple(t.shape), tuple(t.stride()), t.dtype, t._version) for t in (b, *also) if t is not None
+        )
         entry = self._entries.get(key)
         if entry is not None:
             return entry[1]
-        widened = b.to(torch.float32)
-        if self.used_bytes + widened.nbytes <= self.budget_bytes:
-            self._entries[key] = (b, widened)
-            self.used_bytes += widened.nbytes
-        return widened
+        derived = derive()
+        if self.used_bytes + derived.nbytes <= self.budget_bytes:
+            self._entries[key] = ((b, *also), derived)
+            self.used_bytes += derived.nbytes
+        return derived
+
+
+class WidenedWeights(DerivedWeights):
+    """fp32 copies of FP8 weights, made once (see `DerivedWeights`)."""
+
+    def get(self, b: Any, derive: Callable[[], Any] | None = None, *also: Any) -> Any:
+        return super().get(b, derive or (lambda: b.to(self._torch.float32)), *also)
 
 
 def register() -> None:

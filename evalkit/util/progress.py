@@ -3,7 +3,8 @@
 Every step is one log line, `[2/5] cells of smollm2.fp8: demo_arc (elapsed 3m10s, eta 4m45s)`, so job logs and
 Slurm output files (not terminals) show where a sweep is. On a terminal a tqdm bar stays below the log lines as
 well (tqdm's logging redirect prints console log lines above it; log files are left alone). The ETA is the mean time
-of the finished steps times the steps left."""
+of the finished steps times the steps left; before the first has finished, what the same steps took last time, when
+the caller knows it (a job's cells: the same benchmarks' last run for the model)."""
 
 from __future__ import annotations
 
@@ -31,10 +32,14 @@ def duration(seconds: float) -> str:
     return f"{h}h{m:02d}m" if h else (f"{m}m{s:02d}s" if m else f"{s}s")
 
 
-def plain_line(what: str, index: int, total: int, label: str, elapsed: float) -> str:
-    """The log line when step `index` (1-based) of `total` starts; `elapsed` since the first step started."""
+def plain_line(what: str, index: int, total: int, label: str, elapsed: float, expected_s: float | None = None) -> str:
+    """The log line when step `index` (1-based) of `total` starts; `elapsed` since the first step started.
+    `expected_s`: what all the steps took last time, if known: the ETA before any step has finished (marked `~`)."""
     done = index - 1
-    eta = duration(elapsed / done * (total - done)) if done else "?"
+    if done:
+        eta = duration(elapsed / done * (total - done))
+    else:
+        eta = "?" if expected_s is None else "~" + duration(expected_s)
     return f"[{index}/{total}] {what}: {label} (elapsed {duration(elapsed)}, eta {eta})"
 
 
@@ -45,9 +50,10 @@ def track(
     label: Callable[[T], str] = str,
     stream: IO[str] | None = None,
     clock: Callable[[], float] = time.monotonic,
+    expected_s: float | None = None,
 ) -> Iterator[T]:
     """Yield `items`, logging a line as each starts and one when all are done; with a bar when `stream` (default
-    stderr) is a terminal. Leaving the loop early (break) closes the bar."""
+    stderr) is a terminal. Leaving the loop early (break) closes the bar. `expected_s`: see `plain_line`."""
     out = stream if stream is not None else sys.stderr
     start = clock()
     n = 0
@@ -57,7 +63,7 @@ def track(
             bar = stack.enter_context(tqdm(total=total, desc=what, file=out, bar_format=BAR_FORMAT))
             stack.enter_context(logging_redirect_tqdm())
         for n, item in enumerate(items, 1):
-            log.info("%s", plain_line(what, n, total, label(item), clock() - start))
+            log.info("%s", plain_line(what, n, total, label(item), clock() - start, expected_s))
             if bar is not None:
                 bar.set_postfix_str(label(item))
             yield item

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -126,6 +127,7 @@ def test_demo_sweep_is_ready_on_this_machine(
         assert rows[f"data {bench}"].startswith("ok"), rows
     assert rows["judge key demo_arena_hard"].startswith("ok")
     assert rows["paths.results"].startswith("ok") and rows["paths.jobs"].startswith("ok")
+    assert "serving in" in rows["cpu"] and rows["cpu serves w4a16"].startswith(("ok      plugin", "ok      native"))
     others = {k: v for k, v in rows.items() if k != "sandbox"}
     assert all(v.startswith("ok") for v in others.values()), rows
     if hasattr(sandbox, "check_available"):  # comes with the unprivileged-sandbox branch
@@ -162,3 +164,40 @@ def test_slurm_row_only_with_the_slurm_launcher(capsys: pytest.CaptureFixture[st
     assert "Slurm" not in local
     _, slurm = doctor_lines(capsys, tmp_path, "benchmark=demo_humaneval", "launcher=slurm")
     assert "Slurm" in slurm  # ok or not depends on whether a cluster runs here; the row is there
+
+
+def test_cpu_rows_say_how_each_format_is_served_on_either_kind() -> None:
+    """The W4A16 row: the plugin on an AVX2-only EPYC, vLLM's kernel on an AMX Xeon; refused with the fix when the
+    plugin is switched off (the server would die on its first request)."""
+    from types import SimpleNamespace
+
+    from evalkit.core.config import RecipeConfig
+    from evalkit.doctor import check_cpu_formats
+    from evalkit.serve.cpu_support import parse_cpuinfo
+
+    env = {"EVALKIT_CPU_FP8_MATMUL": "fp32", "EVALKIT_CPU_W4A16_MATMUL": "fp32"}
+
+    def cfg(fmt: str, scheme: str | None, server_env: dict[str, str]) -> Any:
+        recipe = RecipeConfig(scheme=scheme, algorithm="gptq") if scheme else None  # type: ignore[arg-type]
+        server = SimpleNamespace(device="cpu", dtype="cpu_native", env=server_env)
+        return SimpleNamespace(server=server, format=SimpleNamespace(name=fmt, recipe=recipe))
+
+    grid = [
+        cfg("bf16", None, env),
+        cfg("fp8", "FP8_DYNAMIC", env),
+        cfg("w8a8", "W8A8", env),
+        cfg("w4a16", "W4A16", env),
+    ]
+    epyc = parse_cpuinfo("model name : AMD EPYC\nflags : avx2 fma\n")
+    xeon = parse_cpuinfo(
+        "model name : Xeon 8481C\nflags : avx2 avx512f avx512bw avx512dq avx512vl avx512_bf16 amx_bf16\n"
+    )
+    rows = {c.name: c for c in check_cpu_formats(grid, epyc)}
+    assert "float32" in rows["cpu"].detail and "_C_AVX2" in rows["cpu"].detail
+    assert rows["cpu serves w4a16"].ok and rows["cpu serves w4a16"].detail.startswith("plugin")
+    assert rows["cpu serves fp8"].detail.startswith("plugin") and rows["cpu serves w8a8"].detail.startswith("native")
+    xrows = {c.name: c for c in check_cpu_formats(grid, xeon)}
+    assert "bfloat16" in xrows["cpu"].detail and xrows["cpu serves w4a16"].detail.startswith("native")
+    off = {c.name: c for c in check_cpu_formats([cfg("w4a16", "W4A16", {})], epyc)}["cpu serves w4a16"]
+    assert not off.ok and "EVALKIT_CPU_W4A16_MATMUL=fp32" in off.fix
+    assert check_cpu_formats([SimpleNamespace(server=SimpleNamespace(device="gpu"))], epyc) == []  # type: ignore[list-item]

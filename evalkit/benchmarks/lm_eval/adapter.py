@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -227,6 +228,13 @@ def _run_part(batch: list[BatchRun], root: Path, env: Mapping[str, str], python:
             else f"did not finish (the harness process exited with code {code})"
         )
         tail = log_tail(run.log, 25) if run.log.exists() else log_tail(harness_log, 25)
+        lost = lost_server(tail)
+        if lost is not None:  # the server's death is reported once, by the job, with its cause: one line here
+            raise BenchmarkError(
+                f"lm-eval run {run.name!r} lost its server ({lost})",
+                log=run.log,
+                hint="the job's server error says why the server stopped (server.log)",
+            )
         raise BenchmarkError(
             f"lm-eval run {run.name!r} {why}; last lines of its log:\n" + textwrap.indent(tail, "    "),
             log=run.log if run.log.exists() else harness_log,
@@ -239,6 +247,16 @@ def _run_part(batch: list[BatchRun], root: Path, env: Mapping[str, str], python:
             log=harness_log,
             hint="fix the cause and rerun the cell",
         )
+
+
+LOST_SERVER = re.compile(r"Cannot connect to host \S+|Server disconnected|Connection refused|ServerDisconnectedError")
+"""What aiohttp (lm-eval's API client) says when the server is gone."""
+
+
+def lost_server(log_text: str) -> str | None:
+    """The connection error a run's log ends with when its server went away (None otherwise)."""
+    found = LOST_SERVER.findall(log_text)
+    return found[-1] if found else None
 
 
 def _run_logged(argv: Sequence[str], log: Path, env: Mapping[str, str], cwd: Path) -> int:

@@ -6,12 +6,25 @@ Dict arguments are JSON, which lm-eval's CLI accepts, so values never need quoti
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
 from evalkit.benchmarks.base import Endpoint
 from evalkit.benchmarks.lm_eval import ruler
 from evalkit.benchmarks.lm_eval.settings import LmEvalRun, LmEvalSuiteSettings
+
+
+def request_timeout(run: LmEvalRun, settings: LmEvalSuiteSettings) -> int:
+    """lm-eval's per-request timeout for `run`: `request_timeout_s`, or when None, a bound on the run's work. A request
+    can wait behind `num_concurrent - 1` others, each with up to `max_length` tokens of prompt (prefilled one after
+    the other), then decodes with them for up to its generation budget (the run's cap; `max_length` if none is
+    known, as a loglikelihood run's one token is below it anyway). At the slowest rates the server is waited for."""
+    if settings.request_timeout_s is not None:
+        return settings.request_timeout_s
+    gen = run.demo_max_gen_toks or run.gen_kwargs.get("max_gen_toks") or run.max_length
+    prefill = settings.num_concurrent * run.max_length / settings.slowest_prefill_tokens_per_s
+    return math.ceil(prefill + int(gen) / settings.slowest_decode_steps_per_s)
 
 
 def render_model_args(run: LmEvalRun, settings: LmEvalSuiteSettings, endpoint: Endpoint, seed: int) -> dict[str, Any]:
@@ -21,7 +34,7 @@ def render_model_args(run: LmEvalRun, settings: LmEvalSuiteSettings, endpoint: E
         "model": endpoint.model,
         "num_concurrent": settings.num_concurrent,
         "max_retries": settings.max_retries,
-        "timeout": settings.request_timeout_s,
+        "timeout": request_timeout(run, settings),
         "seed": seed,
     }
     if run.model == "local-chat-completions":

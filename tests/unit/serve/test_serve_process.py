@@ -3,6 +3,7 @@ The same paths against real vLLM are in tests/integration/test_serve_real.py."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -183,3 +184,17 @@ def test_explicit_cpu_dtype_wins_and_cpu_native_is_refused_on_gpus(tmp_path: Pat
         assert server.command[server.command.index("--dtype") + 1] == "bfloat16"
     with pytest.raises(ServerError, match="cpu_native"):
         VLLMServer(fake_cfg("serve", dtype="cpu_native"), tmp_path, log_path=tmp_path / "b.log").start()
+
+
+def test_a_checkpoint_this_cpu_cannot_compute_is_refused_before_the_server_starts(tmp_path: Path) -> None:
+    from evalkit.serve.cpu_support import parse_cpuinfo
+
+    ct = {"quant_method": "compressed-tensors", "config_groups": {"g": {"weights": {"type": "int", "num_bits": 4}}}}
+    (tmp_path / "config.json").write_text(json.dumps({"quantization_config": ct}))
+    cfg = fake_cfg("serve", device="cpu", dtype="cpu_native")
+    cfg.env |= {"VLLM_CPU_KVCACHE_SPACE": "1", "EVALKIT_CPU_W4A16_MATMUL": ""}  # the plugin switched off
+    server = VLLMServer(cfg, tmp_path, log_path=tmp_path / "server.log", cpu=parse_cpuinfo("model name : EPYC\n"))
+    with pytest.raises(ServerError, match="cannot serve W4A16 checkpoints: _C_AVX2 has no cpu_gemm_wna16") as err:
+        server.start()
+    assert "EVALKIT_CPU_W4A16_MATMUL=fp32" in (err.value.hint or "")
+    assert not (tmp_path / "server.log").exists()  # nothing was started

@@ -58,3 +58,11 @@ def test_leaving_early_closes_the_bar_without_a_done_line(caplog: pytest.LogCapt
             if item == 2:
                 break
     assert "done in" not in caplog.text and "cells: 1/3" in term.getvalue()
+
+
+def test_eta_from_the_first_step_when_the_last_run_is_known() -> None:
+    assert plain_line("cells of m.fp8", 1, 4, "demo_arc", 0.0, expected_s=1500) == (
+        "[1/4] cells of m.fp8: demo_arc (elapsed 0s, eta ~25m00s)"
+    )
+    # once a step has finished, this run's own pace decides
+    assert plain_line("jobs", 3, 5, "m.w8a8", 600.0, expected_s=10) == "[3/5] jobs: m.w8a8 (elapsed 10m00s, eta 15m00s)"

@@ -20,3 +20,11 @@ def test_ruler_lengths_beyond_the_servers_context_fail_before_lm_eval_starts(tmp
         LmEvalSuite(catalog=lambda: CATALOG, python="/nonexistent").generate(ctx)
     assert "RULER lengths [16384, 32768, 65536, 131072] exceed the server's max_model_len 8192" in err.value.message
     assert not (tmp_path / "lm_eval").exists()
+
+
+def test_a_run_that_lost_its_server_is_one_line() -> None:
+    from evalkit.benchmarks.lm_eval.adapter import lost_server
+
+    log = (Path(__file__).with_name("data") / "lost_server.log").read_text()  # a run whose server died
+    assert lost_server(log) == "Cannot connect to host 127.0.0.1:45999"
+    assert lost_server("Traceback (most recent call last):\nValueError: no task named x\n") is None

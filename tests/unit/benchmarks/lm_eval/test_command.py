@@ -73,3 +73,29 @@ def test_ruler_runs_pass_lengths_and_the_served_checkpoints_tokenizer() -> None:
         assert metadata == {"max_seq_lengths": run.max_seq_lengths, "tokenizer": "/models/ckpt"}
     plain = LmEvalRun(name="r", tasks=["hellaswag"])
     assert "--metadata" not in render_command(plain, settings, endpoint=ENDPOINT, output_dir=Path("/o"))
+
+
+def test_derived_timeout_follows_the_runs_work() -> None:
+    """A derived timeout covers a full queue of the run's largest requests at the slowest rates, so lm-eval waits for
+    a slow CPU server instead of re-sending requests it is still working on (issue 18)."""
+    run = LmEvalRun(name="r", tasks=["gsm8k_llama"], max_length=4096, demo_max_gen_toks=128)
+    settings = LmEvalSuiteSettings(
+        runs=[run], num_concurrent=32, request_timeout_s=None, slowest_prefill_tokens_per_s=50,
+        slowest_decode_steps_per_s=0.5,
+    )  # fmt: skip
+    assert render_model_args(run, settings, ENDPOINT, 1)["timeout"] == 32 * 4096 // 50 + 1 + 128 * 2
+    bigger = replace(settings, num_concurrent=64)
+    assert (
+        render_model_args(run, bigger, ENDPOINT, 1)["timeout"]
+        > render_model_args(run, settings, ENDPOINT, 1)["timeout"]
+    )
+    fixed = replace(settings, request_timeout_s=600)
+    assert render_model_args(run, fixed, ENDPOINT, 1)["timeout"] == 600
+
+
+@pytest.mark.parametrize("suite", [s for s in SUITES if s.startswith("demo_")])
+def test_demo_timeouts_are_derived_and_not_retried(suite: str) -> None:
+    settings = parse_settings(settings_of(suite))
+    assert settings.request_timeout_s is None and settings.max_retries == 1
+    for run in settings.runs:  # at least the 600 s that timed out on the AVX2 machine
+        assert render_model_args(run, settings, ENDPOINT, 1)["timeout"] > 600

@@ -22,7 +22,8 @@ def test_demo_configs_match_the_protocol_except_tasks_and_cap() -> None:
         assert [r.name for r in full.runs] == [r.name for r in demo.runs]
         for f, d in zip(full.runs, demo.runs, strict=True):
             assert {**vars(d), "tasks": f.tasks, "demo_max_gen_toks": None} == vars(f), d.name
-        assert (full.num_concurrent, full.request_timeout_s) == (demo.num_concurrent, demo.request_timeout_s)
+        # the demo's timeouts follow its runs' work on CPUs of any speed (test_command.py); concurrency is the study's
+        assert full.num_concurrent == demo.num_concurrent
 
 
 def test_demo_ruler_matches_the_protocol_except_tasks_lengths_and_caps() -> None:
