@@ -47,6 +47,11 @@ requeues or preempts, so the server and the harness die a moment before the job 
 consequences of the stop, not results: they are not recorded, and the cells stay pending for the requeued job or
 the next sweep. (evalkit.launch.tasks sets it; a local run is stopped by KeyboardInterrupt, which records nothing.)"""
 
+SETTLING = threading.Lock()
+"""Held from a cell's last look at STOPPING until its result is recorded, and by the job's loop while it lists the
+cells it leaves pending: a cell is either recorded before that list is made, or sees STOPPING and records nothing.
+(Without it a cell past its look could commit after the loop had said it was left pending.)"""
+
 
 @dataclass
 class JobSummary:
@@ -291,9 +296,12 @@ def run_cells(
         ctx = ctx_of(cell, server.endpoint)
         data = cell_data(cfg, cell, ctx)
         adapter = cfg.benchmarks[cell.benchmark].adapter
-        if _attempt(cell, adapter, ctx, data, store, prov, cfg.retries, summary, generate_only):
+
+        def settle() -> None:
             with lock:
                 settled.add(cell.key)
+
+        _attempt(cell, adapter, ctx, data, store, prov, cfg.retries, summary, generate_only, settle=settle)
         if remaining is not None:
             with lock:
                 remaining.remove(cell)
@@ -313,7 +321,8 @@ def run_cells(
     def left_pending() -> None:
         """One line per cell this job leaves pending, logged by the job's loop itself the moment it stops (a worker
         thread may never get to say it: the process can be killed first)."""
-        with lock:
+        with SETTLING, lock:
+            STOPPING.set()  # (already set, unless Ctrl-C landed here first): no cell records anything after this
             left = [c for c in cells if c.key not in settled]
         for cell in left:
             log.warning("    %s interrupted by the job's stop; left pending", cell.benchmark)
@@ -399,9 +408,11 @@ def _attempt(
     summary: JobSummary,
     generate_only: bool = False,
     score_only: bool = False,
+    settle: Callable[[], None] = lambda: None,
 ) -> bool:
-    """Run one phase (or both) of a cell with retries; commit on success, record the failure otherwise. False: the
-    job is stopping (`STOPPING`) and the cell was left pending, with nothing recorded."""
+    """Run one phase (or both) of a cell with retries; commit on success, record the failure otherwise; `settle` is
+    called once the outcome is recorded, under SETTLING. False: the job is stopping (`STOPPING`) and the cell was left
+    pending, with nothing recorded."""
     adapter = get_adapter(adapter_name)
     ctx.work_dir.mkdir(parents=True, exist_ok=True)
     _discard_progress(ctx, keep_own=True)  # another id's work (settings changed since) must never be resumed
@@ -415,6 +426,7 @@ def _attempt(
                 adapter.generate(ctx)
                 if generate_only:
                     _write_marker(ctx.work_dir, cell, prov, started)
+                    settle()
                     log.info(
                         "    %s generated in %.0fs; scoring follows without the server",
                         cell.benchmark,
@@ -422,12 +434,14 @@ def _attempt(
                     )
                     return True
             result = adapter.score(ctx)
-            if STOPPING.is_set():  # the job's loop has said this cell is left pending: keep to it
-                return False
-            run = RunInfo(
-                new_run_id(), started, datetime.now(timezone.utc), log_path, prov, data.sources, data.overridden
-            )
-            store.commit_cell(cell, run, result.scores, result.samples)
+            with SETTLING:
+                if STOPPING.is_set():  # the job's loop has said this cell is left pending: keep to it
+                    return False
+                run = RunInfo(
+                    new_run_id(), started, datetime.now(timezone.utc), log_path, prov, data.sources, data.overridden
+                )
+                store.commit_cell(cell, run, result.scores, result.samples)
+                settle()
             _discard_progress(ctx)  # committed: a forced re-run must run again, not resume
             log.info(
                 "    %s done in %.0fs: %d scores, %d samples",
@@ -449,7 +463,11 @@ def _attempt(
         log.warning("    %s attempt %d/%d failed: %s", cell.benchmark, attempt + 1, retries + 1, error)
     now = datetime.now(timezone.utc)
     run = RunInfo(new_run_id(), now, now, log_path, prov, data.sources, data.overridden)
-    store.record_failure(cell, run, error)
+    with SETTLING:
+        if STOPPING.is_set():
+            return False
+        store.record_failure(cell, run, error)
+        settle()
     summary.failed[cell.benchmark] = error
     return True
 
