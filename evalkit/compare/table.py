@@ -133,7 +133,8 @@ def _suite_rows(
     task_code, uniq = pd.factorize(p["task"], sort=True)  # categorical codes: no string per row
     task_names = pd.Index([str(t) for t in uniq])
     m = len(task_names)
-    order = np.argsort(task_code, kind="stable")  # stable: a task's rows keep their order, so its sums are unchanged
+    # stable: a task's rows keep their order, so its sums are unchanged; 16-bit codes sort by radix, not timsort
+    order = np.argsort(task_code.astype(np.int16) if m < 2**15 else task_code, kind="stable")
     bounds = np.searchsorted(task_code[order], np.arange(m + 1))
     first = order[bounds[:-1]]  # each task's first row
     raw = np.concatenate([p["raw_b"].to_numpy(float), p["raw_v"].to_numpy(float)])
