@@ -243,11 +243,13 @@ def shared_documents(frame: pd.DataFrame) -> np.ndarray:
         keys.append(np.where(k3 >= 0, k3 * nd + d_code, -1 - np.arange(n)))
     rows, cols = [], []
     for key in keys:
-        code = pd.factorize(key)[0]  # int64 keys: hash factorisation, no Python object per row
+        code, uniq = pd.factorize(key)  # int64 keys: hash factorisation, no Python object per row
+        if len(uniq) == n:  # every key distinct: no rows to join (the usual case), no sort
+            continue
         order = np.argsort(code, kind="stable")
         same = code[order][1:] == code[order][:-1]
         rows.append(order[:-1][same])
         cols.append(order[1:][same])
-    r, c = np.concatenate(rows), np.concatenate(cols)
+    r, c = (np.concatenate(x) if x else np.zeros(0, np.int64) for x in (rows, cols))
     graph = coo_matrix((np.ones(len(r)), (r, c)), shape=(n, n))
     return connected_components(graph, directed=False)[1]

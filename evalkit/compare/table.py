@@ -96,6 +96,8 @@ def _sampled_rows(
     primaries = _primary_tasks(scores)
     choices = divergence.ChoiceCache(table.column("response"))
     rows: list[dict[str, object]] = []
+    # only the columns pairing reads: each group below is a copy of its rows
+    docs = docs[["model", "suite", "format", *PAIR_COLUMNS]]
     for (model, suite), grp in docs.groupby(["model", "suite"], sort=True, observed=True):
         base = grp[grp["format"] == settings.baseline]
         if base.empty:
@@ -208,9 +210,12 @@ _ROW_FIELDS = ("task", "doc", "stratum", "weight", "y_b", "y_v", "unit")
 def _sharing(task_code: np.ndarray, task_names: pd.Index, doc: np.ndarray) -> str:
     """Which tasks share documents, and how many: "humaneval, humaneval_plus share 164 documents". Vectorised: a
     per-document Python call would cost minutes on millions of documents. `task_code` indexes `task_names`."""
+    doc = np.asarray(doc, np.int64)
+    if not len(doc) or np.bincount(doc).max() <= 1:  # one row per document (the usual case): nothing is shared
+        return ""
     nt = max(len(task_names), 1)
     # distinct (document, task) pairs as one int64 key: a 1-D unique, not the slow np.unique(axis=1)
-    key = np.unique(np.asarray(doc, np.int64) * nt + np.asarray(task_code, np.int64))
+    key = np.unique(doc * nt + np.asarray(task_code, np.int64))
     pair_doc, pair_task = key // nt, key % nt
     d_code, d_inv = np.unique(pair_doc, return_inverse=True)
     multi = np.bincount(d_inv) > 1
