@@ -132,11 +132,15 @@ def document_scores(samples: pa.Table, scores: pd.DataFrame) -> tuple[pd.DataFra
     cell = np.zeros(len(meta), np.int64)
     for c, cat in zip(("model", "format", "benchmark"), cats, strict=True):
         cell = cell * len(cat) + meta[c].cat.codes.to_numpy().astype(np.int64)
-    keep = [
-        (cats[0].get_loc(m) * len(cats[1]) + cats[1].get_loc(f)) * len(cats[2]) + cats[2].get_loc(b)
-        for m, f, b in committed
-        if m in cats[0] and f in cats[1] and b in cats[2]
-    ]
+    pos = [{v: i for i, v in enumerate(cat)} for cat in cats]
+    keep = np.array(
+        [
+            (pos[0][m] * len(cats[1]) + pos[1][f]) * len(cats[2]) + pos[2][b]
+            for m, f, b in committed
+            if m in pos[0] and f in pos[1] and b in pos[2]
+        ],
+        dtype=np.int64,
+    )
     metrics = MetricMap(samples.column("metrics"))
     responses = samples.column("response")
     cache: dict[str, np.ndarray] = {}
