@@ -164,19 +164,27 @@ def main(argv: list[str] | None = None) -> int:
         samples = read_samples(root)
         scores = ResultsStore(root).read_scores()
         t_read = time.perf_counter() - t0
-        t0 = time.perf_counter()
+        load_before = os.getloadavg()[0]
+        t0, c0 = time.perf_counter(), time.process_time()
         table, notes = compare(samples, scores, CompareSettings())
-        t_analyse = time.perf_counter() - t0
+        t_analyse, c_analyse = time.perf_counter() - t0, time.process_time() - c0
+        load_after = os.getloadavg()[0]
     total = t_read + t_analyse
     suites = table[table["task"] == "*"]
-    print(f"read {t_read:.1f} s, analysis {t_analyse:.1f} s, total {total:.1f} s; {len(table)} comparison rows")
+    print(
+        f"read {t_read:.1f} s, analysis {t_analyse:.1f} s (CPU {c_analyse:.1f} s), total {total:.1f} s; "
+        f"{len(table)} comparison rows; load average {load_before:.1f} -> {load_after:.1f}"
+    )
     print(suites[["model", "format", "suite", "diff", "diff_lo", "diff_hi", "p_adjusted", "verdict"]].to_string())
     cmd = "python -m bench.compare_speed" + (f" --scale {args.scale:g}" if args.scale != 1.0 else "")
     md = [
         "# `evalkit compare` on ~10M sample rows",
         "",
         f"Command: `{cmd}` (part of `make bench`). Measured {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on "
-        f"{os.cpu_count()} cores ({platform.processor() or platform.machine()}), Python {sys.version.split()[0]}.",
+        f"{os.cpu_count()} cores ({platform.processor() or platform.machine()}), Python {sys.version.split()[0]}; "
+        f"1-minute load average {load_before:.1f} at the start of the analysis, {load_after:.1f} at its end. The "
+        f"analysis used {c_analyse:.1f} s of CPU (user + system, one process): on a shared machine the wall time "
+        "is longer by the other processes' share.",
         "",
         "| sample rows | comparisons (suite + task rows) | read (Arrow) | analysis | total (target < 30 s) |",
         "|---:|---:|---:|---:|---:|",
