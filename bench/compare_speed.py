@@ -6,7 +6,7 @@ log-likelihood task (10k documents, responses with choice log-likelihoods, so KL
 GSM8K-sized task and a continuous-score task; suite B holds 10 binary tasks of 76.5k documents (RULER-like volume).
 Baseline answers are right with a per-task probability; each variant flips a share of them each way. The files
 are written first (not timed); the timed part is what `evalkit compare` does: read the samples (Arrow) and scores,
-pair, bootstrap (2000 resamples), permutation tests (5000), adjust, verdicts.
+pair, clustered paired intervals (closed form, compare/paired.py), tests, adjust, verdicts.
 """
 
 from __future__ import annotations
@@ -192,8 +192,8 @@ def main(argv: list[str] | None = None) -> int:
         "",
         "Synthetic grid: 3 models x 4 formats (bf16 baseline, fp8, w8a8, w4a16 flipping 1-3% of answers); suite A: "
         "57 MMLU-like subjects, a 10k-document multiple-choice task with choice log-likelihoods (KL, agreement), a "
-        "GSM8K-sized task, a continuous-score task; suite B: 10 binary tasks of 76.5k documents. 2000 bootstrap "
-        "resamples, 5000 sign-flip permutations per comparison; writing the files is not timed.",
+        "GSM8K-sized task, a continuous-score task; suite B: 10 binary tasks of 76.5k documents. Intervals clustered "
+        "by document in closed form (compare/paired.py, no resampling); writing the files is not timed.",
         "",
         "Suite verdicts of the run:",
         "",
