@@ -6,7 +6,7 @@ log-likelihood task (10k documents, responses with choice log-likelihoods, so KL
 GSM8K-sized task and a continuous-score task; suite B holds 10 binary tasks of 76.5k documents (RULER-like volume).
 Baseline answers are right with a per-task probability; each variant flips a share of them each way. The files
 are written first (not timed); the timed part is what `evalkit compare` does: read the samples (Arrow) and scores,
-pair, bootstrap (2000 resamples), permutation tests (5000), adjust, verdicts.
+pair, clustered paired intervals (closed form, compare/paired.py), tests, adjust, verdicts.
 """
 
 from __future__ import annotations
@@ -164,19 +164,27 @@ def main(argv: list[str] | None = None) -> int:
         samples = read_samples(root)
         scores = ResultsStore(root).read_scores()
         t_read = time.perf_counter() - t0
-        t0 = time.perf_counter()
+        load_before = os.getloadavg()[0]
+        t0, c0 = time.perf_counter(), time.process_time()
         table, notes = compare(samples, scores, CompareSettings())
-        t_analyse = time.perf_counter() - t0
+        t_analyse, c_analyse = time.perf_counter() - t0, time.process_time() - c0
+        load_after = os.getloadavg()[0]
     total = t_read + t_analyse
     suites = table[table["task"] == "*"]
-    print(f"read {t_read:.1f} s, analysis {t_analyse:.1f} s, total {total:.1f} s; {len(table)} comparison rows")
+    print(
+        f"read {t_read:.1f} s, analysis {t_analyse:.1f} s (CPU {c_analyse:.1f} s), total {total:.1f} s; "
+        f"{len(table)} comparison rows; load average {load_before:.1f} -> {load_after:.1f}"
+    )
     print(suites[["model", "format", "suite", "diff", "diff_lo", "diff_hi", "p_adjusted", "verdict"]].to_string())
     cmd = "python -m bench.compare_speed" + (f" --scale {args.scale:g}" if args.scale != 1.0 else "")
     md = [
         "# `evalkit compare` on ~10M sample rows",
         "",
         f"Command: `{cmd}` (part of `make bench`). Measured {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on "
-        f"{os.cpu_count()} cores ({platform.processor() or platform.machine()}), Python {sys.version.split()[0]}.",
+        f"{os.cpu_count()} cores ({platform.processor() or platform.machine()}), Python {sys.version.split()[0]}; "
+        f"1-minute load average {load_before:.1f} at the start of the analysis, {load_after:.1f} at its end. The "
+        f"analysis used {c_analyse:.1f} s of CPU (user + system, one process): on a shared machine the wall time "
+        "is longer by the other processes' share.",
         "",
         "| sample rows | comparisons (suite + task rows) | read (Arrow) | analysis | total (target < 30 s) |",
         "|---:|---:|---:|---:|---:|",
@@ -184,8 +192,8 @@ def main(argv: list[str] | None = None) -> int:
         "",
         "Synthetic grid: 3 models x 4 formats (bf16 baseline, fp8, w8a8, w4a16 flipping 1-3% of answers); suite A: "
         "57 MMLU-like subjects, a 10k-document multiple-choice task with choice log-likelihoods (KL, agreement), a "
-        "GSM8K-sized task, a continuous-score task; suite B: 10 binary tasks of 76.5k documents. 2000 bootstrap "
-        "resamples, 5000 sign-flip permutations per comparison; writing the files is not timed.",
+        "GSM8K-sized task, a continuous-score task; suite B: 10 binary tasks of 76.5k documents. Intervals clustered "
+        "by document in closed form (compare/paired.py, no resampling); writing the files is not timed.",
         "",
         "Suite verdicts of the run:",
         "",

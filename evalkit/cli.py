@@ -417,9 +417,12 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--out", default=None, help="HTML file to write (default: <results>/report.html)")
     rp.set_defaults(func=cmd_report)
 
-    rc = sub.add_parser("recommend", help="per scenario, the cheapest format whose accuracy is recovered")
+    rc = sub.add_parser(
+        "recommend",
+        help="per scenario, the cheapest format whose accuracy is non-inferior (recovered or within margin)",
+    )
     rc.add_argument("--results", default="results", help="directory holding scores/, samples/, compare/")
-    rc.add_argument("--suites", required=True, help="comma list of suites the format must be recovered on")
+    rc.add_argument("--suites", required=True, help="comma list of suites the format must be non-inferior on")
     rc.add_argument("--prices", help="price table YAML (default: conf/prices/study_2024-10-28.yaml, the study's)")
     rc.add_argument("--baseline", default="bf16", help="baseline format (default: bf16)")
     rc.add_argument("--ttft-ms", type=float, default=1000.0, help="async SLO: TTFT bound (default 1000 ms)")

@@ -127,18 +127,25 @@ def document_scores(samples: pa.Table, scores: pd.DataFrame) -> tuple[pd.DataFra
     meta["prompt_hash"] = codes(samples.column("prompt_hash"))[0]
     meta["mc"] = pc.starts_with(samples.column("response").combine_chunks(), "{").to_numpy(zero_copy_only=False)
     committed = set(prim[["model", "format", "benchmark"]].itertuples(index=False, name=None))
-    cell = meta.groupby(["model", "format", "benchmark"], observed=True, sort=False).ngroup()
-    labels = meta[["model", "format", "benchmark"]].drop_duplicates().astype(str)
-    keep = {
-        g
-        for g, key in zip(cell.loc[labels.index], labels.itertuples(index=False, name=None), strict=True)
-        if key in committed
-    }
+    # a row's cell as one integer of its three codes (no groupby over millions of rows); the committed cells' too
+    cats = [meta[c].cat.categories for c in ("model", "format", "benchmark")]
+    cell = np.zeros(len(meta), np.int64)
+    for c, cat in zip(("model", "format", "benchmark"), cats, strict=True):
+        cell = cell * len(cat) + meta[c].cat.codes.to_numpy().astype(np.int64)
+    pos = [{v: i for i, v in enumerate(cat)} for cat in cats]
+    keep = np.array(
+        [
+            (pos[0][m] * len(cats[1]) + pos[1][f]) * len(cats[2]) + pos[2][b]
+            for m, f, b in committed
+            if m in pos[0] and f in pos[1] and b in pos[2]
+        ],
+        dtype=np.int64,
+    )
     metrics = MetricMap(samples.column("metrics"))
     responses = samples.column("response")
     cache: dict[str, np.ndarray] = {}
     frames = []
-    in_cell = cell.isin(keep).to_numpy()
+    in_cell = np.isin(cell, keep)
     bench_codes = meta["benchmark"].cat.codes.to_numpy()
     task_codes = meta["task"].cat.codes.to_numpy()
     task_names = meta["task"].cat.categories

@@ -18,6 +18,9 @@ def pair(base: pd.DataFrame, variant: pd.DataFrame, where: str) -> pd.DataFrame:
     names the task and the counts. Columns of each side get suffixes `_b` and `_v`."""
     # a subtask belongs to one task: the key alone pairs, and the task column comes from the baseline
     variant = variant.drop(columns="task")
+    fast = _positional(base, variant)
+    if fast is not None:
+        return fast
     merged = base.merge(variant, on=KEY, how="outer", suffixes=("_b", "_v"), indicator=True)
     lonely = merged[merged["_merge"] != "both"]
     if not lonely.empty:
@@ -37,6 +40,54 @@ def pair(base: pd.DataFrame, variant: pd.DataFrame, where: str) -> pd.DataFrame:
             "the same data and prompts",
         )
     return merged.drop(columns="_merge")
+
+
+def _key_order(frame: pd.DataFrame) -> tuple[np.ndarray, list[np.ndarray]] | None:
+    """The rows of `frame` in the order of the outer merge on KEY (categorical codes, then values), and the sorted
+    key arrays; None where the key is not an integer code per column or repeats."""
+    cols = []
+    for k in KEY:
+        col = frame[k]
+        values = col.cat.codes.to_numpy() if isinstance(col.dtype, pd.CategoricalDtype) else col.to_numpy()
+        if values.dtype.kind not in "iu":
+            return None
+        cols.append(values)
+    order = np.lexsort(cols[::-1])
+    ordered = [c[order] for c in cols]
+    same = np.ones(len(order) - 1 if len(order) else 0, bool)
+    for c in ordered:
+        same &= c[1:] == c[:-1]
+    return None if same.any() else (order, ordered)
+
+
+def _positional(base: pd.DataFrame, variant: pd.DataFrame) -> pd.DataFrame | None:
+    """The outer merge of `pair` where both sides hold the same documents (the usual case), without the merge: both
+    sorted by the key (the merge's own order) and put side by side. None where they differ (or a key repeats, or a
+    categorical's categories differ): the merge then finds and names what differs. The merge's hash join and
+    column takes cost seconds per million rows."""
+    if len(base) != len(variant) or not all(
+        isinstance(base[k].dtype, pd.CategoricalDtype) == isinstance(variant[k].dtype, pd.CategoricalDtype)
+        and (
+            not isinstance(base[k].dtype, pd.CategoricalDtype)
+            or base[k].cat.categories.equals(variant[k].cat.categories)
+        )
+        for k in KEY
+    ):
+        return None
+    ob, ov = _key_order(base), _key_order(variant)
+    if ob is None or ov is None or not all(np.array_equal(b, v) for b, v in zip(ob[1], ov[1], strict=True)):
+        return None
+    b = base.iloc[ob[0]].reset_index(drop=True)
+    v = variant.iloc[ov[0]].reset_index(drop=True)
+    rest_b = [c for c in b.columns if c not in KEY]
+    rest_v = [c for c in v.columns if c not in KEY]
+    out = {k: b[k] for k in KEY}
+    out |= {(f"{c}_b" if c in rest_v else c): b[c] for c in rest_b}
+    out |= {(f"{c}_v" if c in rest_b else c): v[c] for c in rest_v}
+    # the merge's column order: keys where the left frame has them, then the right frame's other columns
+    left = [(k if k in KEY else (f"{k}_b" if k in rest_v else k)) for k in base.columns]
+    right = [(f"{c}_v" if c in rest_b else c) for c in variant.columns if c not in KEY]
+    return pd.DataFrame({c: out[c] for c in left + right})
 
 
 def drop_unscored(paired: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:

@@ -96,6 +96,8 @@ def _sampled_rows(
     primaries = _primary_tasks(scores)
     choices = divergence.ChoiceCache(table.column("response"))
     rows: list[dict[str, object]] = []
+    # only the columns pairing reads: each group below is a copy of its rows
+    docs = docs[["model", "suite", "format", *PAIR_COLUMNS]]
     for (model, suite), grp in docs.groupby(["model", "suite"], sort=True, observed=True):
         base = grp[grp["format"] == settings.baseline]
         if base.empty:
@@ -126,20 +128,26 @@ def _suite_rows(
     settings: CompareSettings,
     notes: list[str],
 ) -> list[dict[str, object]]:
-    """The suite row and its task rows of one (model, format, suite)."""
-    p = p.rename(columns={"w_b": "w", "prompt_hash": "prompt_hash"}).reset_index(drop=True)
+    """The suite row and its task rows of one (model, format, suite). Per-task work reads contiguous slices of the
+    rows sorted by task once (no boolean mask of the whole frame per task: suites have dozens of tasks and millions
+    of rows)."""
+    p = p.rename(columns={"w_b": "w"}).reset_index(drop=True)
     task_code, uniq = pd.factorize(p["task"], sort=True)  # categorical codes: no string per row
     task_names = pd.Index([str(t) for t in uniq])
-    binary, measures = [], []
-    for name in task_names:
-        t = p[task_code == list(task_names).index(name)]
-        values = np.union1d(t["raw_b"].unique(), t["raw_v"].unique())
-        binary.append(
-            not t["continuous_b"].iat[0]
-            and bool(set(values.tolist()) <= {0.0, 1.0} or set(values.tolist()) <= {0.0, 100.0})
-        )
-        of_task = t["measure_b"].iat[0]
-        measures.append(of_task if isinstance(of_task, str) else None)  # NaN: the primary value is compared
+    m = len(task_names)
+    # stable: a task's rows keep their order, so its sums are unchanged; 16-bit codes sort by radix, not timsort
+    order = np.argsort(task_code.astype(np.int16) if m < 2**15 else task_code, kind="stable")
+    bounds = np.searchsorted(task_code[order], np.arange(m + 1))
+    first = order[bounds[:-1]]  # each task's first row
+    raw = np.concatenate([p["raw_b"].to_numpy(float), p["raw_v"].to_numpy(float)])
+    code2 = np.concatenate([task_code, task_code])
+    # right/wrong: every value of the task, either side, in {0, 1} or every one in {0, 100}
+    outside_01 = np.bincount(code2, ~np.isin(raw, (0.0, 1.0)), minlength=m)
+    outside_0100 = np.bincount(code2, ~np.isin(raw, (0.0, 100.0)), minlength=m)
+    continuous = p["continuous_b"].to_numpy()[first].astype(bool)
+    binary = ~continuous & ((outside_01 == 0) | (outside_0100 == 0))
+    measure_b = p["measure_b"].to_numpy(object)[first]
+    measures = [v if isinstance(v, str) else None for v in measure_b]  # NaN: the primary value is compared
     doc = shared_documents(p.assign(task=pd.Categorical.from_codes(task_code, task_names)))
     y_b, y_v = p["y_b"].to_numpy(float), p["y_v"].to_numpy(float)
     percent = bool(np.nanmax(np.abs(np.concatenate([y_b, y_v]))) <= 100) if len(p) else True
@@ -153,9 +161,9 @@ def _suite_rows(
         y_b=y_b,
         y_v=y_v,
         unit=unit,
-        binary=np.array(binary),
+        binary=binary,
     )
-    shared = _sharing(task_names[task_code], doc)
+    shared = _sharing(task_code, task_names, doc)
     if shared:
         notes.append(f"{model} / {suite} / {fmt}: {shared}; each document is resampled once, counted once")
     expected = primaries.get((model, fmt, suite), set()) & primaries.get((model, settings.baseline, suite), set())
@@ -174,33 +182,54 @@ def _suite_rows(
         | {"measure": "; ".join(sorted({m for m in measures if m})) or None, "tasks_compared": coverage}
         | {"shared_documents": shared or None}
     ]
+    by_task = Documents(
+        task=task_code[order],
+        doc=doc[order],
+        stratum=docs.stratum[order],
+        weight=docs.weight[order],
+        y_b=y_b[order],
+        y_v=y_v[order],
+        unit=unit[order],
+        binary=binary,
+    )
     for i, name in enumerate(task_names):
-        sel = task_code == i
-        div = div_all[sel].reset_index(drop=True) if len(div_all) == len(p) else div_all
+        at = slice(bounds[i], bounds[i + 1])
+        task_docs = Documents(**{f: getattr(by_task, f)[at] for f in _ROW_FIELDS}, binary=binary)
+        div = div_all.iloc[order[at]].reset_index(drop=True) if len(div_all) == len(p) else div_all
         out.append(
-            _row(model, fmt, suite, str(name), paired(docs, np.array([i])), div, settings)
+            _row(model, fmt, suite, str(name), paired(task_docs), div, settings)
             | {"measure": measures[i], "tasks_compared": None, "shared_documents": None}
         )
     return out
 
 
-def _sharing(task: np.ndarray | pd.Index, doc: np.ndarray) -> str:
+_ROW_FIELDS = ("task", "doc", "stratum", "weight", "y_b", "y_v", "unit")
+"""Documents' per-row arrays (`binary` is per task)."""
+
+
+def _sharing(task_code: np.ndarray, task_names: pd.Index, doc: np.ndarray) -> str:
     """Which tasks share documents, and how many: "humaneval, humaneval_plus share 164 documents". Vectorised: a
-    per-document Python call would cost minutes on millions of documents."""
-    t_code, t_names = pd.factorize(np.asarray(task, dtype=object), sort=True)
-    pairs = np.unique(np.stack([np.asarray(doc, np.int64), t_code.astype(np.int64)]), axis=1)
-    d_code, d_inv = np.unique(pairs[0], return_inverse=True)
+    per-document Python call would cost minutes on millions of documents. `task_code` indexes `task_names`."""
+    doc = np.asarray(doc, np.int64)
+    if not len(doc) or np.bincount(doc).max() <= 1:  # one row per document (the usual case): nothing is shared
+        return ""
+    nt = max(len(task_names), 1)
+    # distinct (document, task) pairs as one int64 key: a 1-D unique, not the slow np.unique(axis=1)
+    key = np.unique(doc * nt + np.asarray(task_code, np.int64))
+    pair_doc, pair_task = key // nt, key % nt
+    d_code, d_inv = np.unique(pair_doc, return_inverse=True)
     multi = np.bincount(d_inv) > 1
     if not multi.any():
         return ""
     keep = multi[d_inv]
     # a document's set of tasks as a bit mask (suites have few tasks; beyond 62 the sharing is not summarised)
-    if len(t_names) > 62:
+    if len(task_names) > 62:
         return f"{int(multi.sum())} documents are shared by several tasks"
     mask = np.zeros(len(d_code), np.int64)
-    np.add.at(mask, d_inv[keep], np.left_shift(1, pairs[1][keep]))
+    np.add.at(mask, d_inv[keep], np.left_shift(1, pair_task[keep]))
     sets, counts = np.unique(mask[multi], return_counts=True)
-    names = [", ".join(str(t_names[i]) for i in range(len(t_names)) if m >> i & 1) for m in sets]
+    by_name = sorted(range(len(task_names)), key=lambda i: str(task_names[i]))
+    names = [", ".join(str(task_names[i]) for i in by_name if m >> i & 1) for m in sets]
     return "; ".join(f"{n} share {c} documents" for n, c in sorted(zip(names, counts, strict=True)))
 
 

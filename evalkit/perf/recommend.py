@@ -1,6 +1,7 @@
 """The recommendation (pure): per scenario (synchronous or asynchronous x use case x hardware) and model, the
-cheapest format whose accuracy verdict is `recovered` on every suite the user names; every other format is listed
-with why it was left out. A format with a `degraded` (or `inconclusive`, or missing) verdict is never recommended.
+cheapest format whose accuracy verdict is non-inferior (`recovered`, or `within margin`: a drop detected inside the
+margin; `Verdict.non_inferior`, compare/verdict.py) on every suite the user names; every other format is listed with
+why it was left out. A format with a `degraded` (or `inconclusive`, or missing) verdict is never recommended.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from dataclasses import asdict, dataclass
 
 import pandas as pd
 
+from evalkit.compare import Verdict
 from evalkit.perf.cost import PriceTable, Slo, cost_reduction, peak_qps, queries_per_dollar, within_slo
 
 HARDWARE_TYPES = ("H100", "A100", "A6000", "L40S", "L4", "A10")
@@ -42,7 +44,7 @@ class Choice:
     status: str
     """recommended | eligible | excluded."""
     reason: str
-    """Why excluded (or "cheapest recovered format")."""
+    """Why excluded (or "cheapest non-inferior format")."""
 
 
 def hardware_type(name: str, kind: str) -> str:
@@ -68,9 +70,13 @@ def accuracy_gate(verdicts: pd.DataFrame, model: str, fmt: str, suites: list[str
         got = mine.loc[mine["suite"] == suite, "verdict"]
         if got.empty:
             return f"no accuracy verdict on {suite} (run evalkit compare after its cells)"
-        if got.iloc[0] != "recovered":
+        # the decision procedure's own notion of "ship it", not one label of it: "within margin" counts too
+        if got.iloc[0] not in _NON_INFERIOR:
             return f"{got.iloc[0]} on {suite}"
     return None
+
+
+_NON_INFERIOR = {v.value for v in Verdict if v.non_inferior}
 
 
 def recommend(
@@ -140,7 +146,9 @@ def _rank(scenario: list[Choice], baseline: str) -> list[Choice]:
     if eligible:
         best = max(eligible, key=lambda c: c.queries_per_dollar)
         out = [
-            Choice(**{**asdict(c), "status": "recommended", "reason": "cheapest recovered format"}) if c is best else c
+            Choice(**{**asdict(c), "status": "recommended", "reason": "cheapest non-inferior format"})
+            if c is best
+            else c
             for c in out
         ]
     return out

@@ -161,3 +161,14 @@ def test_paper_sync_8b_on_one_a6000() -> None:
         pytest.approx(1.54),
         pytest.approx(2.39),
     )
+
+
+def test_within_margin_format_can_be_recommended_inconclusive_cannot() -> None:
+    # within margin: a drop detected, inside the margin (non-inferior, like recovered); inconclusive: not shown to be
+    perf = _perf("m8", "NVIDIA H100 80GB HBM3", "gpu", {"bf16": (1.0, 10), "w8a8": (1.5, 20), "w4a16": (2.5, 30)})
+    verdicts = _verdicts("m8", {("w8a8", "v1"): "within margin", ("w4a16", "v1"): "inconclusive"})
+    table = recommend(perf, verdicts, ["v1"], PRICES, SLO)
+    for deployment in ("sync", "async"):
+        assert _row(table, deployment, "w8a8")["status"] == "recommended"
+        w4 = _row(table, deployment, "w4a16")
+        assert w4["status"] == "excluded" and w4["reason"] == "inconclusive on v1"
