@@ -7,6 +7,7 @@ evalkit cancel sweep=study launcher=slurm            # scancel the sweep's Slurm
 evalkit aggregate [--results DIR]
 evalkit compare [--results DIR] [--baseline bf16] [--margin 1.0] [--method holm|bh] [--gate]
 evalkit report [--results DIR] [--out FILE]           # one self-contained HTML page of the results
+evalkit replay [--results DIR] [--orders 200]         # what adaptive evaluation would have spent and decided
 evalkit prefetch model=llama-3.1-8b-instruct format=bf16,fp8 benchmark=leaderboard_v1
 evalkit doctor model=llama-3.1-8b-instruct format=bf16,fp8 benchmark=leaderboard_v1 server=gpu   # ready?
 """
@@ -236,6 +237,39 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_replay(args: argparse.Namespace) -> int:
+    from evalkit.compare import CompareError, CompareSettings, Margin
+    from evalkit.compare.frame import read_samples
+    from evalkit.compare.replay import ReplaySettings, cells, render, replay
+    from evalkit.compare.sequential import RuleSettings
+    from evalkit.results.store import ResultsStore
+
+    results = Path(args.results)
+    _check_results_dir(results)
+    try:
+        margin = Margin.parse(args.margin)
+    except ValueError:
+        raise CompareError(f"--margin {args.margin!r} is neither points (1.0) nor percent of baseline (2%)") from None
+    settings = ReplaySettings(
+        orders=args.orders,
+        chunk=args.chunk,
+        seed=args.seed,
+        rule=RuleSettings(alpha=args.alpha, finite=args.population == "documents"),
+    )
+    found, notes = cells(
+        read_samples(results), ResultsStore(results).read_scores(), CompareSettings(args.baseline, margin)
+    )
+    table = replay(found, settings)
+    print(render(table, settings, margin))
+    for note in notes:
+        print(f"note: {note}")
+    out = results / "compare"
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_parquet(out / "replay.parquet", index=False)
+    print(f"\nwritten: {out / 'replay.parquet'}")
+    return 0
+
+
 def _compare_outputs(args: argparse.Namespace, samples: pa.Table, out: Path) -> None:
     """Token divergence (whenever divergence cells exist) and, with --similarity, text similarity of the arena
     answers: each vs the baseline, a terminal table and a Parquet table under results/compare/."""
@@ -385,6 +419,23 @@ def build_parser() -> argparse.ArgumentParser:
     cm.add_argument("--bertscore-layers", type=int, default=None, help="BERTScore layer (default: bert-score's)")
     cm.add_argument("--sts-model", default=None, help="sentence-transformers model (default: bundled all-MiniLM-L6-v2)")
     cm.set_defaults(func=cmd_compare)
+
+    ry = sub.add_parser("replay", help="what adaptive evaluation would have spent and decided on a full run")
+    ry.add_argument("--results", default="results", help="directory holding scores/ and samples/ (default: results)")
+    ry.add_argument("--baseline", default="bf16", help="baseline format (default: bf16)")
+    ry.add_argument("--margin", default="1.0", help="points of the suite's scale, or percent of baseline: 2%%")
+    ry.add_argument("--orders", type=int, default=200, help="random document orders per cell (default: 200)")
+    ry.add_argument("--chunk", type=int, default=None, help="documents per chunk (default: 2%% of a cell's)")
+    ry.add_argument("--alpha", type=float, default=0.05, help="error rate of the confidence sequence, two-sided")
+    ry.add_argument(
+        "--population",
+        choices=["superpopulation", "documents"],
+        default="superpopulation",
+        help="infer the difference of the population the documents are drawn from (as compare) or of the "
+        "documents themselves (finite population: stops sooner, claims less)",
+    )
+    ry.add_argument("--seed", type=int, default=0, help="seed of the first order")
+    ry.set_defaults(func=cmd_replay)
 
     rp = sub.add_parser(
         "report", help="one self-contained HTML page: verdicts, per-task CIs, divergence, perf, failures"
