@@ -129,7 +129,7 @@ def replay_cell(cell: Cell, settings: ReplaySettings) -> list[Replay]:
     looks = looks_every(n, chunk_size(cell, settings))
     out = []
     for i in range(settings.orders):
-        o = document_order(cell.stratum, settings.seed + i)
+        o = document_order(cell.stratum, settings.seed + i, cell.strata.rate)
         cs = confidence_sequence(cell.stratum[o], cell.diff[o], cell.strata, looks, cell.margin_points, settings.rule)
         stop = first_stop(cs, cell.margin_points)
         early = stop.decision.stops

@@ -82,6 +82,12 @@ class Strata:
     def n(self) -> int:
         return int(self.sizes.sum())
 
+    @property
+    def rate(self) -> np.ndarray:
+        """How fast each stratum's documents are run (document_order): in proportion to its worth in the suite,
+        W_k R_k, so that every document run carries the same bet (Neyman's allocation for equal spreads)."""
+        return self.weight * self.bound
+
 
 @dataclass(frozen=True)
 class RuleSettings:
@@ -103,20 +109,23 @@ class Looks:
     upper: np.ndarray
 
 
-def document_order(stratum: np.ndarray, seed: int) -> np.ndarray:
+def document_order(stratum: np.ndarray, seed: int, rate: np.ndarray | None = None) -> np.ndarray:
     """A seeded order of the documents (a permutation of their indices): each stratum in uniform random order,
-    strata interleaved in proportion to their sizes (the j-th document of a stratum of N_k sits at (j + u_k) / N_k,
-    u_k uniform), so any prefix holds every stratum's share. Depends on the seed and the strata, never on scores."""
+    strata interleaved at the given rates (per stratum code; default their sizes: every prefix holds each
+    stratum's share of the documents): the j-th document of stratum k sits at (j + u_k) / rate_k, u_k uniform.
+    `Strata.rate` (documents in proportion to the stratum's weight in the suite, Neyman's allocation for equal
+    spreads) is what the rule is tuned for. Depends on the seed and the strata, never on scores."""
     rng = np.random.default_rng(seed)
     stratum = np.asarray(stratum)
     n = len(stratum)
     codes, inverse = np.unique(stratum, return_inverse=True)
     sizes = np.bincount(inverse)
+    speed = sizes.astype(float) if rate is None else np.asarray(rate, dtype=float)[codes]
     by_stratum = np.lexsort((rng.random(n), inverse))  # within a stratum: uniform random order
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
     rank = np.empty(n)
     rank[by_stratum] = np.arange(n) - starts[inverse[by_stratum]]
-    key = (rank + rng.random(len(codes))[inverse]) / sizes[inverse]
+    key = (rank + rng.random(len(codes))[inverse]) / speed[inverse]
     return np.lexsort((rng.random(n), key))
 
 

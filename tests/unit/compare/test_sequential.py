@@ -70,13 +70,13 @@ def test_the_sequence_covers_the_true_difference_at_every_look(finite: bool) -> 
     for r in range(reps):
         d = _population(rng, strat, 0.3, -2.0)
         target = float(sum(weight[k] * d[strat == k].mean() for k in range(3))) if finite else -2.0
-        o = document_order(strat, r)
+        o = document_order(strat, r, strata.rate if r % 2 else None)  # either order design
         cs = confidence_sequence(strat[o], d[o], strata, looks_every(len(d), 20), 2.0, RuleSettings(alpha, finite))
         misses += [np.any(cs.lower > target + 1e-9), np.any(cs.upper < target - 1e-9)]
     assert np.all(misses / reps <= alpha / 2), misses / reps
 
 
-def test_study_shaped_fp8_cell_stops_recovered_on_half_the_documents() -> None:
+def test_study_shaped_fp8_cell_stops_recovered_on_under_40pct_of_the_documents() -> None:
     """Leaderboard-v1-like: 6 tasks, ~10k documents, 2% disagreement, true difference 0, margin 1 point."""
     rng = np.random.default_rng(2)
     sizes = np.array([3000, 2600, 1319, 1172, 1267, 817])
@@ -85,11 +85,11 @@ def test_study_shaped_fp8_cell_stops_recovered_on_half_the_documents() -> None:
     d = _population(rng, strat, 0.02, 0.0)
     stops = []
     for seed in range(10):
-        o = document_order(strat, seed)
+        o = document_order(strat, seed, strata.rate)
         cs = confidence_sequence(strat[o], d[o], strata, looks_every(len(d), 200), 1.0, RuleSettings())
         stops.append(first_stop(cs, 1.0))
     assert all(s.decision in (Decision.RECOVERED, Decision.WITHIN_MARGIN) for s in stops)
-    assert np.mean([s.n_seen for s in stops]) / len(d) <= 0.5
+    assert np.mean([s.n_seen for s in stops]) / len(d) <= 0.4
 
 
 def test_the_order_interleaves_strata_in_proportion_and_depends_only_on_the_seed() -> None:
@@ -100,6 +100,9 @@ def test_the_order_interleaves_strata_in_proportion_and_depends_only_on_the_seed
     for prefix in (10, 100, 333, 999):
         shares = np.bincount(strat[o[:prefix]], minlength=3)
         assert np.all(np.abs(shares - prefix * np.array([0.5, 0.3, 0.2])) <= 1.0 + 1e-9)
+    # at equal rates the strata advance together until the smallest runs out
+    even = document_order(strat, 7, np.ones(3))
+    assert np.all(np.abs(np.bincount(strat[even[:300]], minlength=3) - 100) <= 1)
 
 
 @pytest.mark.parametrize(
