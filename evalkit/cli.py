@@ -26,6 +26,7 @@ from evalkit.core.errors import ConfigError, EvalkitError
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from evalkit.compare import Margin
     from evalkit.status import CellView
 
 
@@ -206,18 +207,24 @@ GATE_EXIT = 3
 """`evalkit compare --gate` exit status when any cell is degraded (2 stays "evalkit error")."""
 
 
+def _margin(text: str) -> Margin:
+    from evalkit.compare import CompareError, Margin
+
+    try:
+        return Margin.parse(text)
+    except ValueError:
+        raise CompareError(f"--margin {text!r} is neither points (1.0) nor percent of baseline (2%)") from None
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
-    from evalkit.compare import CompareError, CompareSettings, Margin, compare, degraded, render
+    from evalkit.compare import CompareSettings, compare, degraded, render
     from evalkit.compare.frame import read_samples
     from evalkit.results.store import ResultsStore
 
     results = Path(args.results)
     _check_results_dir(results)
     store = ResultsStore(results)
-    try:
-        margin = Margin.parse(args.margin)
-    except ValueError:
-        raise CompareError(f"--margin {args.margin!r} is neither points (1.0) nor percent of baseline (2%)") from None
+    margin = _margin(args.margin)
     settings = CompareSettings(baseline=args.baseline, margin=margin, method=args.method, seed=args.seed)
     samples = read_samples(results)
     table, notes = compare(samples, store.read_scores(), settings)
@@ -238,7 +245,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from evalkit.compare import CompareError, CompareSettings, Margin
+    from evalkit.compare import CompareSettings
     from evalkit.compare.frame import read_samples
     from evalkit.compare.replay import ReplaySettings, cells, render, replay
     from evalkit.compare.sequential import RuleSettings
@@ -246,10 +253,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     results = Path(args.results)
     _check_results_dir(results)
-    try:
-        margin = Margin.parse(args.margin)
-    except ValueError:
-        raise CompareError(f"--margin {args.margin!r} is neither points (1.0) nor percent of baseline (2%)") from None
+    margin = _margin(args.margin)
     settings = ReplaySettings(
         orders=args.orders,
         chunk=args.chunk,
@@ -261,12 +265,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
     )
     table = replay(found, settings)
     print(render(table, settings, margin))
-    for note in notes:
-        print(f"note: {note}")
-    out = results / "compare"
-    out.mkdir(parents=True, exist_ok=True)
-    table.to_parquet(out / "replay.parquet", index=False)
-    print(f"\nwritten: {out / 'replay.parquet'}")
+    print("".join(f"note: {note}\n" for note in notes), end="")
+    (results / "compare").mkdir(parents=True, exist_ok=True)
+    table.to_parquet(written := results / "compare" / "replay.parquet", index=False)
+    print(f"\nwritten: {written}")
     return 0
 
 
