@@ -152,6 +152,14 @@ def summary(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def _records(table: pd.DataFrame) -> list[dict[str, object]]:
+    """Rows for JSON: NaN (a rate that does not apply to the cell) as null."""
+    return [
+        {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in r.items()}
+        for r in table.to_dict("records")
+    ]
+
+
 def _pct(x: float) -> str:
     return "-" if pd.isna(x) else f"{100 * x:.1f}%"
 
@@ -200,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{_pct(r['docs used'])} | {_pct(r['stopped early'])} | {_pct(r['agreement (conclusive)'])} | "
             f"{_pct(r['false recovered'])} | {_pct(r['false degraded'])} |"
         )
-    result: dict[str, object] = {**info, "cpu": _cpu(), "synthetic": table.to_dict("records")}
+    result: dict[str, object] = {**info, "cpu": _cpu(), "synthetic": _records(table)}
     if args.results is not None:
         found, _ = cells(
             read_samples(args.results), ResultsStore(args.results).read_scores(), CompareSettings(margin=Margin(MARGIN))
@@ -222,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{_pct(r['share_recovered'] + r['share_within-margin'])} | {_pct(r['share_degraded'])} | "
                 f"{_pct(r['agreement'])} |"
             )
-        result["results"] = demo.to_dict("records")
+        result["results"] = _records(demo)
     write("sequential", result, md)
     return 0
 
