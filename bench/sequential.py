@@ -155,7 +155,7 @@ def summary(runs: pd.DataFrame) -> pd.DataFrame:
 def _records(table: pd.DataFrame) -> list[dict[str, object]]:
     """Rows for JSON: NaN (a rate that does not apply to the cell) as null."""
     return [
-        {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in r.items()}
+        {str(k): (None if isinstance(v, float) and np.isnan(v) else v) for k, v in r.items()}
         for r in table.to_dict("records")
     ]
 
