@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from evalkit.core.enums import Phase
 from evalkit.core.errors import ConfigError, EvalkitError
+from evalkit.util.files import write_atomic
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -37,9 +38,11 @@ def _compose_jobs(overrides: Sequence[str], check_adapters: bool = True, writabl
     ConfigError, so every configuration error exits 2. `writable`: also refuse results / jobs folders this user
     cannot write (checked before the store is opened, which would fail with a bare PermissionError).
     """
+    from evalkit.core.validate import check_overrides
     from evalkit.pipeline.compose import compose_grid
     from evalkit.pipeline.plan import plan_job
 
+    check_overrides(overrides)
     configs = compose_grid(overrides)
     if writable:
         from evalkit.doctor import check_writable
@@ -232,8 +235,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     for note in notes:
         print(f"note: {note}")
     out = results / "compare"
-    out.mkdir(parents=True, exist_ok=True)
-    table.to_parquet(out / "comparisons.parquet", index=False)
+    write_atomic(out / "comparisons.parquet", lambda tmp: table.to_parquet(tmp, index=False))
     print(f"\nwritten: {out / 'comparisons.parquet'}")
     _compare_outputs(args, samples, out)
     bad = degraded(table)
@@ -281,14 +283,14 @@ def _compare_outputs(args: argparse.Namespace, samples: pa.Table, out: Path) -> 
     if not tokens.empty:
         print("\ntoken divergence vs " + args.baseline + " (KL over the baseline's top-k plus tail mass)")
         print(token_divergence.render(tokens))
-        tokens.to_parquet(out / "token_divergence.parquet", index=False)
+        write_atomic(out / "token_divergence.parquet", lambda tmp: tokens.to_parquet(tmp, index=False))
         print(f"written: {out / 'token_divergence.parquet'}")
     if args.similarity:
         models = similarity.SimilarityModels(args.bertscore_model, args.bertscore_layers, args.sts_model)
         table = similarity.compare_similarity(samples, args.baseline, similarity.Scorers(models))
         print(f"\ntext similarity of the arena answers vs {args.baseline} (0-1, mean over prompts)")
         print(similarity.render(table) if not table.empty else "no arena_hard answers of two formats to compare")
-        table.to_parquet(out / "similarity.parquet", index=False)
+        write_atomic(out / "similarity.parquet", lambda tmp: table.to_parquet(tmp, index=False))
         print(f"written: {out / 'similarity.parquet'}")
 
 
@@ -303,11 +305,11 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_recommend(args: argparse.Namespace) -> int:
-    import pandas as pd
 
     from evalkit.perf.cost import DEFAULT_PRICES, Slo, load_prices
     from evalkit.perf.recommend import recommend, render
     from evalkit.perf.table import read_perf, render_curves, write_perf
+    from evalkit.results.store import read_parquet
 
     results = Path(args.results)
     _check_results_dir(results)
@@ -325,11 +327,12 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         )
     print(f"perf table: {write_perf(perf, results)}\n")
     print(render_curves(perf))
-    table = recommend(perf, pd.read_parquet(verdicts_file), args.suites.split(","), prices, slo, args.baseline)
+    verdicts = read_parquet(verdicts_file).to_pandas()
+    table = recommend(perf, verdicts, args.suites.split(","), prices, slo, args.baseline)
     print("\n" + render(table, prices, slo))
     out = results / "perf"
-    table.to_parquet(out / "recommend.parquet", index=False)
-    table.to_csv(out / "recommend.csv", index=False)
+    write_atomic(out / "recommend.parquet", lambda tmp: table.to_parquet(tmp, index=False))
+    write_atomic(out / "recommend.csv", lambda tmp: table.to_csv(tmp, index=False))
     print(f"\nwritten: {out / 'recommend.parquet'}, {out / 'recommend.csv'}")
     return 0
 
@@ -466,6 +469,10 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+INTERRUPTED_EXIT = 130
+"""Exit status after Ctrl-C (128 + SIGINT, as shells report it)."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -473,6 +480,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EvalkitError as err:
         print(f"evalkit: error: {err.message}", file=sys.stderr)
         return 2
+    except PermissionError as err:
+        # a file or folder this user may not read or write, met where no check named it first: still no traceback
+        where = err.filename or "a file"
+        print(
+            f"evalkit: error: permission denied: {where} ({args.command})\n  next: point the paths (paths.results, "
+            f"paths.jobs, --results) at folders you can write, or ask the owner of {where} for access",
+            file=sys.stderr,
+        )
+        return 2
+    except KeyboardInterrupt:
+        # the job logged each cell it left pending; nothing was committed for them
+        print(
+            "\nevalkit: interrupted; unfinished cells stay pending (nothing was recorded for them)\n"
+            f"  next: run the same `evalkit {args.command}` again to resume them",
+            file=sys.stderr,
+        )
+        return INTERRUPTED_EXIT
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import importlib.metadata
 import os
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,19 +86,33 @@ def check_slurm(answered: bool, detail: str) -> Check:
 
 
 def check_writable(key: str, path: Path) -> Check:
-    """Can this user create and write `path`? (The nearest existing ancestor decides when it does not exist yet.)"""
+    """Can this user create and write `path`? (The nearest existing ancestor decides when it does not exist yet.)
+
+    Decided by creating and removing a file there, not by the permission bits (`os.access`): root passes every bit
+    test, yet /proc, read-only mounts and ACLs refuse it; and a folder this user cannot even look into (`/root/x` for
+    an ordinary user) makes the walk itself fail, which is a finding, not a crash."""
     path = path.expanduser().absolute()
+    fix = f"set {key}=<a folder you can write>, or fix the permissions of {{}}"
     probe = path
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
+    try:
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent
+    except OSError as exc:  # a folder on the way this user may not look into
+        return Check(
+            key, False, f"{path} is not writable by this user: {exc.filename}: {exc.strerror}", fix.format(exc.filename)
+        )
     if not probe.is_dir():
         return Check(key, False, f"{probe} is not a directory", f"set {key} to a directory you can write")
-    if not os.access(probe, os.W_OK | os.X_OK):
+    try:
+        fd, name = tempfile.mkstemp(prefix=".evalkit-write-check.", dir=probe)
+        os.close(fd)
+        os.unlink(name)
+    except OSError as exc:
         return Check(
             key,
             False,
-            f"{probe} is not writable by this user",
-            f"set {key}=<a folder you can write>, or fix the permissions of {probe}",
+            f"{path} is not writable by this user: creating a file in {probe} failed ({exc.strerror})",
+            fix.format(probe),
         )
     return Check(key, True, str(path) if path.exists() else f"{path} (will be created)")
 

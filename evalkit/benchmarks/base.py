@@ -36,6 +36,10 @@ class RunContext:
     hub_revisions: dict[str, str] = field(default_factory=dict)
     """Hub dataset id -> revision `evalkit prefetch` cached (its manifest); for `data_sources` only."""
     seed: int = 1234
+    progress_dir: Path | None = None
+    """Where the cell keeps finished parts of its work across an interrupted job (a requeue resumes from them):
+    named by the cell's id, so other settings never reuse it, and removed by the job once the cell is committed.
+    None: nothing is kept, every attempt starts over."""
 
 
 @dataclass(frozen=True)

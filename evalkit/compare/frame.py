@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from evalkit.core.errors import CompareError
+from evalkit.results.store import read_parquet
 
 COLUMNS = ["model", "format", "benchmark", "task", "doc_id", "prompt_hash", "response", "metrics"]
 """The part of the samples contract (evalkit/results/store.py SAMPLES_SCHEMA) a comparison reads."""
@@ -28,7 +28,7 @@ def read_samples(results: Path) -> pa.Table:
     tables = []
     for f in files:
         try:
-            tables.append(pq.read_table(f, columns=COLUMNS))
+            tables.append(read_parquet(f, columns=COLUMNS))  # one descriptor: safe against a commit's rename
         except Exception as exc:  # pyarrow raises several types for truncated / foreign files
             raise CompareError(
                 f"samples file {f} is unreadable or lacks the columns {COLUMNS} ({type(exc).__name__}: {exc})",

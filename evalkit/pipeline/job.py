@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import shutil
 import threading
 import time
 import traceback
@@ -66,6 +67,10 @@ def harness_env(cfg: EvalkitConfig) -> dict[str, str]:
         env |= {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     return env
 
+
+PROGRESS = "progress"
+"""A cell's folder's subfolder for work kept across an interrupted job (`RunContext.progress_dir`), one folder per
+cell id: only the running id's is kept, and none once the cell is committed."""
 
 GENERATED = ".generated.json"
 """Marker a cell's folder gets when its generation finished, with what the score phase needs to record."""
@@ -154,6 +159,7 @@ def cell_contexts(cfg: EvalkitConfig, job_dir: Path) -> Callable[[Cell, Endpoint
             env=env,
             seed=cell_seed(cfg, cell),
             hub_revisions=revisions,
+            progress_dir=job_dir / cell_dir_name(cell) / PROGRESS / cell.fingerprint[:16],
         )
 
     return ctx_of
@@ -246,6 +252,12 @@ def _serve_and_run(
     except ServerError as err:
         log.error("%s: server failed:\n  %s", summary.job, err)
         fail_all(remaining, err, str(err.log or server_log))
+    except (KeyboardInterrupt, SystemExit):
+        if not STOPPING.is_set():  # Ctrl-C before any cell started (the server was starting): run_cells did not say
+            STOPPING.set()
+            for cell in remaining:
+                log.warning("    %s interrupted by the job's stop; left pending", cell.benchmark)
+        raise
 
 
 class LiveServer(Protocol):
@@ -272,12 +284,16 @@ def run_cells(
     and last. Each finished cell (committed or failed) leaves `remaining`. Raises ServerError when the server fails:
     the caller records it for the cells still in `remaining`."""
     lock = threading.Lock()
+    settled: set[CellKey] = set()
+    """Cells committed, recorded failed or generated: every other cell this call was given is left pending."""
 
     def run_cell(cell: Cell) -> None:
         ctx = ctx_of(cell, server.endpoint)
         data = cell_data(cfg, cell, ctx)
         adapter = cfg.benchmarks[cell.benchmark].adapter
-        _attempt(cell, adapter, ctx, data, store, prov, cfg.retries, summary, generate_only)
+        if _attempt(cell, adapter, ctx, data, store, prov, cfg.retries, summary, generate_only):
+            with lock:
+                settled.add(cell.key)
         if remaining is not None:
             with lock:
                 remaining.remove(cell)
@@ -294,16 +310,44 @@ def run_cells(
                 pool.wait_for_slot()
             yield cell
 
-    with CellPool(cfg.cell_concurrency, on_interrupt=STOPPING.set) as pool:
-        starts = when_it_may_start(pool)
-        for cell in progress.track(starts, f"cells of {summary.job}", len(cells), lambda c: c.benchmark):
-            if STOPPING.is_set():
-                break
-            server.check_alive()
-            if cell in alone:
-                run_cell(cell)
-            else:
-                pool.submit(run_cell, cell)
+    def left_pending() -> None:
+        """One line per cell this job leaves pending, logged by the job's loop itself the moment it stops (a worker
+        thread may never get to say it: the process can be killed first)."""
+        with lock:
+            left = [c for c in cells if c.key not in settled]
+        for cell in left:
+            log.warning("    %s interrupted by the job's stop; left pending", cell.benchmark)
+
+    try:
+        with CellPool(cfg.cell_concurrency, on_interrupt=STOPPING.set) as pool:
+            starts = when_it_may_start(pool)
+            for cell in progress.track(starts, f"cells of {summary.job}", len(cells), lambda c: c.benchmark):
+                if STOPPING.is_set():
+                    left_pending()
+                    return  # leaving the pool waits for the running cells, which record nothing now
+                server.check_alive()
+                if cell in alone:
+                    run_cell(cell)
+                else:
+                    pool.submit(run_cell, cell)
+    except (KeyboardInterrupt, SystemExit):  # Ctrl-C, wherever the loop was (also while the pool waited)
+        STOPPING.set()  # the cells still running record nothing
+        left_pending()
+        stop_harnesses(server)
+        raise
+    if STOPPING.is_set():
+        left_pending()
+
+
+def stop_harnesses(server: LiveServer) -> None:
+    """After Ctrl-C: stop the running cells' harnesses (each its own process group, out of the terminal's reach)
+    before the server. Left running, they hold connections that vLLM's graceful shutdown waits for (it needed SIGKILL
+    after `server.shutdown_timeout_s`), and keep the process alive after the interrupt, as its worker threads wait
+    for them."""
+    from evalkit.util.procs import child_groups, stop_groups
+
+    server_group = getattr(server, "pid", None)
+    stop_groups([g for g in child_groups() if g != server_group], timeout_s=10.0)
 
 
 def _score_generated(
@@ -338,10 +382,12 @@ def _attempt(
     summary: JobSummary,
     generate_only: bool = False,
     score_only: bool = False,
-) -> None:
-    """Run one phase (or both) of a cell with retries; commit on success, record the failure otherwise."""
+) -> bool:
+    """Run one phase (or both) of a cell with retries; commit on success, record the failure otherwise. False: the
+    job is stopping (`STOPPING`) and the cell was left pending, with nothing recorded."""
     adapter = get_adapter(adapter_name)
     ctx.work_dir.mkdir(parents=True, exist_ok=True)
+    _discard_progress(ctx, keep_own=True)  # another id's work (settings changed since) must never be resumed
     error, log_path = "", str(ctx.work_dir)
     for attempt in range(retries + 1):
         started = datetime.now(timezone.utc)
@@ -357,12 +403,15 @@ def _attempt(
                         cell.benchmark,
                         time.monotonic() - t0,
                     )
-                    return
+                    return True
             result = adapter.score(ctx)
+            if STOPPING.is_set():  # the job's loop has said this cell is left pending: keep to it
+                return False
             run = RunInfo(
                 new_run_id(), started, datetime.now(timezone.utc), log_path, prov, data.sources, data.overridden
             )
             store.commit_cell(cell, run, result.scores, result.samples)
+            _discard_progress(ctx)  # committed: a forced re-run must run again, not resume
             log.info(
                 "    %s done in %.0fs: %d scores, %d samples",
                 cell.benchmark,
@@ -371,21 +420,33 @@ def _attempt(
                 len(result.samples),
             )
             summary.done.append(cell.benchmark)
-            return
+            return True
         except ServerError:
             raise
         except EvalkitError as err:
             error, log_path = err.message, str(err.log or ctx.work_dir)
         except Exception as err:  # an adapter bug must not take the other cells down
             error = f"{type(err).__name__}: {err}\n{traceback.format_exc(limit=5)}"
-        if STOPPING.is_set():
-            log.warning("    %s interrupted by the job's stop; left pending", cell.benchmark)
-            return
+        if STOPPING.is_set():  # a consequence of the stop, not a result: the job's loop says the cell is left pending
+            return False
         log.warning("    %s attempt %d/%d failed: %s", cell.benchmark, attempt + 1, retries + 1, error)
     now = datetime.now(timezone.utc)
     run = RunInfo(new_run_id(), now, now, log_path, prov, data.sources, data.overridden)
     store.record_failure(cell, run, error)
     summary.failed[cell.benchmark] = error
+    return True
+
+
+def _discard_progress(ctx: RunContext, keep_own: bool = False) -> None:
+    """Remove the cell's kept work: every cell id's, or every other id's (`keep_own`)."""
+    if ctx.progress_dir is None or not ctx.progress_dir.parent.is_dir():
+        return
+    if not keep_own:
+        shutil.rmtree(ctx.progress_dir.parent, ignore_errors=True)
+        return
+    for folder in ctx.progress_dir.parent.iterdir():
+        if folder != ctx.progress_dir:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _write_marker(work_dir: Path, cell: Cell, prov: Provenance, started: datetime) -> None:

@@ -15,7 +15,7 @@ import pandas as pd
 from evalkit.compare import CompareSettings, compare
 from evalkit.compare.frame import read_samples
 from evalkit.core.errors import EvalkitError
-from evalkit.results.store import ResultsStore
+from evalkit.results.store import ResultsStore, read_parquet
 
 COMPARISONS = "comparisons.parquet"
 """`evalkit compare`'s own output in results/compare/; recomputed here, so not read as a side table."""
@@ -49,8 +49,10 @@ def _side_tables(folder: Path, skip: tuple[str, ...] = ()) -> dict[str, pd.DataF
     for path in sorted(folder.iterdir()):
         if path.name.startswith(("_", ".")) or path.name in skip:
             continue
-        if path.suffix == ".parquet" or (path.is_dir() and any(path.glob("*.parquet"))):
-            found[path.name.removesuffix(".parquet")] = pd.read_parquet(path)
+        if path.is_file() and path.suffix == ".parquet":  # one descriptor: a table replaced meanwhile reads whole
+            found[path.name.removesuffix(".parquet")] = read_parquet(path).to_pandas()
+        elif path.is_dir() and any(path.glob("*.parquet")):
+            found[path.name] = pd.read_parquet(path)
     return found
 
 

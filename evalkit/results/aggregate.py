@@ -20,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from evalkit.core.errors import StoreError
+from evalkit.util.files import write_atomic
 from evalkit.util.text import format_cell, text_table
 
 REQUIRED_COLUMNS = ("model", "format", "suite", "task", "metric", "value", "is_primary", "status")
@@ -193,7 +194,6 @@ def render_recovery(table: pd.DataFrame, baseline_format: str) -> str:
 def write_recovery(table: pd.DataFrame, results: Path) -> str:
     """Write `<results>/aggregate/recovery.{parquet,csv}`; returns the line saying so."""
     out = results / "aggregate"
-    out.mkdir(parents=True, exist_ok=True)
-    table.to_parquet(out / "recovery.parquet", index=False)
-    table.to_csv(out / "recovery.csv", index=False)
+    write_atomic(out / "recovery.parquet", lambda tmp: table.to_parquet(tmp, index=False))
+    write_atomic(out / "recovery.csv", lambda tmp: table.to_csv(tmp, index=False))
     return f"written: {out / 'recovery.parquet'}, {out / 'recovery.csv'}"

@@ -23,12 +23,18 @@ whose run_id is the committed one is rolled forward (step 3); any other pending 
 is deleted. A killed writer's lock is released by the kernel, so its debris is recovered by the next opening.
 Running a cell is guarded by a second lock per key, the run lock (`claim`): two sweeps on one results folder never
 run the same cell at once.
+
+Reading while others commit: every file is read through one open descriptor (`read_parquet`), so a commit's
+`os.replace` cannot mix two files' bytes; each file carries its run id in its metadata, and `read_samples` /
+`read_snapshot` pair a cell's samples with its committed scores (between steps 2 and 3, or after a writer was killed
+there, the pending samples of the committed run are the cell's samples).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import time
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, fields
@@ -45,9 +51,14 @@ from evalkit.core.enums import CellState, RowStatus
 from evalkit.core.errors import StoreError
 from evalkit.core.records import SampleRecord, TaskScore
 from evalkit.util import locks
+from evalkit.util.files import make_dirs, share
 
 PENDING = "_pending"
 LOCKS = ".locks"
+RUN_ID_META = b"evalkit.run_id"
+"""Key of the Parquet file metadata naming the run a file belongs to (also when it has no rows)."""
+SNAPSHOT_WAIT_S = 30.0
+"""How long a reader waits for a commit between its steps 2 and 3 to finish (it takes milliseconds)."""
 
 
 @dataclass(frozen=True)
@@ -224,6 +235,25 @@ def _write_parquet(table: pa.Table, path: Path) -> None:
         pq.write_table(table, fh)
         fh.flush()
         os.fsync(fh.fileno())
+    share(path)
+
+
+def read_parquet(path: Path, columns: list[str] | None = None) -> pa.Table:
+    """A Parquet file read through one open descriptor. `pq.read_table(path)` opens the path more than once (footer,
+    then pages): a commit's `os.replace` in between would pair one file's footer with another's pages. An open
+    descriptor keeps reading the file it opened, whatever is renamed onto its path meanwhile."""
+    with open(path, "rb") as fh:
+        return pq.ParquetFile(fh).read(columns=columns)
+
+
+def _run_id(table: pa.Table) -> str | None:
+    """The run a file belongs to: its metadata (files written since it exists), else its first row, else unknown."""
+    meta = table.schema.metadata or {}
+    if RUN_ID_META in meta:
+        return meta[RUN_ID_META].decode()
+    if "run_id" in table.column_names and table.num_rows:
+        return str(table.column("run_id")[0])
+    return None
 
 
 class ResultsStore:
@@ -244,14 +274,20 @@ class ResultsStore:
         store = cls(root)
         try:
             for d in (store.scores_dir / PENDING, store.samples_dir / PENDING, store.root / LOCKS):
-                d.mkdir(parents=True, exist_ok=True)
+                make_dirs(d)  # group-writable inside a shared (setgid) folder
+            store._writable = True
+            store.recover()
+        except PermissionError as exc:
+            raise StoreError(
+                f"cannot write the results folder {store.root}: permission denied on {exc.filename}",
+                hint="set paths.results to a folder you can write (evalkit sweep ... paths.results=DIR); a folder "
+                "shared by a group must be setgid and group-writable (README, 'Shared results folders')",
+            ) from exc
         except OSError as exc:
             raise StoreError(
                 f"cannot create the results folder {store.root} ({exc.strerror})",
                 hint="set paths.results to a folder you can write (evalkit sweep ... paths.results=DIR)",
             ) from exc
-        store._writable = True
-        store.recover()
         return store
 
     def _lock_path(self, key: CellKey, kind: str) -> Path:
@@ -317,11 +353,11 @@ class ResultsStore:
 
     def _commit(self, key: CellKey, run_id: str, scores: pa.Table, samples: pa.Table) -> None:
         """Steps 1-3 of the commit protocol; the caller holds the key's commit lock."""
-        staged = f"{key.encode()}{KEY_SEP}{run_id}.parquet"
-        pending_samples = self.samples_dir / PENDING / staged
-        pending_scores = self.scores_dir / PENDING / staged
-        _write_parquet(samples, pending_samples)
-        _write_parquet(scores, pending_scores)
+        pending_samples = self._pending_samples(key, run_id)
+        pending_scores = self.scores_dir / PENDING / pending_samples.name
+        meta = {RUN_ID_META: run_id.encode()}  # so a reader pairs the two files, even when samples has no rows
+        _write_parquet(samples.replace_schema_metadata(meta), pending_samples)
+        _write_parquet(scores.replace_schema_metadata(meta), pending_scores)
         os.replace(pending_scores, self._scores_file(key))  # commit point
         _fsync_dir(self.scores_dir)
         os.replace(pending_samples, self._samples_file(key))
@@ -353,6 +389,9 @@ class ResultsStore:
             else:
                 pending.unlink(missing_ok=True)
 
+    def _pending_samples(self, key: CellKey, run_id: str) -> Path:
+        return self.samples_dir / PENDING / f"{key.encode()}{KEY_SEP}{run_id}.parquet"
+
     def _scores_file(self, key: CellKey) -> Path:
         return self.scores_dir / f"{key.encode()}.parquet"
 
@@ -360,15 +399,15 @@ class ResultsStore:
         return self.samples_dir / f"{key.encode()}.parquet"
 
     def _run_id_of(self, scores_file: Path) -> str | None:
-        table = self._read_file(scores_file, columns=["run_id"])
-        return str(table.column("run_id")[0]) if table.num_rows else None
+        return _run_id(self._read_file(scores_file, columns=["run_id"]))
 
     # ---------------------------------------------------------------- reading
     def cell_record(self, cell: Cell) -> CellRecord:
         path = self._scores_file(cell.key)
-        if not path.exists():
+        try:
+            table = self._read_file(path, columns=["cell_id", "run_id", "status", "error", "log_path", "finished_at"])
+        except FileNotFoundError:
             return CellRecord(CellState.MISSING)
-        table = self._read_file(path, columns=["cell_id", "run_id", "status", "error", "log_path", "finished_at"])
         first = table.slice(0, 1).to_pylist()[0]
         if first["cell_id"] != cell.cell_id:
             state = CellState.STALE
@@ -386,8 +425,20 @@ class ResultsStore:
         )
 
     def _read_file(self, path: Path, columns: list[str] | None = None) -> pa.Table:
+        """`read_parquet`; FileNotFoundError passes (a missing cell, or a pending file already renamed), a permission
+        problem says so, and only what pyarrow cannot parse is called unreadable."""
         try:
-            return pq.read_table(path, columns=columns)
+            return read_parquet(path, columns)
+        except FileNotFoundError:
+            raise
+        except PermissionError as exc:
+            raise StoreError(
+                f"cannot read the results file {path}: permission denied",
+                hint="ask its owner to make the results folder readable to you, or point paths.results / --results "
+                "at a folder you can read",
+            ) from exc
+        except OSError as exc:
+            raise StoreError(f"cannot read the results file {path} ({exc.strerror or exc})") from exc
         except Exception as exc:  # pyarrow raises several types for truncated / foreign files
             raise StoreError(
                 f"results file {path} is unreadable ({type(exc).__name__}: {exc})",
@@ -397,31 +448,111 @@ class ResultsStore:
     def read_scores(self, required: Iterable[str] | None = None) -> pd.DataFrame:
         """The scores table. `required`: the columns a reader needs (default: the whole contract); other contract
         columns missing from a file (a hand-entered table) come back as nulls."""
-        return self._read_table(self.scores_dir, SCORES_SCHEMA, required)
+        return self._frame([self._conform(f, t, SCORES_SCHEMA, required) for f, t in self._committed_scores()])
 
     def read_samples(self) -> pd.DataFrame:
-        return self._read_table(self.samples_dir, SAMPLES_SCHEMA, None)
+        """The samples table: each cell's samples of the run its committed scores hold (see `read_snapshot`)."""
+        return self.read_snapshot()[1]
 
-    def _read_table(self, directory: Path, schema: pa.Schema, required: Iterable[str] | None) -> pd.DataFrame:
-        need = set(schema.names if required is None else required) - set(ADDED_SCORE_COLUMNS)
-        tables = []
-        for f in sorted(directory.glob("*.parquet")):
-            t = self._read_file(f)
-            missing = [n for n in schema.names if n not in t.column_names]
-            if need & set(missing):
+    def read_snapshot(self, required: Iterable[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Scores and samples as one snapshot: every cell's samples belong to the run of its scores, though writers
+        commit meanwhile. A cell read between a commit's steps 2 and 3 is read again (or its committed run's
+        pending samples are read, which is what recovery would roll forward)."""
+        scores, samples = [], []
+        for key, path in self._keys():
+            pair = self._cell_snapshot(key, path)
+            if pair is None:
+                continue
+            (sf, st), (pf, pt) = pair
+            scores.append(self._conform(sf, st, SCORES_SCHEMA, required))
+            if pt is not None:
+                samples.append(self._conform(pf, pt, SAMPLES_SCHEMA, None))
+        for f in sorted(self.samples_dir.glob("*.parquet")):  # samples without a scores file (hand-made tables)
+            key = _committed_key(f)
+            if key is None or not self._scores_file(key).exists():
+                with contextlib.suppress(FileNotFoundError):
+                    samples.append(self._conform(f, self._read_file(f), SAMPLES_SCHEMA, None))
+        return self._frame(scores, SCORES_SCHEMA), self._frame(samples, SAMPLES_SCHEMA)
+
+    def _keys(self) -> list[tuple[CellKey | None, Path]]:
+        return [(_committed_key(f), f) for f in sorted(self.scores_dir.glob("*.parquet"))]
+
+    def _committed_scores(self) -> Iterator[tuple[Path, pa.Table]]:
+        for f in sorted(self.scores_dir.glob("*.parquet")):
+            with contextlib.suppress(FileNotFoundError):  # committed files are only replaced, never removed
+                yield f, self._read_file(f)
+
+    def _cell_snapshot(
+        self, key: CellKey | None, scores_file: Path
+    ) -> tuple[tuple[Path, pa.Table], tuple[Path, pa.Table | None]] | None:
+        deadline = time.monotonic() + SNAPSHOT_WAIT_S
+        while True:
+            try:
+                scores = self._read_file(scores_file)
+            except FileNotFoundError:
+                return None
+            if key is None:  # not a cell's file name (a hand-made table): no samples belong to it
+                return (scores_file, scores), (scores_file, None)
+            run = _run_id(scores)
+            for candidate in (self._samples_file(key), self._pending_samples(key, run or "")):
+                try:
+                    samples = self._read_file(candidate)
+                except FileNotFoundError:
+                    continue
+                if run is None or _run_id(samples) in (run, None):
+                    return (scores_file, scores), (candidate, samples)
+            if not self._samples_file(key).exists() and not any(
+                (self.samples_dir / PENDING).glob(f"{key.encode()}{KEY_SEP}*.parquet")
+            ):
+                return (scores_file, scores), (scores_file, None)  # a cell committed without a samples file
+            if time.monotonic() > deadline:
                 raise StoreError(
-                    f"{f} does not follow the results contract: missing columns {sorted(need & set(missing))}",
-                    hint="see evalkit/results/store.py (SCORES_SCHEMA / SAMPLES_SCHEMA) for the contract",
+                    f"cell {key}: its scores ({scores_file}, run {run}) and samples stay from different runs",
+                    hint="a commit did not finish: open the store for writing (any `evalkit sweep` on it) to recover",
                 )
-            for name in missing:
-                t = t.append_column(
-                    schema.field(name).with_nullable(True), pa.nulls(t.num_rows, schema.field(name).type)
-                )
-            tables.append(t.select(schema.names))
+            time.sleep(0.01)  # a commit between its steps 2 and 3: its samples land in a moment
+
+    def _conform(self, f: Path, t: pa.Table, schema: pa.Schema, required: Iterable[str] | None) -> pa.Table:
+        """One file's table in the contract's columns and types, or a StoreError naming what differs."""
+        need = set(schema.names if required is None else required) - set(ADDED_SCORE_COLUMNS)
+        t = t.replace_schema_metadata(None)
+        missing = [n for n in schema.names if n not in t.column_names]
+        if need & set(missing):
+            raise StoreError(
+                f"{f} does not follow the results contract: missing columns {sorted(need & set(missing))}",
+                hint="see evalkit/results/store.py (SCORES_SCHEMA / SAMPLES_SCHEMA) for the contract",
+            )
+        for name in missing:
+            t = t.append_column(schema.field(name).with_nullable(True), pa.nulls(t.num_rows, schema.field(name).type))
+        t = t.select(schema.names)
+        relaxed = pa.schema([f.with_nullable(True) for f in schema])
+        try:
+            return t.cast(relaxed)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+            wrong = [
+                f"{n} is {t.schema.field(n).type}, the contract says {schema.field(n).type}"
+                for n in schema.names
+                if not t.schema.field(n).type.equals(schema.field(n).type)
+            ]
+            raise StoreError(
+                f"{f} does not follow the results contract: {'; '.join(wrong) or exc}",
+                hint="rewrite the file with the contract's column types (evalkit/results/store.py SCORES_SCHEMA / "
+                f"SAMPLES_SCHEMA), or move it aside (mv {f} {f}.bad)",
+            ) from exc
+
+    @staticmethod
+    def _frame(tables: list[pa.Table], schema: pa.Schema = SCORES_SCHEMA) -> pd.DataFrame:
         if not tables:
             return schema.empty_table().to_pandas()
-        relaxed = pa.schema([f.with_nullable(True) for f in schema])
-        return pa.concat_tables([t.cast(relaxed) for t in tables]).to_pandas()
+        return pa.concat_tables(tables).to_pandas()
+
+
+def _committed_key(path: Path) -> CellKey | None:
+    """The cell key of a committed file `<key>.parquet`; None for a file of another name (a hand-made table)."""
+    try:
+        return CellKey.decode(path.stem)
+    except ValueError:
+        return None
 
 
 def _key_of(pending: Path) -> CellKey | None:

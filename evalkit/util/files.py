@@ -1,24 +1,84 @@
-"""Writing small files all-or-nothing: readers (and a rerun after `kill -9`) see the old content or the new, never
-a torn file. Directories built whole (checkpoints) use `evalkit.checkpoints.atomic`; Parquet cells use the store."""
+"""Writing files all-or-nothing: readers (and a rerun after `kill -9`) see the old content or the new, never a torn
+file. Every derived table (aggregate, compare, perf, report) and every small state file goes through `write_atomic`.
+Directories built whole (checkpoints) use `evalkit.checkpoints.atomic`; Parquet cells use the store.
+
+Also the folder rules of a results folder shared by a group (README, "Shared results folders"): inside a setgid
+folder, the folders and lock files evalkit creates are group-writable, so another member of the group can commit.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import stat
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Replace `path` with `text` in one rename, through a temporary file unique to this call (threads of one process
-    may write the same path at once), fsynced first so a crash right after the rename cannot leave it empty."""
+def write_atomic(path: Path, write: Callable[[Path], object]) -> Path:
+    """Replace `path` with what `write(tmp)` writes to a temporary path beside it, in one rename.
+
+    The temporary file is unique to this call (two processes or threads may write the same table at once: the last
+    rename wins, whole) and fsynced before the rename, so a crash right after it cannot leave an empty file. `write`
+    gets a path, so any writer fits: `write_atomic(p, lambda t: frame.to_parquet(t, index=False))`."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
+        write(tmp)
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        # mkstemp makes 0600; a table is as readable as any file this user writes (umask decides)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, (0o666 & ~umask) | (0o060 if _group_rw(path.parent) else 0))
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+    return path
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """`write_atomic` of a UTF-8 text."""
+    write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def _group_rw(directory: Path) -> bool:
+    """Whether `directory` is a group's shared folder: setgid (files created in it take its group) and
+    group-writable. Then what evalkit creates in it is group-writable too, whatever the creator's umask."""
+    try:
+        mode = directory.stat().st_mode
+    except OSError:
+        return False
+    return bool(mode & stat.S_ISGID) and bool(mode & stat.S_IWGRP)
+
+
+def make_dirs(path: Path) -> None:
+    """`mkdir -p` that keeps a shared folder shared: folders created under a setgid, group-writable folder are made
+    group-writable and setgid too (mkdir alone gives 0755 under the usual umask 022, locking the group out)."""
+    missing: list[Path] = []
+    probe = path
+    while not probe.exists():
+        missing.append(probe)
+        probe = probe.parent
+    path.mkdir(parents=True, exist_ok=True)
+    for created in reversed(missing):
+        if _group_rw(created.parent):
+            share(created)
+
+
+def share(path: Path) -> None:
+    """Make a file or folder this process created group-writable when its folder is shared (see `_group_rw`)."""
+    if not _group_rw(path.parent):
+        return
+    with contextlib.suppress(PermissionError):  # another user's file, already shared by its creator
+        mode = path.stat().st_mode
+        extra = stat.S_IRWXG | stat.S_ISGID if stat.S_ISDIR(mode) else stat.S_IRGRP | stat.S_IWGRP
+        if mode & extra != extra:
+            os.chmod(path, stat.S_IMODE(mode) | extra)

@@ -16,10 +16,23 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from evalkit.util.files import make_dirs, share
+
 
 def _open(path: Path) -> int:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    """The lock file's descriptor. flock needs no write access: a lock file another user created (0644 under umask
+    022) is opened read-only, so members of a group share a results folder's locks (README, "Shared results
+    folders"); a new one in a shared folder is made group-writable anyway."""
+    make_dirs(path.parent)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
+    except FileExistsError:
+        try:
+            return os.open(path, os.O_RDWR)
+        except PermissionError:
+            return os.open(path, os.O_RDONLY)
+    share(path)
+    return fd
 
 
 @contextlib.contextmanager

@@ -131,3 +131,35 @@ def stop_process_group(proc: subprocess.Popen[bytes], timeout_s: float) -> float
         if not _wait_group_gone(proc, 10.0):
             log.error("processes %s survived SIGKILL (uninterruptible I/O?)", group_pids(proc.pid))
     return time.monotonic() - t0
+
+
+def child_groups() -> list[int]:
+    """Process groups led by this process's own children: every long-running child evalkit starts (server,
+    harnesses, sandbox) leads one (`start_new_session=True`), so a terminal's Ctrl-C never reaches them."""
+    me, found = os.getpid(), []
+    with contextlib.suppress(OSError):
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as f:
+                    fields = f.read().decode(errors="replace").rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == me and int(fields[2]) == int(entry) and fields[0] not in "ZX":
+                found.append(int(entry))
+    return found
+
+
+def stop_groups(pgids: list[int], timeout_s: float) -> None:
+    """`stop_process_group` for groups this process holds no Popen of: SIGTERM all of them at once, SIGKILL what is
+    left after `timeout_s` (their leaders, our children, are reaped by whoever waits on them)."""
+    for pgid in pgids:
+        _signal_group(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while any(group_pids(g) for g in pgids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for pgid in pgids:
+        if group_pids(pgid):
+            log.warning("process group %d still alive %.0f s after SIGTERM: SIGKILL", pgid, timeout_s)
+            _signal_group(pgid, signal.SIGKILL)

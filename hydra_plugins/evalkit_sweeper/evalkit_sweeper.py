@@ -72,6 +72,7 @@ class EvalkitSweeper(Sweeper):
         from evalkit.app import plan_key
         from evalkit.core import grid
         from evalkit.core.errors import EvalkitError
+        from evalkit.core.validate import check_overrides
         from evalkit.pipeline.plan import plan_job
         from evalkit.tables import render_plan
 
@@ -82,6 +83,8 @@ class EvalkitSweeper(Sweeper):
             return self._print_json(jobs)
         # Compose and validate every job before launching any: a typo fails the sweep before it half-submits.
         try:
+            # launcher sizes evalkit replaces per job (also when the Hydra app is run without the evalkit CLI)
+            check_overrides(list(self.config.hydra.overrides.hydra))
             self.plans = [plan_job(loader.load_sweep_config(self.config, job)) for job in jobs]
         except EvalkitError as err:
             # Our errors already say what and what next; Hydra would bury them under a traceback.

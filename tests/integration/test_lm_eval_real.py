@@ -4,12 +4,17 @@ reading the shipped offline data (`pytest -m integration tests/integration/test_
 from __future__ import annotations
 
 import json
+import logging
 import os
+import signal
 import subprocess
+import threading
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import polling
 import pytest
 import yaml
 
@@ -23,8 +28,11 @@ from evalkit.benchmarks.lm_eval.offline import (
     write_override_tasks,
 )
 from evalkit.benchmarks.lm_eval.parse import RunFiles, read_run_outputs
+from evalkit.benchmarks.lm_eval.progress import RunProgress
 from evalkit.benchmarks.lm_eval.settings import parse_settings
 from evalkit.core.datasources import resolve_overrides
+from evalkit.core.errors import BenchmarkError
+from evalkit.serve import VLLMServer
 
 pytestmark = pytest.mark.integration
 
@@ -125,3 +133,103 @@ def test_loglikelihood_and_generation_tasks_end_to_end(demo_server: Any, tmp_pat
     assert len(shared_samples) == 5
     requests = sorted((s.task, s.doc_id, s.prompt_hash, s.target) for s in shared_samples)
     assert sorted((s.task, s.doc_id, s.prompt_hash, s.target) for s in alone_samples) == requests
+
+
+# ------------------------------------------------------------------------------ resuming an interrupted cell
+
+RESUME_DOCS = 12
+
+
+@pytest.fixture(scope="module")
+def fp32_server(
+    demo_checkpoint: Path, demo_server_config: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[VLLMServer]:
+    """The demo model served in fp32: on CPUs without native bf16 (AVX2 only) bf16 serving is ~60x slower, and this
+    test needs a run long enough to be killed in the middle of."""
+    log_path = tmp_path_factory.mktemp("fp32_server") / "server.log"
+    with VLLMServer(demo_server_config(dtype="float32"), demo_checkpoint, log_path=log_path) as server:
+        yield server
+
+
+def _resume_ctx(server: VLLMServer, tmp_path: Path, name: str) -> RunContext:
+    """Winogrande (0-shot log-likelihoods), then GSM8K (8-shot generation) on 12 numbered shipped questions (no two
+    send the same request), one request in flight: vLLM on CPU is not batch-invariant, and a resumed run sends
+    fewer requests at once than an uninterrupted one."""
+    docs = [json.loads(line) for line in (REPO / "data/openai/gsm8k/main/test.jsonl").read_text().splitlines()]
+    numbered = [{**d, "question": f"Problem {i + 1}. {d['question']}"} for i, d in enumerate(docs * RESUME_DOCS)]
+    gsm = tmp_path / "gsm8k.jsonl"
+    gsm.write_text("".join(json.dumps(d) + "\n" for d in numbered[:RESUME_DOCS]))
+    runs = [
+        {"name": "wino", "tasks": ["winogrande"], "num_fewshot": 0, "add_bos_token": True, "max_length": 4096},
+        {
+            "name": "gsm",
+            "tasks": ["gsm8k_llama"],
+            "num_fewshot": 8,
+            "apply_chat_template": True,
+            "fewshot_as_multiturn": True,
+            "max_length": 4096,
+            "demo_max_gen_toks": 96,
+        },
+    ]
+    return RunContext(
+        endpoint=server.endpoint,
+        work_dir=tmp_path / name,
+        settings={"num_concurrent": 1, "runs": runs},
+        data_overrides=_overrides() | {"openai/gsm8k:main": {"test": str(gsm)}},
+        env={"HF_HOME": str(tmp_path / "hf"), **offline_env()},
+        progress_dir=tmp_path / name / "progress" / "cell-id",
+    )
+
+
+def _rows(result: Any) -> tuple[list[Any], list[Any]]:
+    scores = sorted((s.task, s.metric, s.filter, s.value, s.stderr, s.n_samples) for s in result.scores)
+    samples = sorted(
+        (s.task, s.doc_id, s.prompt_hash, s.target, s.response, sorted(s.metrics.items())) for s in result.samples
+    )
+    return scores, samples
+
+
+def test_a_harness_killed_mid_run_resumes_with_its_finished_run_and_cached_requests(
+    fp32_server: VLLMServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """kill -9 of the harness half-way through its second run (nothing flushed on the way out): the next attempt
+    runs only that run, sends only the requests lm-eval's cache did not hold, and gives the uninterrupted rows."""
+    adapter = LmEvalSuite()
+    reference = _resume_ctx(fp32_server, tmp_path, "reference")
+    adapter.generate(reference)
+    expected = _rows(adapter.score(reference))
+
+    ctx = _resume_ctx(fp32_server, tmp_path, "resumed")
+    assert ctx.progress_dir is not None
+    gsm_progress = ctx.progress_dir / "gsm"  # one folder per identity of the run: count over any
+    failed: list[BaseException] = []
+
+    def attempt() -> None:
+        try:
+            adapter.generate(ctx)
+        except BenchmarkError as err:
+            failed.append(err)
+
+    first = threading.Thread(target=attempt)
+    first.start()
+
+    def cached() -> int:
+        return sum(RunProgress(d).cached_requests() for d in gsm_progress.glob("*"))
+
+    polling.until("two GSM8K answers cached", lambda: cached() >= 2 or not first.is_alive(), timeout=600, every=0.2)
+    batch = ctx.work_dir / "lm_eval" / "batch.json"
+    harness = subprocess.run(["pgrep", "-f", f"runner {batch}"], capture_output=True, text=True).stdout.split()
+    assert len(harness) == 1, "the run ended before it could be interrupted"
+    os.kill(int(harness[0]), signal.SIGKILL)
+    first.join()
+    assert failed and "did not finish" in str(failed[0])
+    at_kill = cached()
+    assert 2 <= at_kill < RESUME_DOCS
+
+    with caplog.at_level(logging.INFO, logger="evalkit.lm_eval"):
+        adapter.generate(ctx)
+    assert f"resuming resumed: 1 of 2 runs done, {at_kill} cached requests" in caplog.text
+    assert [r["name"] for r in json.loads(batch.read_text())["runs"]] == ["gsm"]
+    gsm_log = (ctx.work_dir / "lm_eval" / "gsm" / "lm_eval.log").read_text()
+    assert f"Cached requests: {at_kill}, Requests remaining: {RESUME_DOCS - at_kill}" in gsm_log
+    assert _rows(adapter.score(ctx)) == expected

@@ -3,9 +3,10 @@
 A suite is a list of runs; each run is one `lm-eval run` command against the served model's OpenAI-compatible API,
 with its own few-shot count, prompt format and context budget (the protocol's settings differ per task).
 `generate` renders each run's argv (`command`, kept as the run's `command.sh`) and executes all of a suite's runs
-in one harness process (`runner`: lm-eval starts once, not once per run); `score` reads the runs' outputs into records
-(`parse`) and applies the leaderboard's benchmark rows (`leaderboard`). RULER's own steps are calls into `ruler`,
-`ruler_data` and `ruler_scores`.
+in one harness process (`runner`: lm-eval starts once, not once per run), skipping runs an interrupted attempt
+finished and resuming a half-done one from lm-eval's response cache (`progress`); `score` reads the runs' outputs
+into records (`parse`) and applies the leaderboard's benchmark rows (`leaderboard`). RULER's own steps are calls
+into `ruler`, `ruler_data` and `ruler_scores`.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from evalkit.benchmarks.lm_eval.offline import (
     write_override_tasks,
 )
 from evalkit.benchmarks.lm_eval.parse import RunFiles, read_run_outputs
+from evalkit.benchmarks.lm_eval.progress import RunProgress, run_key
 from evalkit.benchmarks.lm_eval.runner import BatchRun, read_status, write_batch
 from evalkit.benchmarks.lm_eval.settings import LmEvalRun, LmEvalSuiteSettings, parse_settings, validate_settings
 from evalkit.core.datasources import DataSource, hub_source, local_source
@@ -73,26 +75,46 @@ class LmEvalSuite:
         catalog = self._catalog() if ctx.data_overrides or long_context else None
         env = self._env(ctx, root)
         batch: list[BatchRun] = []
+        done = cached = 0
         for run in settings.runs:
             files = RunFiles(root / run.name)
-            # a fresh folder per attempt: `score` must never read a previous attempt's results
-            shutil.rmtree(files.dir, ignore_errors=True)
-            files.dir.mkdir(parents=True)
-            include_path = None
-            if catalog is not None:
-                overrides = _task_overrides(run, settings, catalog, ctx.data_overrides)
-                include_path = write_override_tasks(overrides, files.dir / "tasks") if overrides else None
+            overrides = _task_overrides(run, settings, catalog, ctx.data_overrides) if catalog is not None else {}
             argv = render_command(
                 run,
                 settings,
                 endpoint=endpoint,
                 output_dir=files.dir / "output",
-                include_path=include_path,
+                include_path=files.dir / "tasks" if overrides else None,
                 seed=ctx.seed,
                 python=self._python,
             )
+            progress = None
+            if ctx.progress_dir is not None:
+                progress = RunProgress.of(ctx.progress_dir, run.name, run_key(argv, overrides))
+                if progress.is_done(files.dir):
+                    done += 1
+                    continue
+                cached += progress.cached_requests()
+            # a fresh folder for a run not done: `score` must never read a previous attempt's partial results
+            shutil.rmtree(files.dir, ignore_errors=True)
+            files.dir.mkdir(parents=True)
+            if overrides:
+                write_override_tasks(overrides, files.dir / "tasks")
+            # command.sh reproduces the run by hand; the response cache is how this job resumes, not part of the run
             files.command.write_text(shlex.join(argv) + "\n", encoding="utf-8")
-            batch.append(BatchRun(run.name, argv, files.dir, files.log, files.dir / "status.json"))
+            if progress is not None:
+                argv = [*argv, "--use_cache", str(progress.cache)]
+            batch.append(BatchRun(run.name, argv, files.dir, files.log, files.dir / "status.json", progress))
+        if done or cached:
+            log.info(
+                "    resuming %s: %d of %d runs done, %d cached requests",
+                ctx.work_dir.name,
+                done,
+                len(settings.runs),
+                cached,
+            )
+        if not batch:
+            return
         log.info(
             "    lm-eval: %d run(s) in one harness process: %s (logs: %s/<run>/lm_eval.log)",
             len(batch),

@@ -7,11 +7,12 @@ outputs and results are those of the separate command; only the process is share
 
     python -m evalkit.benchmarks.lm_eval.runner BATCH.json
 
-BATCH.json: {"runs": [{"name", "argv" (the full `python -m lm_eval run ...` argv), "dir", "log", "status"}]}. For
-each run, in order: the process's stdout and stderr (file descriptors 1 and 2, so tqdm, logging and native code
-alike) go to the run's log, the working directory is the run's folder, and when the run ends its `status` file gets
-{"exit": 0 or 1, "seconds": wall time}. The first failing run ends the batch (exit code 1), its traceback at the end
-of its own log; runs after it get no status.
+BATCH.json: {"runs": [{"name", "argv" (the full `python -m lm_eval run ...` argv), "dir", "log", "status",
+"progress" (optional)}]}. For each run, in order: the process's stdout and stderr (file descriptors 1 and 2, so tqdm,
+logging and native code alike) go to the run's log, the working directory is the run's folder, and when the run ends
+its `status` file gets {"exit": 0 or 1, "seconds": wall time}, and a run that ended well is recorded as done in its
+`progress` (`progress.RunProgress`) at once, so a job killed in a later run of the batch keeps it. The first failing
+run ends the batch (exit code 1), its traceback at the end of its own log; runs after it get no status.
 
 lm-eval re-reads its ~15k task YAML files for every run (`TaskIndex.build`, 6-9 s here, most of a small run's time);
 within a batch the files do not change, so each folder's index is built once and every run gets a fresh copy
@@ -33,6 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from evalkit.benchmarks.lm_eval.progress import RunProgress
+
 LM_EVAL_PREFIX = ("-m", "lm_eval")
 """A run's argv is `<python> -m lm_eval run ...`; the runner executes what follows the prefix in-process."""
 
@@ -46,14 +49,19 @@ class BatchRun:
     dir: Path
     log: Path
     status: Path
+    progress: RunProgress | None = None
+    """Where the run is recorded as done once it ends well (None: nothing is kept for a later attempt)."""
 
     def to_json(self) -> dict[str, Any]:
         paths = {"dir": str(self.dir), "log": str(self.log), "status": str(self.status)}
-        return {"name": self.name, "argv": self.argv, **paths}
+        progress = {"progress": self.progress.to_json()} if self.progress is not None else {}
+        return {"name": self.name, "argv": self.argv, **paths, **progress}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> BatchRun:
-        return cls(str(d["name"]), [str(a) for a in d["argv"]], Path(d["dir"]), Path(d["log"]), Path(d["status"]))
+        progress = RunProgress.from_json(d["progress"]) if d.get("progress") else None
+        paths = Path(d["dir"]), Path(d["log"]), Path(d["status"])
+        return cls(str(d["name"]), [str(a) for a in d["argv"]], *paths, progress)
 
 
 @dataclass(frozen=True)
@@ -168,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
         seconds = time.monotonic() - t0
         run.status.write_text(json.dumps({"exit": code, "seconds": round(seconds, 3)}) + "\n", encoding="utf-8")
         print(f"[{i}/{len(runs)}] {run.name}: exit {code} in {seconds:.1f} s", flush=True)
+        if code == 0 and run.progress is not None and run.progress.mark_done(run.dir):
+            print(f"[{i}/{len(runs)}] {run.name}: recorded as done in {run.progress.marker}", flush=True)
         if code:
             return 1
     return 0

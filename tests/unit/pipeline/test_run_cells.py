@@ -86,3 +86,62 @@ def test_cells_overlap_up_to_the_limit_and_a_server_measurement_runs_alone_last(
     # the third cell's progress line comes when it starts (a slot freed), not while it waits
     third = next(r for r in caplog.records if "[3/4]" in r.getMessage())
     assert third.created - (t0 - time.monotonic() + time.time()) >= 0.25
+
+
+class Stopped(Sleepy):
+    """The first cell's harness sees its server go away as the job is stopped (Slurm's SIGTERM sets STOPPING)."""
+
+    def generate(self, ctx: RunContext) -> None:
+        if ctx.work_dir.name == BENCHES[1]:
+            job.STOPPING.set()
+            raise RuntimeError("connection refused: the server was stopped")
+        super().generate(ctx)
+
+
+class Interrupting(Server):
+    """Ctrl-C reaches the job's main thread while its second cell runs (KeyboardInterrupt where it waits)."""
+
+    calls = 0
+
+    def check_alive(self) -> None:
+        Interrupting.calls += 1
+        if Interrupting.calls == 3:
+            raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("how", ["stopping", "ctrl-c"])
+def test_the_job_loop_itself_logs_each_cell_it_leaves_pending(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, how: str
+) -> None:
+    """Issue 19 item 9 and the Slurm requeue test's flake: the "left pending" line came from the worker thread, which
+    the process could be killed before; and Ctrl-C left the cells pending without saying which."""
+    monkeypatch.setitem(ADAPTERS, "stopped", f"{__name__}:Stopped")
+    monkeypatch.setattr(job, "STOPPING", threading.Event())
+    p = plan(tmp_path, benchmarks=",".join(BENCHES))
+    cfg = replace(p.cfg, cell_concurrency=1 if how == "stopping" else 2)
+    for name in BENCHES:
+        cfg.benchmarks[name].adapter = "stopped" if how == "stopping" else "sleepy"
+    monkeypatch.setitem(ADAPTERS, "sleepy", f"{__name__}:Sleepy")
+    Interrupting.calls = 0
+
+    def ctx_of(cell: Any, endpoint: Endpoint | None) -> RunContext:
+        return RunContext(endpoint=endpoint, work_dir=tmp_path / "jobs" / cell.benchmark, settings={})
+
+    summary = JobSummary("j")
+    prov = Provenance("0", "c", "l", "v", checkpoint_path="", config_hash="h")
+    store = ResultsStore.open_for_writing(tmp_path / "r")
+    server = Server() if how == "stopping" else Interrupting()
+    with caplog.at_level(logging.WARNING, logger="evalkit.pipeline.job"):
+        if how == "stopping":
+            run_cells(p.cells, cfg, server, ctx_of, store, prov, summary)
+        else:
+            with pytest.raises(KeyboardInterrupt):
+                run_cells(p.cells, cfg, server, ctx_of, store, prov, summary)
+    lines = [r for r in caplog.records if "left pending" in r.getMessage()]
+    pending = [r.getMessage().split()[0] for r in lines]
+    # one line per cell not committed, from the job's loop (the main thread), not from a worker
+    committed = set(summary.done)
+    assert sorted(pending) == sorted(b for b in BENCHES if b not in committed)
+    assert len(pending) >= 2 and all(r.threadName == "MainThread" for r in lines)
+    assert not summary.failed  # nothing recorded as failed: a stop is not a result
+    assert set(store.read_scores()["status"]) <= {"ok"}  # (a cell still running may finish whole and commit)
