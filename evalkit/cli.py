@@ -175,10 +175,13 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_aggregate(args: argparse.Namespace) -> int:
     from evalkit.compare.recovery import aggregate_results
+    from evalkit.compare.sequential import early_stop_notes
+    from evalkit.results.store import ResultsStore
 
     results = Path(args.results)
     _check_results_dir(results)
     print(aggregate_results(results, args.baseline))
+    print("".join(f"note: {n}\n" for n in early_stop_notes(ResultsStore(results).adaptive_records())), end="")
     return 0
 
 
@@ -222,6 +225,7 @@ def _margin(text: str) -> Margin:
 def cmd_compare(args: argparse.Namespace) -> int:
     from evalkit.compare import CompareSettings, compare, degraded, render
     from evalkit.compare.frame import read_samples
+    from evalkit.compare.sequential import early_stop_notes
     from evalkit.results.store import ResultsStore
 
     results = Path(args.results)
@@ -231,6 +235,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     settings = CompareSettings(baseline=args.baseline, margin=margin, method=args.method, seed=args.seed)
     samples = read_samples(results)
     table, notes = compare(samples, store.read_scores(), settings)
+    notes += early_stop_notes(store.adaptive_records())
     print(render(table, settings, with_tasks=args.tasks))
     for note in notes:
         print(f"note: {note}")

@@ -41,10 +41,14 @@ Measured error rates and documents spent: bench/sequential.md (`python -m bench.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 
 import numpy as np
+
+from evalkit.core.cell import CellKey
+from evalkit.results.adaptive import AdaptiveRecord
 
 
 class Decision(str, Enum):
@@ -296,6 +300,13 @@ def first_stop(looks: Looks, margin_points: float) -> Stop:
             return Stop(j, int(looks.n_seen[j]), d, float(looks.lower[j]), float(looks.upper[j]))
     j = len(looks.n_seen) - 1
     return Stop(j, int(looks.n_seen[j]), Decision.CONTINUE, float(looks.lower[j]), float(looks.upper[j]))
+
+
+def early_stop_notes(records: Mapping[CellKey, AdaptiveRecord]) -> list[str]:
+    """One note per adaptive cell for `compare`, `aggregate` and the report: which stopped early, after how many
+    documents, and why (its rows hold that subset of the documents: compare's full-data interval on them is wider
+    than the rule needed; the rule's own decision is what stopped the cell)."""
+    return [f"adaptive {key}: {rec.line()}" for key, rec in sorted(records.items(), key=lambda kv: kv[0].encode())]
 
 
 def sequential_decision(

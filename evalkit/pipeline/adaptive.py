@@ -11,7 +11,8 @@ the first chunk whose documents are not committed, and the decision after a chun
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -21,6 +22,8 @@ from evalkit.compare.pairing import drop_unscored, pair
 from evalkit.compare.replay import strata_of
 from evalkit.compare.sequential import Decision, RuleSettings, Strata, confidence_sequence, decide, document_order
 from evalkit.compare.table import PAIR_COLUMNS
+from evalkit.core.config import EvalkitConfig, replicate_of
+from evalkit.core.records import SampleRecord, TaskScore
 
 
 @dataclass(frozen=True)
@@ -169,3 +172,98 @@ def status(
 
 def _keys(docs: pd.DataFrame) -> list[tuple[str, int]]:
     return list(zip(docs["cluster"].astype(str), docs["doc_id"].astype(int), strict=True))
+
+
+def adaptive_settings(cfg: EvalkitConfig, benchmark: str, fmt: str) -> AdaptiveSettings | None:
+    """The adaptive settings of one cell of the job; None when it runs every document: adaptive mode off for its
+    suite (`benchmarks.<name>.adaptive`, else the sweep's `adaptive`), or the cell is the baseline's (or one of its
+    replicates: they measure the baseline against itself, in full)."""
+    conf = cfg.benchmarks[benchmark].adaptive or cfg.adaptive
+    if not conf.enabled or fmt == cfg.baseline_format or replicate_of(fmt) is not None:
+        return None
+    return AdaptiveSettings(chunk=conf.chunk, margin_points=conf.margin, alpha=conf.alpha, seed=conf.seed)
+
+
+def merge_scores(parts: Sequence[Sequence[TaskScore]]) -> list[TaskScore]:
+    """One set of task scores over the documents of several chunks: each (task, metric, filter) the mean of the
+    chunks' values weighted by their documents, standard errors combined as those of a mean over the union. Exact
+    for the mean-aggregated metrics lm-eval reports per task (accuracy, exact match); a metric lm-eval aggregates
+    otherwise (corpus BLEU, F1 over a set) would be approximated, and the suites adaptive mode serves have none."""
+    acc: dict[tuple[str, str, str], list[TaskScore]] = defaultdict(list)
+    for part in parts:
+        for s in part:
+            acc[(s.task, s.metric, s.filter)].append(s)
+    out = []
+    for rows in acc.values():
+        n = np.array([max(r.n_samples, 0) for r in rows], dtype=float)
+        total = float(n.sum())
+        w = n / total if total else np.full(len(rows), 1 / len(rows))
+
+        def mean(values: list[float | None], w: np.ndarray = w) -> float | None:
+            return None if any(v is None for v in values) else float(np.dot(w, np.asarray(values, dtype=float)))
+
+        se = [r.stderr for r in rows]
+        stderr = None if any(v is None for v in se) else float(np.sqrt(np.sum((w * np.asarray(se, float)) ** 2)))
+        first = rows[0]
+        out.append(
+            TaskScore(
+                task=first.task,
+                metric=first.metric,
+                value=mean([r.value for r in rows]),
+                stderr=stderr,
+                n_samples=int(total),
+                filter=first.filter,
+                higher_is_better=first.higher_is_better,
+                normalized=mean([r.normalized for r in rows]),
+                is_primary=first.is_primary,
+            )
+        )
+    return out
+
+
+def committed_results(scores: pd.DataFrame, samples: pd.DataFrame) -> tuple[list[TaskScore], list[SampleRecord]]:
+    """A committed cell's rows back as the records an adapter returns (to merge the next chunk into)."""
+    ok = scores[scores["status"] == "ok"]
+    task_scores = [
+        TaskScore(
+            task=str(r["task"]),
+            metric=str(r["metric"]),
+            value=_number(r["value"]),
+            stderr=_number(r["stderr"]),
+            n_samples=int(r["n_samples"]),
+            filter=str(r["filter"]),
+            higher_is_better=bool(r["higher_is_better"]),
+            normalized=_number(r["normalized"]),
+            is_primary=bool(r["is_primary"]),
+        )
+        for r in ok.to_dict("records")
+    ]
+    records = [
+        SampleRecord(
+            task=str(r["task"]),
+            doc_id=int(r["doc_id"]),
+            prompt_hash=str(r["prompt_hash"]),
+            target=str(r["target"]),
+            response=str(r["response"]),
+            metrics={str(k): float(v) for k, v in (r["metrics"] or [])},
+        )
+        for r in samples.to_dict("records")
+    ]
+    return task_scores, records
+
+
+def _number(v: object) -> float | None:
+    return None if v is None or pd.isna(v) else float(v)  # type: ignore[arg-type]
+
+
+def suite_documents(
+    scores: pd.DataFrame, samples: pd.DataFrame, baseline: str, variant: str
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The baseline's and the variant's documents of one suite (documents.py's frame, as `evalkit compare` builds
+    it) from both cells' rows. The variant may have none yet (an empty frame)."""
+    from evalkit.compare.documents import document_scores
+    from evalkit.compare.frame import as_table
+
+    docs, _ = document_scores(as_table(samples), scores)
+    fmt = docs["format"].astype(str)
+    return docs[fmt == baseline].reset_index(drop=True), docs[fmt == variant].reset_index(drop=True)

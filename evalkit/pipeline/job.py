@@ -32,6 +32,7 @@ from evalkit.core.datasources import DataSource, datasets_home, read_manifest, s
 from evalkit.core.enums import CellState, Phase
 from evalkit.core.errors import EvalkitError, ServerError
 from evalkit.core.provenance import tool_versions
+from evalkit.pipeline.adaptive import AdaptiveSettings, adaptive_settings
 from evalkit.pipeline.cell_pool import CellPool
 from evalkit.pipeline.cells import cell_dir_name, cell_seed, cell_settings
 from evalkit.pipeline.plan import JobPlan, results_dir
@@ -291,7 +292,12 @@ def run_cells(
         ctx = ctx_of(cell, server.endpoint)
         data = cell_data(cfg, cell, ctx)
         adapter = cfg.benchmarks[cell.benchmark].adapter
-        if _attempt(cell, adapter, ctx, data, store, prov, cfg.retries, summary, generate_only):
+        adaptive = adaptive_settings(cfg, cell.benchmark, cell.format)
+        if adaptive is not None:
+            attempt = _attempt_adaptive(cell, adapter, ctx, data, store, prov, cfg, adaptive, summary)
+        else:
+            attempt = _attempt(cell, adapter, ctx, data, store, prov, cfg.retries, summary, generate_only)
+        if attempt:
             with lock:
                 settled.add(cell.key)
         if remaining is not None:
@@ -433,6 +439,51 @@ def _attempt(
     now = datetime.now(timezone.utc)
     run = RunInfo(new_run_id(), now, now, log_path, prov, data.sources, data.overridden)
     store.record_failure(cell, run, error)
+    summary.failed[cell.benchmark] = error
+    return True
+
+
+def _attempt_adaptive(
+    cell: Cell,
+    adapter_name: str,
+    ctx: RunContext,
+    data: CellData,
+    store: ResultsStore,
+    prov: Provenance,
+    cfg: EvalkitConfig,
+    settings: AdaptiveSettings,
+    summary: JobSummary,
+) -> bool:
+    """An adaptive variant cell (evalkit/pipeline/adaptive_run.py): its chunks until the rule stops, each chunk
+    committed; a retry resumes at the next chunk. A failure is recorded without touching committed chunks. False:
+    the job is stopping and the cell was left as it was (pending or partial)."""
+    from evalkit.pipeline.adaptive_run import run_adaptive_cell
+
+    ctx.work_dir.mkdir(parents=True, exist_ok=True)
+    _discard_progress(ctx, keep_own=True)
+    error, log_path = "", str(ctx.work_dir)
+    for attempt in range(cfg.retries + 1):
+        now = datetime.now(timezone.utc)
+        run = RunInfo("", now, now, str(ctx.work_dir), prov, data.sources, data.overridden)
+        try:
+            record = run_adaptive_cell(cell, adapter_name, ctx, settings, cfg.baseline_format, store, run, STOPPING)
+            if STOPPING.is_set():
+                return False
+            if record is not None and record.finished:
+                _discard_progress(ctx)
+                summary.done.append(cell.benchmark)
+            return True
+        except ServerError:
+            raise
+        except EvalkitError as err:
+            error, log_path = err.message, str(err.log or ctx.work_dir)
+        except Exception as err:  # an adapter bug must not take the other cells down
+            error = f"{type(err).__name__}: {err}\n{traceback.format_exc(limit=5)}"
+        if STOPPING.is_set():
+            return False
+        log.warning("    %s attempt %d/%d failed: %s", cell.benchmark, attempt + 1, cfg.retries + 1, error)
+    now = datetime.now(timezone.utc)
+    store.record_failure(cell, RunInfo(new_run_id(), now, now, log_path, prov, data.sources, data.overridden), error)
     summary.failed[cell.benchmark] = error
     return True
 
