@@ -121,7 +121,9 @@ class ServerConfig:
     max_model_len: int | None = None
     """Context length. Not set here: the job passes `model.max_model_len` (validate refuses a value here)."""
     dtype: str = "auto"
-    """auto keeps the checkpoint's dtype (bf16 stays bf16; quantized checkpoints pick their own)."""
+    """auto keeps the checkpoint's dtype (bf16 stays bf16; quantized checkpoints pick their own). cpu_native (CPU
+    only, conf/server/cpu.yaml): bfloat16 where the CPU computes bf16 natively, float32 elsewhere, decided where the
+    server starts (`evalkit.serve.cpu_support`). It is the activation dtype of quantized checkpoints too."""
     enforce_eager: bool = False
     """Skip CUDA graphs / torch.compile: start-up ~45 s instead of 100-160 s on CPU, slower decoding."""
     gpu_memory_utilization: float | None = bounded(None, gt=0, le=1)

@@ -30,6 +30,7 @@ from typing import Any, cast
 
 from evalkit.core.errors import ConfigError, ServerError
 from evalkit.core.records import Endpoint
+from evalkit.serve.cpu_support import CPU_NATIVE, CpuInfo, DtypeChoice, read_cpuinfo, serving_dtype
 from evalkit.serve.ray_cluster import RayCluster, bootstrap_env, wrap_command
 from evalkit.serve.render import (
     Device,
@@ -256,6 +257,7 @@ class VLLMServer:
         env: Mapping[str, str] | None = None,
         work_dir: Path | None = None,
         ray_cluster: RayCluster | None = None,
+        cpu: CpuInfo | None = None,
     ) -> None:
         overrides: dict[str, Any] = {}
         if tensor_parallel_size is not None:
@@ -273,6 +275,10 @@ class VLLMServer:
         self.job_env = dict(env or {})
         self.work_dir = Path(work_dir).absolute() if work_dir is not None else self.log_path.parent
         self.ray_cluster = ray_cluster
+        self.cpu = cpu
+        """The CPU the server runs on (None: read /proc/cpuinfo when it starts); a test passes another kind's."""
+        self.dtype: DtypeChoice | None = None
+        """The dtype a CPU server was started in, and why (None until started, and on GPUs)."""
         self.install: VLLMInstall | None = None
         self.command: list[str] = []
         self.env_overrides: dict[str, str] = {}
@@ -327,6 +333,15 @@ class VLLMServer:
             rendered = render_env(cfg, device=device, work_dir=self.work_dir, base_env=base_env)
         except ConfigError as err:  # found only now that the device is known, e.g. VLLM_CPU_KVCACHE_SPACE unset
             raise ServerError(err.what, hint=err.hint) from err
+        if device == "cpu":  # decided here, on the node that serves, not where the sweep was planned
+            self.dtype = serving_dtype(cfg.dtype, self.cpu or read_cpuinfo())
+            cfg = replace(cfg, dtype=self.dtype.dtype)
+            log.info("%s", self.dtype.reason)
+        elif cfg.dtype == CPU_NATIVE:
+            raise ServerError(
+                f"server.dtype={CPU_NATIVE} chooses a CPU's dtype, but this server runs on a GPU",
+                hint="use server.dtype=auto on GPUs (the checkpoint's own dtype), or server=cpu",
+            )
         checkpoint = self._resolve_checkpoint()
         self.env_overrides = self.job_env | rendered
         child_env = base_env | self.env_overrides
@@ -411,9 +426,10 @@ class VLLMServer:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as logf:  # append: a retried start keeps the first attempt's error
             stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
-            logf.write(
-                f"\n===== evalkit {stamp}: starting vLLM; to rerun by hand:\n{self.rerun}\n{_HEADER_END}\n".encode()
-            )
+            # the dtype line comes first: the rerun command runs up to _HEADER_END (evalkit.perf reads it back)
+            why = f"\n===== evalkit {stamp}: {self.dtype.reason}" if self.dtype is not None else ""
+            header = f"{why}\n===== evalkit {stamp}: starting vLLM; to rerun by hand:\n{self.rerun}\n{_HEADER_END}\n"
+            logf.write(header.encode())
             logf.flush()
             self._proc = subprocess.Popen(
                 self.command,

@@ -15,6 +15,7 @@ from typing import Literal
 
 from evalkit.core.config import ServerConfig
 from evalkit.core.errors import ConfigError
+from evalkit.serve.cpu_support import CPU_NATIVE
 
 Device = Literal["cpu", "gpu"]
 DEVICES = ("auto", "cpu", "gpu")
@@ -29,6 +30,11 @@ def validate_server_config(cfg: ServerConfig) -> None:
     """Checks the schema cannot express. Raises ConfigError naming the bad value and the valid ones."""
     if cfg.device not in DEVICES:
         raise ConfigError(f"server.device={cfg.device!r} is not one of {', '.join(DEVICES)}")
+    if cfg.dtype == CPU_NATIVE and cfg.device == "gpu":
+        raise ConfigError(
+            f"server.dtype={CPU_NATIVE} chooses a CPU's dtype, but server.device=gpu",
+            hint="use server.dtype=auto on GPUs (the checkpoint's own dtype), or server=cpu",
+        )
     if not 0 <= cfg.port <= 65535:
         raise ConfigError(f"server.port={cfg.port} is not a port", hint="use 0 to pick a free port")
     if cfg.tensor_parallel_size < 1:

