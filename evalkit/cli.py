@@ -225,17 +225,19 @@ def _margin(text: str) -> Margin:
 def cmd_compare(args: argparse.Namespace) -> int:
     from evalkit.compare import CompareSettings, compare, degraded, render
     from evalkit.compare.frame import read_samples
-    from evalkit.compare.sequential import early_stop_notes
+    from evalkit.compare.sequential import adaptive_subsets, early_stop_notes
     from evalkit.results.store import ResultsStore
 
     results = Path(args.results)
     _check_results_dir(results)
     store = ResultsStore(results)
     margin = _margin(args.margin)
-    settings = CompareSettings(baseline=args.baseline, margin=margin, method=args.method, seed=args.seed)
+    scores, adaptive = store.read_scores(), store.adaptive_records()
+    subsets = adaptive_subsets(adaptive, dict(zip(scores["benchmark"], scores["suite"], strict=True)))
+    settings = CompareSettings(args.baseline, margin, args.method, seed=args.seed, subsets=subsets)
     samples = read_samples(results)
-    table, notes = compare(samples, store.read_scores(), settings)
-    notes += early_stop_notes(store.adaptive_records())
+    table, notes = compare(samples, scores, settings)
+    notes += early_stop_notes(adaptive)
     print(render(table, settings, with_tasks=args.tasks))
     for note in notes:
         print(f"note: {note}")

@@ -113,4 +113,12 @@ def render_plan(plans: Sequence[object]) -> str:
     head = f"sweep: {len(plans)} job(s), {total} cell(s); {total - pending} complete, {pending} to run"
     if pending == 0:
         head += " - nothing to do (every cell is complete; use `evalkit run ...` to re-run one)"
-    return head + "\n" + text_table(["job (model.format)", "to run", "store"], rows)
+    from evalkit.pipeline.adaptive_estimate import render_estimates
+
+    adaptive = render_estimates(plans)  # type: ignore[arg-type]
+    return (
+        head
+        + "\n"
+        + text_table(["job (model.format)", "to run", "store"], rows)
+        + ("\n" + adaptive if adaptive else "")
+    )

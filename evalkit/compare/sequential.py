@@ -309,6 +309,16 @@ def early_stop_notes(records: Mapping[CellKey, AdaptiveRecord]) -> list[str]:
     return [f"adaptive {key}: {rec.line()}" for key, rec in sorted(records.items(), key=lambda kv: kv[0].encode())]
 
 
+def adaptive_subsets(records: Mapping[CellKey, AdaptiveRecord], suite_of: Mapping[str, str]) -> frozenset:
+    """(model, format, suite) of the adaptive cells that hold part of their baseline's documents (stopped early, or
+    still running), for `CompareSettings.subsets`. `suite_of`: benchmark -> suite."""
+    return frozenset(
+        (k.model, k.format, suite_of.get(k.benchmark, k.benchmark))
+        for k, rec in records.items()
+        if rec.documents < rec.total
+    )
+
+
 def sequential_decision(
     stratum: np.ndarray,
     diff: np.ndarray,

@@ -53,6 +53,9 @@ class CompareSettings:
     n_perm: int = 5000
     seed: int = 0
     level: float = 0.95
+    subsets: frozenset[tuple[str, str, str]] = frozenset()
+    """(model, format, suite) of adaptive cells stopped early (sequential.adaptive_subsets): their documents are a
+    subset of the baseline's, which is paired on those documents only."""
 
 
 def compare(
@@ -72,7 +75,8 @@ def compare(
             continue
         for fmt, var in grp[grp["format"] != settings.baseline].groupby("format", sort=True, observed=True):
             where = f"{model} / {suite}: {fmt} vs {settings.baseline}"
-            paired, unscored = drop_unscored(pair(base[PAIR_COLUMNS], var[PAIR_COLUMNS], where))
+            of = base if (model, fmt, suite) not in settings.subsets else base[base["doc_id"].isin(var["doc_id"])]
+            paired, unscored = drop_unscored(pair(of[PAIR_COLUMNS], var[PAIR_COLUMNS], where))
             notes.extend(
                 f"{where}: {task}: {n} documents without a score on one side (arena: every judgment of the "
                 "question failed) left out on both sides"

@@ -252,8 +252,8 @@ def committed_results(scores: pd.DataFrame, samples: pd.DataFrame) -> tuple[list
     return task_scores, records
 
 
-def _number(v: object) -> float | None:
-    return None if v is None or pd.isna(v) else float(v)  # type: ignore[arg-type]
+def _number(v: float | None) -> float | None:
+    return None if v is None or np.isnan(v) else float(v)
 
 
 def suite_documents(

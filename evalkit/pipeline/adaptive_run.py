@@ -25,6 +25,7 @@ from evalkit.benchmarks import RunContext, get_adapter
 from evalkit.core.cell import Cell, CellKey
 from evalkit.core.enums import CellState
 from evalkit.core.errors import BenchmarkError, ConfigError
+from evalkit.core.records import SampleRecord, TaskScore
 from evalkit.pipeline.adaptive import (
     AdaptiveSettings,
     AdaptiveStatus,
@@ -88,7 +89,8 @@ def run_adaptive_cell(
         )
     base = read_baseline(store, cell, baseline_format)
     rec = store.cell_record(cell)
-    prev_scores, prev_samples = [], []
+    prev_scores: list[TaskScore] = []
+    prev_samples: list[SampleRecord] = []
     seconds = 0.0
     if rec.state is CellState.PARTIAL and rec.adaptive is not None and rec.adaptive.baseline_run == base.run_id:
         committed = store.read_cell(cell.key)
@@ -98,7 +100,9 @@ def run_adaptive_cell(
     elif rec.state is CellState.PARTIAL:
         log.info("    %s: the baseline was re-run since its chunks were planned: starting over", cell.key)
 
-    def decide(scores: list, samples: list, run: RunInfo) -> tuple[AdaptiveStatus, pd.DataFrame]:
+    def decide(
+        scores: list[TaskScore], samples: list[SampleRecord], run: RunInfo
+    ) -> tuple[AdaptiveStatus, pd.DataFrame]:
         v_scores, v_samples = cell_rows(cell, run, scores, samples)
         base_docs, var_docs = suite_documents(
             pd.concat([base.scores, v_scores], ignore_index=True),

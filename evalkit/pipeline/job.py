@@ -98,6 +98,9 @@ def run_job(plan: JobPlan, job_dir: Path, cfg_hash: str) -> JobSummary:
             return summary
         job_dir.mkdir(parents=True, exist_ok=True)
         ctx_of = cell_contexts(cfg, job_dir)
+        pending = _without_missing_baselines(pending, cfg, cfg_hash, ctx_of, store, summary)
+        if not pending:
+            return summary
         if phase == Phase.score:
             _score_generated(pending, cfg, ctx_of, store, summary)
             return summary
@@ -354,6 +357,38 @@ def stop_harnesses(server: LiveServer) -> None:
 
     server_group = getattr(server, "pid", None)
     stop_groups([g for g in child_groups() if g != server_group], timeout_s=10.0)
+
+
+def _without_missing_baselines(
+    cells: list[Cell],
+    cfg: EvalkitConfig,
+    cfg_hash: str,
+    ctx_of: Callable[[Cell, Endpoint | None], RunContext],
+    store: ResultsStore,
+    summary: JobSummary,
+) -> list[Cell]:
+    """Adaptive variant cells run their baseline's committed documents: one whose baseline cell is not committed is
+    recorded failed with what to run first, before any server starts for it."""
+    from evalkit.pipeline.adaptive_run import read_baseline
+
+    keep = []
+    for cell in cells:
+        if adaptive_settings(cfg, cell.benchmark, cell.format) is None:
+            keep.append(cell)
+            continue
+        try:
+            read_baseline(store, cell, cfg.baseline_format)
+        except EvalkitError as err:
+            log.error("    %s: %s\n      %s", cell.benchmark, err.message, err.hint)
+            now = datetime.now(timezone.utc)
+            prov = Provenance(*tool_versions(vllm_version="unknown"), checkpoint_path="", config_hash=cfg_hash)
+            data = cell_data(cfg, cell, ctx_of(cell, None))
+            run = RunInfo(new_run_id(), now, now, str(ctx_of(cell, None).work_dir), prov, data.sources, data.overridden)
+            store.record_failure(cell, run, f"{err.message} ({err.hint})")
+            summary.failed[cell.benchmark] = err.message
+            continue
+        keep.append(cell)
+    return keep
 
 
 def _score_generated(

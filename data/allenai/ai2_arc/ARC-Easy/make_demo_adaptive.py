@@ -1,7 +1,8 @@
-"""Writes test.jsonl: the adaptive demo's purpose-built questions (conf/benchmarks/demo_adaptive.yaml), in ARC's
-schema. Each asks which of four words belongs to a plain category; the other three come from other categories. The
-questions are easy on purpose: any format of a model answers them alike (nearly every paired difference is 0), which
-is what lets the sequential rule stop early at the demo's margin. Run: python make_demo_adaptive.py"""
+"""Writes test.jsonl (and a 5-question train.jsonl): the adaptive demo's purpose-built questions
+(conf/benchmarks/demo_adaptive.yaml), in ARC's schema. Each asks which of four words belongs to a plain category;
+the other three come from other categories. The questions are easy on purpose: any format of a model answers them
+alike (nearly every paired difference is 0), which is what lets the sequential rule stop early at the demo's margin.
+Run: python make_demo_adaptive.py"""
 
 import json
 import random
@@ -21,14 +22,19 @@ CATEGORIES = {
     "a planet": ["Mercury", "Venus", "Earth", "Mars", "Jupiter", "Saturn", "Uranus", "Neptune"],
     "a piece of furniture": ["chair", "table", "sofa", "bed", "desk", "shelf", "wardrobe", "stool"],
 }
-N = 120
+SPLITS = {"test": 120, "train": 5}
+"""lm-eval's arc_easy reads the train split for few-shot examples even at 0 shots."""
 
 
 def main() -> None:
-    rng = random.Random(20)
+    for split, n in SPLITS.items():
+        write(split, n, random.Random(f"{split}-20"))
+
+
+def write(split: str, n: int, rng: random.Random) -> None:
     names = sorted(CATEGORIES)
     lines = []
-    for i in range(N):
+    for i in range(n):
         cat = names[i % len(names)]
         answer = rng.choice(CATEGORIES[cat])
         others = rng.sample([c for c in names if c != cat], 3)
@@ -38,14 +44,14 @@ def main() -> None:
         lines.append(
             json.dumps(
                 {
-                    "id": f"Evalkit_Adaptive_{i + 1}",
+                    "id": f"Evalkit_Adaptive_{split}_{i + 1}",
                     "question": f"Which of these is {cat}?",
                     "choices": {"text": choices, "label": labels},
                     "answerKey": labels[choices.index(answer)],
                 }
             )
         )
-    Path(__file__).with_name("test.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    Path(__file__).with_name(f"{split}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":
