@@ -21,8 +21,8 @@ from evalkit.core.cell import CellKey
 from evalkit.results.store import ResultsStore
 
 REPO = Path(__file__).resolve().parents[2]
-GRID = ["format=bf16,w4a16", "benchmark=demo_adaptive"]
-VARIANT = CellKey("smollm2-135m-instruct", "w4a16", "demo_adaptive")
+GRID = ["format=bf16,fp8", "benchmark=demo_adaptive"]
+VARIANT = CellKey("smollm2-135m-instruct", "fp8", "demo_adaptive")
 
 pytestmark = pytest.mark.integration
 
@@ -37,7 +37,7 @@ def _adaptive(tmp: Path):  # type: ignore[no-untyped-def]
 
 
 def test_adaptive_sweep_killed_between_chunks_resumes_and_stops_early(tmp_path: Path) -> None:
-    job_log = tmp_path / "jobs" / "adaptive" / "smollm2-135m-instruct.w4a16" / "job.log"
+    job_log = tmp_path / "jobs" / "adaptive" / "smollm2-135m-instruct.fp8" / "job.log"
     proc = subprocess.Popen(
         [sys.executable, "-m", "evalkit.cli", "sweep", *GRID, *_where(tmp_path)],
         cwd=REPO,
@@ -97,7 +97,7 @@ def test_adaptive_sweep_killed_between_chunks_resumes_and_stops_early(tmp_path: 
         timeout=600,
     )
     assert compare.returncode == 0, compare.stderr[-4000:]
-    assert re.search(r"w4a16.*demo_adaptive.*stopped early", compare.stdout), compare.stdout
+    assert re.search(r"fp8.*demo_adaptive.*stopped early", compare.stdout), compare.stdout
     comparisons = pd.read_parquet(tmp_path / "results" / "compare" / "comparisons.parquet")
-    row = comparisons[(comparisons["format"] == "w4a16") & (comparisons["task"] == "*")]
-    assert len(row) == 1 and int(row["n"].iloc[0]) == final.documents
+    row = comparisons[(comparisons["format"] == "fp8") & (comparisons["task"] == "*")]
+    assert len(row) == 1 and int(row["n_docs"].iloc[0]) == final.documents
