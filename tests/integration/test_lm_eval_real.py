@@ -147,7 +147,9 @@ def fp32_server(
     """The demo model served in fp32: on CPUs without native bf16 (AVX2 only) bf16 serving is ~60x slower, and this
     test needs a run long enough to be killed in the middle of."""
     log_path = tmp_path_factory.mktemp("fp32_server") / "server.log"
-    with VLLMServer(demo_server_config(dtype="float32"), demo_checkpoint, log_path=log_path) as server:
+    # a loaded 2-core machine (other jobs beside this test) has taken 320 s to start one
+    config = demo_server_config(dtype="float32", startup_timeout_s=900.0)
+    with VLLMServer(config, demo_checkpoint, log_path=log_path) as server:
         yield server
 
 
