@@ -95,6 +95,8 @@ bench: install
 	$(PY) -m bench.coverage
 	$(PY) -m bench.perf_headroom
 	$(PY) -m bench.job_efficiency
+	# the adaptive rule (bench/sequential.md), with the demo's cells when a finished run is in results/
+	$(PY) -m bench.sequential $(if $(wildcard results/samples),--results results)
 
 clean:
 	rm -rf $(VENV) $(QVENV) .cache

@@ -7,6 +7,7 @@ evalkit cancel sweep=study launcher=slurm            # scancel the sweep's Slurm
 evalkit aggregate [--results DIR]
 evalkit compare [--results DIR] [--baseline bf16] [--margin 1.0] [--policy FILE] [--gate] [--lm-eval-runs DIR...]
 evalkit report [--results DIR] [--out FILE]           # one self-contained HTML page of the results
+evalkit replay [--results DIR] [--orders 200]         # what adaptive evaluation would have spent and decided
 evalkit prefetch model=llama-3.1-8b-instruct format=bf16,fp8 benchmark=leaderboard_v1
 evalkit doctor model=llama-3.1-8b-instruct format=bf16,fp8 benchmark=leaderboard_v1 server=gpu   # ready?
 """
@@ -26,6 +27,7 @@ from evalkit.util.files import write_atomic
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from evalkit.compare import Margin
     from evalkit.status import CellView
 
 
@@ -173,10 +175,13 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_aggregate(args: argparse.Namespace) -> int:
     from evalkit.compare.recovery import aggregate_results
+    from evalkit.compare.sequential import early_stop_notes
+    from evalkit.results.store import ResultsStore
 
     results = Path(args.results)
     _check_results_dir(results)
     print(aggregate_results(results, args.baseline))
+    print("".join(f"note: {n}\n" for n in early_stop_notes(ResultsStore(results).adaptive_records())), end="")
     return 0
 
 
@@ -209,17 +214,24 @@ GATE_EXIT = 3
 nothing decided). The policy (conf/policy/default.yaml) says which outcomes block, per tier of suite and task."""
 
 
+def _margin(text: str) -> Margin:
+    from evalkit.compare import CompareError, Margin
+
+    try:
+        return Margin.parse(text)
+    except ValueError:
+        raise CompareError(f"--margin {text!r} is neither points (1.0) nor percent of baseline (2%)") from None
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
-    from evalkit.compare import CompareError, CompareSettings, Margin, compare, gate, load_policy, render
+    from evalkit.compare import CompareSettings, compare, gate, load_policy, render
     from evalkit.compare.frame import read_samples
+    from evalkit.compare.sequential import adaptive_subsets, early_stop_notes
     from evalkit.results.aggregate import REQUIRED_COLUMNS
     from evalkit.results.store import ResultsStore
 
     policy = load_policy(Path(args.policy) if args.policy else None)
-    try:
-        margin = Margin.parse(args.margin) if args.margin is not None else policy.margin
-    except ValueError:
-        raise CompareError(f"--margin {args.margin!r} is neither points (1.0) nor percent of baseline (2%)") from None
+    margin = _margin(args.margin) if args.margin is not None else policy.margin
     results = Path(args.results)
     if args.lm_eval_runs:
         from evalkit.compare.external import store_from_runs
@@ -227,10 +239,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
         store_from_runs([Path(f) for f in args.lm_eval_runs], args.baseline, results)
     _check_results_dir(results)
     store = ResultsStore(results)
-    settings = CompareSettings.of(policy, args.baseline, margin, method=args.method, seed=args.seed)
+    scores, adaptive = store.read_scores(required=REQUIRED_COLUMNS), store.adaptive_records()
+    subsets = adaptive_subsets(adaptive, dict(zip(scores["benchmark"], scores["suite"], strict=True)))
+    settings = CompareSettings.of(policy, args.baseline, margin, method=args.method, seed=args.seed, subsets=subsets)
     has_samples = any((results / "samples").glob("*.parquet"))
     samples = read_samples(results) if has_samples else None
-    table, notes = compare(samples, store.read_scores(required=REQUIRED_COLUMNS), settings)
+    table, notes = compare(samples, scores, settings)
+    notes += early_stop_notes(adaptive)
     print(render(table, settings, with_tasks=args.tasks))
     for note in notes:
         print(f"note: {note}")
@@ -245,6 +260,34 @@ def cmd_compare(args: argparse.Namespace) -> int:
         return GATE_EXIT
     if args.gate:
         print(f"gate: passes ({args.policy or 'conf/policy/default.yaml'})")
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from evalkit.compare import CompareSettings
+    from evalkit.compare.frame import read_samples
+    from evalkit.compare.replay import ReplaySettings, cells, render, replay
+    from evalkit.compare.sequential import RuleSettings
+    from evalkit.results.store import ResultsStore
+
+    results = Path(args.results)
+    _check_results_dir(results)
+    margin = _margin(args.margin)
+    settings = ReplaySettings(
+        orders=args.orders,
+        chunk=args.chunk,
+        seed=args.seed,
+        rule=RuleSettings(alpha=args.alpha, finite=args.population == "documents"),
+    )
+    found, notes = cells(
+        read_samples(results), ResultsStore(results).read_scores(), CompareSettings(args.baseline, margin)
+    )
+    table = replay(found, settings)
+    print(render(table, settings, margin))
+    print("".join(f"note: {note}\n" for note in notes), end="")
+    (results / "compare").mkdir(parents=True, exist_ok=True)
+    table.to_parquet(written := results / "compare" / "replay.parquet", index=False)
+    print(f"\nwritten: {written}")
     return 0
 
 
@@ -409,6 +452,23 @@ def build_parser() -> argparse.ArgumentParser:
     cm.add_argument("--bertscore-layers", type=int, default=None, help="BERTScore layer (default: bert-score's)")
     cm.add_argument("--sts-model", default=None, help="sentence-transformers model (default: bundled all-MiniLM-L6-v2)")
     cm.set_defaults(func=cmd_compare)
+
+    ry = sub.add_parser("replay", help="what adaptive evaluation would have spent and decided on a full run")
+    ry.add_argument("--results", default="results", help="directory holding scores/ and samples/ (default: results)")
+    ry.add_argument("--baseline", default="bf16", help="baseline format (default: bf16)")
+    ry.add_argument("--margin", default="1.0", help="points of the suite's scale, or percent of baseline: 2%%")
+    ry.add_argument("--orders", type=int, default=200, help="random document orders per cell (default: 200)")
+    ry.add_argument("--chunk", type=int, default=None, help="documents per chunk (default: 2%% of a cell's)")
+    ry.add_argument("--alpha", type=float, default=0.05, help="error rate of the confidence sequence, two-sided")
+    ry.add_argument(
+        "--population",
+        choices=["superpopulation", "documents"],
+        default="superpopulation",
+        help="infer the difference of the population the documents are drawn from (as compare) or of the "
+        "documents themselves (finite population: stops sooner, claims less)",
+    )
+    ry.add_argument("--seed", type=int, default=0, help="seed of the first order")
+    ry.set_defaults(func=cmd_replay)
 
     rp = sub.add_parser(
         "report", help="one self-contained HTML page: verdicts, per-task CIs, divergence, perf, failures"

@@ -8,6 +8,7 @@ cell and is pure; `grid_views` gathers the inputs.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from evalkit.core.enums import CellState, CellStatus
 from evalkit.core.errors import SlurmError
 from evalkit.launch.record import Submission, SubmittedJob, SweepRecord
 from evalkit.launch.slurm_state import JobState
+from evalkit.results.adaptive import AdaptiveRecord
 from evalkit.results.store import CellRecord
 
 log = logging.getLogger("evalkit.status")
@@ -39,6 +41,8 @@ class CellView:
     job_id: str | None = None
     """The Slurm job that runs (or ran) the cell, if it was submitted to Slurm."""
     job_state: JobState | None = None
+    adaptive: AdaptiveRecord | None = None
+    """An adaptive variant cell's progress and spending (the store's record)."""
 
 
 def _recorded_by(rec: CellRecord, submission: Submission) -> bool:
@@ -56,6 +60,17 @@ def cell_view(
     record: SweepRecord | None = None,
 ) -> CellView:
     """The status of one cell from its store record and (on Slurm) its latest job and the job states."""
+    view = _cell_view(cell, rec, slurm, states, record)
+    return dataclasses.replace(view, adaptive=rec.adaptive) if rec.adaptive is not None else view
+
+
+def _cell_view(
+    cell: Cell,
+    rec: CellRecord,
+    slurm: tuple[Submission, SubmittedJob] | None,
+    states: Mapping[str, JobState] | None,
+    record: SweepRecord | None,
+) -> CellView:
     stored = CellView(cell, CellStatus(rec.state.value), rec.error, rec.log_path)
     if slurm is None:
         return stored

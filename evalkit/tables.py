@@ -17,6 +17,7 @@ STATE_MARK = {
     CellStatus.MISSING: "-",
     CellStatus.RUNNING: "running",
     CellStatus.QUEUED: "queued",
+    CellStatus.PARTIAL: "partial",
 }
 """How a status reads in the matrix: failures stand out, missing cells recede."""
 
@@ -29,7 +30,11 @@ def render_grid_status(views: Sequence[CellView]) -> str:
     benchmarks: list[str] = []
     for v in views:
         row = f"{v.cell.model}/{v.cell.format}"
-        rows.setdefault(row, {})[v.cell.benchmark] = STATE_MARK[v.status]
+        mark = STATE_MARK[v.status]
+        if v.adaptive is not None:  # an adaptive cell says how far it got: "done 80/120 early", "partial 40/120"
+            a = v.adaptive
+            mark += f" {a.documents}/{a.total}" + (" early" if a.stopped_early else "")
+        rows.setdefault(row, {})[v.cell.benchmark] = mark
         if v.cell.benchmark not in benchmarks:
             benchmarks.append(v.cell.benchmark)
         if v.job_id is not None:
@@ -47,7 +52,29 @@ def render_grid_status(views: Sequence[CellView]) -> str:
     for v in views:
         counts[v.status.value] = counts.get(v.status.value, 0) + 1
     summary = f"{len(views)} cell(s): " + ", ".join(f"{n} {s}" for s, n in counts.items())
-    return text_table(header, table) + "\n" + summary
+    return text_table(header, table) + "\n" + summary + render_adaptive(views)
+
+
+def render_adaptive(views: Sequence[CellView]) -> str:
+    """Adaptive cells: each one's spending and decision, and the sweep's variant documents and seconds against
+    the full runs ("" when the grid has none)."""
+    cells = [v for v in views if v.adaptive is not None]
+    if not cells:
+        return ""
+    lines = [
+        f"\nadaptive {v.cell.model}/{v.cell.format}/{v.cell.benchmark}: {v.adaptive.line()}"
+        for v in cells
+        if v.adaptive
+    ]
+    docs = sum(v.adaptive.documents for v in cells if v.adaptive)
+    total = sum(v.adaptive.total for v in cells if v.adaptive)
+    secs = sum(v.adaptive.seconds for v in cells if v.adaptive)
+    full = sum(v.adaptive.baseline_seconds for v in cells if v.adaptive)
+    lines.append(
+        f"\nadaptive cells spent {docs:,} of {total:,} documents ({100 * docs / max(total, 1):.0f}%), "
+        f"{secs:.0f}s against ~{full:.0f}s for full runs (the baselines' times)"
+    )
+    return "".join(lines)
 
 
 def render_failures(views: Sequence[CellView]) -> str:
@@ -99,4 +126,7 @@ def render_plan(plans: Sequence[object]) -> str:
             scheme = str(cfg.format.recipe.scheme) if cfg.format.recipe is not None else None
             s = plan_support(scheme, cfg.server.dtype, cfg.server.env, cpu) if cfg.server.device == "cpu" else None
             row.append("" if s is None else f"{s.how}: {s.detail}" + (f" (fix: {s.fix})" if s.fix else ""))
-    return head + "\n" + text_table(columns, rows)
+    from evalkit.pipeline.adaptive_estimate import render_estimates
+
+    adaptive = render_estimates(plans)  # type: ignore[arg-type]
+    return head + "\n" + text_table(columns, rows) + ("\n" + adaptive if adaptive else "")

@@ -40,6 +40,9 @@ class RunContext:
     """Where the cell keeps finished parts of its work across an interrupted job (a requeue resumes from them):
     named by the cell's id, so other settings never reuse it, and removed by the job once the cell is committed.
     None: nothing is kept, every attempt starts over."""
+    samples: dict[str, list[int]] | None = None
+    """Run only these documents, {harness task: [doc ids]} (an adaptive chunk, evalkit/pipeline/adaptive.py); None:
+    every document. Only adapters with `CHUNKS = True` accept it."""
 
 
 @dataclass(frozen=True)

@@ -64,6 +64,10 @@ class CompareSettings:
     def of(cls, policy: Policy, baseline: str = "bf16", margin: Margin | None = None, **kw: Any) -> CompareSettings:
         return cls(baseline, margin or policy.margin, alpha=policy.alpha, family=policy.family, **kw)
 
+    subsets: frozenset[tuple[str, str, str]] = frozenset()
+    """(model, format, suite) of adaptive cells stopped early (sequential.adaptive_subsets): their documents are a
+    subset of the baseline's, which is paired on those documents only."""
+
 
 def compare(
     samples: pa.Table | pd.DataFrame | None, scores: pd.DataFrame, settings: CompareSettings
@@ -105,7 +109,11 @@ def _sampled_rows(
             continue
         for fmt, var in grp[grp["format"] != settings.baseline].groupby("format", sort=True, observed=True):
             where = f"{model} / {suite}: {fmt} vs {settings.baseline}"
-            paired_, unscored = drop_unscored(pair(base[PAIR_COLUMNS], var[PAIR_COLUMNS], where))
+            of = base
+            if (model, fmt, suite) in settings.subsets:  # stopped early: the baseline on the documents it ran
+                ran = pd.MultiIndex.from_frame(var[["task", "doc_id"]])
+                of = base[pd.MultiIndex.from_frame(base[["task", "doc_id"]]).isin(ran)]
+            paired_, unscored = drop_unscored(pair(of[PAIR_COLUMNS], var[PAIR_COLUMNS], where))
             notes.extend(
                 f"{where}: {task}: {n} documents without a score on one side (arena: every judgment of the "
                 "question failed) left out on both sides"

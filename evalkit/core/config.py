@@ -259,6 +259,25 @@ class DatasetOverride:
 
 
 @dataclass
+class AdaptiveConfig:
+    """Adaptive evaluation of variant formats (evalkit/pipeline/adaptive.py, README "Adaptive evaluation"): the
+    baseline format runs every document; a variant runs the baseline's documents in a seeded order, in chunks (one
+    lm-eval `--samples` run and one commit each), and stops once an anytime-valid rule on the paired differences
+    says recovered or degraded at `margin`. Off by default: a stopped cell holds a subset of the documents."""
+
+    enabled: bool = False
+    chunk: int = bounded(200, ge=1)
+    """Variant documents per chunk: one harness run, one commit, one look of the rule (smaller: finer stops, more
+    harness start-ups)."""
+    margin: float = bounded(1.0, ge=0)
+    """Margin in points of the suite's score, as `evalkit compare --margin` (the study's: 1 point)."""
+    alpha: float = bounded(0.05, gt=0, le=1)
+    """Two-sided error of the confidence sequence, whenever the rule looks."""
+    seed: int = bounded(0, ge=0)
+    """Seed of the document order (one order for every variant of a suite)."""
+
+
+@dataclass
 class BenchmarkConfig:
     """A benchmark (a suite of tasks) and its adapter settings."""
 
@@ -278,6 +297,8 @@ class BenchmarkConfig:
     benchmarks take conf/data/demo.yaml through their defaults list; a real benchmark has none unless a user names
     complete local copies (offline clusters), which `evalkit prefetch`'s manifest must vouch for
     (evalkit/core/datasources.py)."""
+    adaptive: AdaptiveConfig | None = None
+    """Adaptive mode for this suite; None: the sweep's (`adaptive` at the root). Only lm_eval suites chunk."""
 
 
 @dataclass
@@ -384,6 +405,8 @@ class EvalkitConfig:
     replicates: ReplicatesConfig = field(default_factory=ReplicatesConfig)
     """Baseline replicates for the noise floor (only the baseline format's job runs them)."""
     seed: int = bounded(1234, ge=0)
+    adaptive: AdaptiveConfig = field(default_factory=AdaptiveConfig)
+    """Adaptive mode for every suite of the sweep that sets none of its own (`benchmarks.<name>.adaptive`)."""
 
 
 def register_configs() -> None:

@@ -54,6 +54,8 @@ class CellState(StrEnum):
     STALE = "stale"
     """Rows exist for this model x format x benchmark, but from other settings (another cell id)."""
     MISSING = "missing"
+    PARTIAL = "partial"
+    """An adaptive cell's chunks committed so far, the rule still undecided: the next run resumes at the next chunk."""
 
 
 class CellStatus(StrEnum):
@@ -66,3 +68,5 @@ class CellStatus(StrEnum):
     STALE = "stale"
     """Rows from other settings (another cell id); the next sweep runs the cell again."""
     MISSING = "missing"
+    PARTIAL = "partial"
+    """An adaptive cell part-way through its chunks (CellState.PARTIAL)."""

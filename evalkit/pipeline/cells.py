@@ -6,6 +6,7 @@ own data files by content), never time or paths of a run; see `evalkit.core.cell
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from evalkit.checkpoints.quantize import recipe_identity
@@ -14,6 +15,7 @@ from evalkit.core.cell import Cell, CheckpointRef, file_digest, stable_hash
 from evalkit.core.config import EvalkitConfig, replicate_label, replicate_of
 from evalkit.core.enums import CheckpointSource
 from evalkit.core.errors import ConfigError
+from evalkit.pipeline.adaptive import adaptive_settings
 
 CONCURRENCY_SETTING = {"lm_eval": "num_concurrent", "arena_hard": "concurrency", "humaneval": "concurrency"}
 """The setting holding an adapter's requests in flight: what a baseline replicate changes."""
@@ -51,6 +53,9 @@ def make_cell(cfg: EvalkitConfig, benchmark: str, replicate: int = 0) -> Cell:
     }
     if replicate:
         identity["replicate"] = replicate
+    adaptive = adaptive_settings(cfg, benchmark, fmt)
+    if adaptive is not None:  # a stopped cell holds a subset of the documents: not the result of a full run
+        identity["adaptive"] = dataclasses.asdict(adaptive)
     return Cell(
         model=cfg.model.name,
         format=fmt,

@@ -32,6 +32,7 @@ from evalkit.core.datasources import DataSource, datasets_home, read_manifest, s
 from evalkit.core.enums import CellState, Phase
 from evalkit.core.errors import EvalkitError, ServerError
 from evalkit.core.provenance import tool_versions
+from evalkit.pipeline.adaptive import AdaptiveSettings, adaptive_settings
 from evalkit.pipeline.cell_pool import CellPool
 from evalkit.pipeline.cells import cell_dir_name, cell_seed, cell_settings
 from evalkit.pipeline.plan import JobPlan, results_dir
@@ -102,6 +103,9 @@ def run_job(plan: JobPlan, job_dir: Path, cfg_hash: str) -> JobSummary:
             return summary
         job_dir.mkdir(parents=True, exist_ok=True)
         ctx_of = cell_contexts(cfg, job_dir)
+        pending = _without_missing_baselines(pending, cfg, cfg_hash, ctx_of, store, summary)
+        if not pending:
+            return summary
         if phase == Phase.score:
             _score_generated(pending, cfg, ctx_of, store, summary)
             return summary
@@ -301,7 +305,11 @@ def run_cells(
             with lock:
                 settled.add(cell.key)
 
-        _attempt(cell, adapter, ctx, data, store, prov, cfg.retries, summary, generate_only, settle=settle)
+        adaptive = adaptive_settings(cfg, cell.benchmark, cell.format)
+        if adaptive is None:
+            _attempt(cell, adapter, ctx, data, store, prov, cfg.retries, summary, generate_only, settle=settle)
+        elif _attempt_adaptive(cell, adapter, ctx, data, store, prov, cfg, adaptive, summary):
+            settle()
         if remaining is not None:
             with lock:
                 remaining.remove(cell)
@@ -374,6 +382,38 @@ def last_run_seconds(store: ResultsStore, model: str, cells: list[Cell], concurr
         return float(sum(seconds[c.benchmark] for c in cells)) / max(1, concurrency)
     except Exception:  # a missing history (KeyError) or an unreadable store: no estimate
         return None
+
+
+def _without_missing_baselines(
+    cells: list[Cell],
+    cfg: EvalkitConfig,
+    cfg_hash: str,
+    ctx_of: Callable[[Cell, Endpoint | None], RunContext],
+    store: ResultsStore,
+    summary: JobSummary,
+) -> list[Cell]:
+    """Adaptive variant cells run their baseline's committed documents: one whose baseline cell is not committed is
+    recorded failed with what to run first, before any server starts for it."""
+    from evalkit.pipeline.adaptive_run import read_baseline
+
+    keep = []
+    for cell in cells:
+        if adaptive_settings(cfg, cell.benchmark, cell.format) is None:
+            keep.append(cell)
+            continue
+        try:
+            read_baseline(store, cell, cfg.baseline_format)
+        except EvalkitError as err:
+            log.error("    %s: %s\n      %s", cell.benchmark, err.message, err.hint)
+            now = datetime.now(timezone.utc)
+            prov = Provenance(*tool_versions(vllm_version="unknown"), checkpoint_path="", config_hash=cfg_hash)
+            data = cell_data(cfg, cell, ctx_of(cell, None))
+            run = RunInfo(new_run_id(), now, now, str(ctx_of(cell, None).work_dir), prov, data.sources, data.overridden)
+            store.record_failure(cell, run, f"{err.message} ({err.hint})")
+            summary.failed[cell.benchmark] = err.message
+            continue
+        keep.append(cell)
+    return keep
 
 
 def _score_generated(
@@ -468,6 +508,51 @@ def _attempt(
             return False
         store.record_failure(cell, run, error)
         settle()
+    summary.failed[cell.benchmark] = error
+    return True
+
+
+def _attempt_adaptive(
+    cell: Cell,
+    adapter_name: str,
+    ctx: RunContext,
+    data: CellData,
+    store: ResultsStore,
+    prov: Provenance,
+    cfg: EvalkitConfig,
+    settings: AdaptiveSettings,
+    summary: JobSummary,
+) -> bool:
+    """An adaptive variant cell (evalkit/pipeline/adaptive_run.py): its chunks until the rule stops, each chunk
+    committed; a retry resumes at the next chunk. A failure is recorded without touching committed chunks. False:
+    the job is stopping and the cell was left as it was (pending or partial)."""
+    from evalkit.pipeline.adaptive_run import run_adaptive_cell
+
+    ctx.work_dir.mkdir(parents=True, exist_ok=True)
+    _discard_progress(ctx, keep_own=True)
+    error, log_path = "", str(ctx.work_dir)
+    for attempt in range(cfg.retries + 1):
+        now = datetime.now(timezone.utc)
+        run = RunInfo("", now, now, str(ctx.work_dir), prov, data.sources, data.overridden)
+        try:
+            record = run_adaptive_cell(cell, adapter_name, ctx, settings, cfg.baseline_format, store, run, STOPPING)
+            if STOPPING.is_set():
+                return False
+            if record is not None and record.finished:
+                _discard_progress(ctx)
+                summary.done.append(cell.benchmark)
+            return True
+        except ServerError:
+            raise
+        except EvalkitError as err:
+            error, log_path = err.message, str(err.log or ctx.work_dir)
+        except Exception as err:  # an adapter bug must not take the other cells down
+            error = f"{type(err).__name__}: {err}\n{traceback.format_exc(limit=5)}"
+        if STOPPING.is_set():
+            return False
+        log.warning("    %s attempt %d/%d failed: %s", cell.benchmark, attempt + 1, cfg.retries + 1, error)
+    now = datetime.now(timezone.utc)
+    store.record_failure(cell, RunInfo(new_run_id(), now, now, log_path, prov, data.sources, data.overridden), error)
     summary.failed[cell.benchmark] = error
     return True
 

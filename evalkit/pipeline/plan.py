@@ -95,9 +95,34 @@ def plan_job(
         get_adapter(bench.adapter).validate(dict(bench.settings))
     if check_adapters and check_runtime:
         check_scoring_runtime(typed_cfg)
+    check_adaptive(typed_cfg)
     store = store or ResultsStore(results_dir(typed_cfg))
     cells = cells_of_job(typed_cfg)
     return JobPlan(typed_cfg, cells, [store.cell_record(c) for c in cells])
+
+
+def check_adaptive(cfg: EvalkitConfig) -> None:
+    """Refuse adaptive mode where it cannot run, before anything starts: an adapter that cannot run a chunk of its
+    documents, or a job that does not score in process (the rule needs each chunk's scores before the next)."""
+    from evalkit.benchmarks import get_adapter
+    from evalkit.pipeline.adaptive import adaptive_settings
+
+    for name in cfg.benchmark:
+        if adaptive_settings(cfg, name, cfg.format.name) is None:
+            continue
+        adapter = cfg.benchmarks[name].adapter
+        if not getattr(get_adapter(adapter), "CHUNKS", False):
+            raise ConfigError(
+                f"benchmark {name}: adaptive mode is on but its adapter {adapter!r} cannot run a chunk of its "
+                "documents (only lm_eval suites can)",
+                hint=f"set benchmarks.{name}.adaptive.enabled=false (or adaptive.enabled=false for the sweep)",
+            )
+        if not scores_in_process(cfg):
+            raise ConfigError(
+                f"benchmark {name}: adaptive mode decides after each chunk's scores, but this job does not score "
+                f"in process (phase={cfg.phase}, split_scoring={str(cfg.split_scoring).lower()})",
+                hint="run adaptive suites with phase=all and split_scoring=false, or turn adaptive mode off",
+            )
 
 
 def scores_in_process(cfg: EvalkitConfig) -> bool:

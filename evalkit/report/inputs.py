@@ -4,6 +4,7 @@ noise floor). A table that is absent stays None, with the reason, so its section
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import platform
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ import pandas as pd
 
 from evalkit.compare import CompareSettings, compare
 from evalkit.compare.frame import read_samples
+from evalkit.compare.sequential import adaptive_subsets, early_stop_notes
 from evalkit.core.errors import EvalkitError
 from evalkit.results.store import ResultsStore, read_parquet
 
@@ -62,6 +64,10 @@ def load_inputs(results: Path, settings: CompareSettings | None = None) -> Repor
     settings = settings or CompareSettings()
     store = ResultsStore(results)
     scores = store.read_scores()
+    # adaptive cells stopped early hold part of their baseline's documents: compared on those, and named
+    adaptive = store.adaptive_records()
+    subsets = adaptive_subsets(adaptive, dict(zip(scores["benchmark"], scores["suite"], strict=True)))
+    settings = dataclasses.replace(settings, subsets=settings.subsets | subsets)
     comparisons: pd.DataFrame | None = None
     error: str | None = None
     notes: list[str] = []
@@ -73,6 +79,7 @@ def load_inputs(results: Path, settings: CompareSettings | None = None) -> Repor
             comparisons, notes = compare(read_samples(results), ok, settings)
         except EvalkitError as exc:
             error = exc.message
+    notes += early_stop_notes(adaptive)
     return ReportInputs(
         results=str(results),
         scores=scores,

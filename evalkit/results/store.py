@@ -50,6 +50,7 @@ from evalkit.core.cell import KEY_SEP, Cell, CellKey
 from evalkit.core.enums import CellState, RowStatus
 from evalkit.core.errors import StoreError
 from evalkit.core.records import SampleRecord, TaskScore
+from evalkit.results.adaptive import ADAPTIVE_META, AdaptiveRecord
 from evalkit.util import locks
 from evalkit.util.files import make_dirs, share
 
@@ -216,6 +217,8 @@ class CellRecord:
     error: str | None = None
     log_path: str | None = None
     finished_at: datetime | None = None
+    adaptive: AdaptiveRecord | None = None
+    """An adaptive variant cell's progress (its scores file's metadata); None for every other cell."""
 
 
 def new_run_id() -> str:
@@ -311,9 +314,15 @@ class ResultsStore:
             yield mine
 
     def commit_cell(
-        self, cell: Cell, run: RunInfo, scores: Iterable[TaskScore], samples: Iterable[SampleRecord]
+        self,
+        cell: Cell,
+        run: RunInfo,
+        scores: Iterable[TaskScore],
+        samples: Iterable[SampleRecord],
+        adaptive: AdaptiveRecord | None = None,
     ) -> None:
-        """Replace the cell's rows (both tables) with these, atomically."""
+        """Replace the cell's rows (both tables) with these, atomically. `adaptive`: an adaptive cell's progress,
+        committed with its rows (a cell whose rule has not finished then reads as PARTIAL)."""
         score_rows = [_score_row(cell, run, s) for s in scores]
         if not score_rows:
             raise StoreError(f"cell {cell.key} produced no scores; refusing to commit an empty result")
@@ -321,17 +330,22 @@ class ResultsStore:
         self._check_writable(f"committing cell {cell.key}")
         with locks.exclusive(self._lock_path(cell.key, "commit")):
             self._commit(
-                cell.key, run.run_id, _to_table(score_rows, SCORES_SCHEMA), _to_table(sample_rows, SAMPLES_SCHEMA)
+                cell.key,
+                run.run_id,
+                _to_table(score_rows, SCORES_SCHEMA),
+                _to_table(sample_rows, SAMPLES_SCHEMA),
+                {ADAPTIVE_META: adaptive.to_json().encode()} if adaptive is not None else {},
             )
 
     def record_failure(self, cell: Cell, run: RunInfo, error: str) -> None:
         """Record a failed cell (one row, status "failed", with the error and log path).
 
-        A successful result of the same cell id is never overwritten by a failure: a failed re-run loses nothing.
+        A successful result of the same cell id is never overwritten by a failure, nor an adaptive cell's committed
+        chunks (the next run resumes from them): a failed re-run loses nothing.
         """
         self._check_writable(f"recording the failure of cell {cell.key}")
         with locks.exclusive(self._lock_path(cell.key, "commit")):  # the check and the write as one step
-            if self.cell_record(cell).state is not CellState.DONE:
+            if self.cell_record(cell).state not in (CellState.DONE, CellState.PARTIAL):
                 self._record_failure(cell, run, error)
 
     def _record_failure(self, cell: Cell, run: RunInfo, error: str) -> None:
@@ -351,13 +365,16 @@ class ResultsStore:
         )
         self._commit(cell.key, run.run_id, _to_table([row], SCORES_SCHEMA), _to_table([], SAMPLES_SCHEMA))
 
-    def _commit(self, key: CellKey, run_id: str, scores: pa.Table, samples: pa.Table) -> None:
-        """Steps 1-3 of the commit protocol; the caller holds the key's commit lock."""
+    def _commit(
+        self, key: CellKey, run_id: str, scores: pa.Table, samples: pa.Table, extra: dict[bytes, bytes] | None = None
+    ) -> None:
+        """Steps 1-3 of the commit protocol; the caller holds the key's commit lock. `extra`: more metadata of the
+        scores file (an adaptive cell's progress)."""
         pending_samples = self._pending_samples(key, run_id)
         pending_scores = self.scores_dir / PENDING / pending_samples.name
         meta = {RUN_ID_META: run_id.encode()}  # so a reader pairs the two files, even when samples has no rows
         _write_parquet(samples.replace_schema_metadata(meta), pending_samples)
-        _write_parquet(scores.replace_schema_metadata(meta), pending_scores)
+        _write_parquet(scores.replace_schema_metadata({**meta, **(extra or {})}), pending_scores)
         os.replace(pending_scores, self._scores_file(key))  # commit point
         _fsync_dir(self.scores_dir)
         os.replace(pending_samples, self._samples_file(key))
@@ -409,10 +426,11 @@ class ResultsStore:
         except FileNotFoundError:
             return CellRecord(CellState.MISSING)
         first = table.slice(0, 1).to_pylist()[0]
+        adaptive = _adaptive_of(table)
         if first["cell_id"] != cell.cell_id:
             state = CellState.STALE
         elif first["status"] == RowStatus.ok:
-            state = CellState.DONE
+            state = CellState.DONE if adaptive is None or adaptive.finished else CellState.PARTIAL
         else:
             state = CellState.FAILED
         return CellRecord(
@@ -422,7 +440,31 @@ class ResultsStore:
             error=first["error"],
             log_path=first["log_path"],
             finished_at=first["finished_at"],
+            adaptive=adaptive,
         )
+
+    def read_cell(self, key: CellKey) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+        """One committed cell's scores and samples, as one snapshot (`read_snapshot`); None when it has no rows."""
+        pair = self._cell_snapshot(key, self._scores_file(key))
+        if pair is None:
+            return None
+        (sf, st), (pf, pt) = pair
+        samples = [self._conform(pf, pt, SAMPLES_SCHEMA, None)] if pt is not None else []
+        return self._frame([self._conform(sf, st, SCORES_SCHEMA, None)]), self._frame(samples, SAMPLES_SCHEMA)
+
+    def adaptive_records(self) -> dict[CellKey, AdaptiveRecord]:
+        """Every committed adaptive cell's progress, by key (what compare, aggregate and the report name)."""
+        out: dict[CellKey, AdaptiveRecord] = {}
+        for key, path in self._keys():
+            if key is None:
+                continue
+            try:
+                found = _adaptive_of(self._read_file(path, columns=["run_id"]))
+            except FileNotFoundError:
+                continue
+            if found is not None:
+                out[key] = found
+        return out
 
     def _read_file(self, path: Path, columns: list[str] | None = None) -> pa.Table:
         """`read_parquet`; FileNotFoundError passes (a missing cell, or a pending file already renamed), a permission
@@ -547,6 +589,11 @@ class ResultsStore:
         return pa.concat_tables(tables).to_pandas()
 
 
+def _adaptive_of(table: pa.Table) -> AdaptiveRecord | None:
+    raw = (table.schema.metadata or {}).get(ADAPTIVE_META)
+    return AdaptiveRecord.from_json(raw) if raw is not None else None
+
+
 def _committed_key(path: Path) -> CellKey | None:
     """The cell key of a committed file `<key>.parquet`; None for a file of another name (a hand-made table)."""
     try:
@@ -630,3 +677,16 @@ def _to_table(rows: list[ScoreRow] | list[SampleRow], schema: pa.Schema) -> pa.T
                 value = list(value.items())
             columns[name].append(value)
     return pa.table(columns, schema=schema)
+
+
+def cell_rows(
+    cell: Cell, run: RunInfo, scores: Iterable[TaskScore], samples: Iterable[SampleRecord]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The scores and samples frames `commit_cell` would commit (as `read_snapshot` reads them back): what an
+    adaptive job decides on before it commits a chunk."""
+    score_rows = [_score_row(cell, run, s) for s in scores]
+    sample_rows = [_sample_row(cell, run, s) for s in samples]
+    return (
+        _to_table(score_rows, SCORES_SCHEMA).to_pandas(),
+        _to_table(sample_rows, SAMPLES_SCHEMA).to_pandas(),
+    )

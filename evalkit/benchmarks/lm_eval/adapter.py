@@ -52,6 +52,9 @@ log = logging.getLogger("evalkit.lm_eval")
 class LmEvalSuite:
     """Benchmark adapter for lm-eval suites (adapter key `lm_eval`)."""
 
+    CHUNKS = True
+    """Runs a chunk of its documents (`RunContext.samples`: lm-eval's `--samples`, the same prompts as a full run)."""
+
     def __init__(
         self,
         catalog: Callable[[], TaskCatalog] = load_task_catalog,
@@ -77,7 +80,8 @@ class LmEvalSuite:
         env = self._env(ctx, root)
         batch: list[BatchRun] = []
         done = cached = 0
-        for run in settings.runs:
+        runs = settings.runs if ctx.samples is None else _chunk_runs(settings.runs, ctx.samples)
+        for run in runs:
             files = RunFiles(root / run.name)
             overrides = _task_overrides(run, settings, catalog, ctx.data_overrides) if catalog is not None else {}
             argv = render_command(
@@ -88,6 +92,7 @@ class LmEvalSuite:
                 include_path=files.dir / "tasks" if overrides else None,
                 seed=ctx.seed,
                 python=self._python,
+                samples=None if ctx.samples is None else {t: ctx.samples[t] for t in run.tasks},
             )
             progress = None
             if ctx.progress_dir is not None:
@@ -111,7 +116,7 @@ class LmEvalSuite:
                 "    resuming %s: %d of %d runs done, %d cached requests",
                 ctx.work_dir.name,
                 done,
-                len(settings.runs),
+                len(runs),
                 cached,
             )
         if not batch:
@@ -130,7 +135,7 @@ class LmEvalSuite:
         settings = parse_settings(ctx.settings)
         scores: list[TaskScore] = []
         samples: list[SampleRecord] = []
-        for run in settings.runs:
+        for run in settings.runs if ctx.samples is None else _chunk_runs(settings.runs, ctx.samples):
             files = RunFiles(ctx.work_dir / "lm_eval" / run.name)
             s, r = read_run_outputs(files)
             scores += s
@@ -172,6 +177,27 @@ class LmEvalSuite:
         nltk_dir = Path(env["NLTK_DATA"].split(os.pathsep)[0]) if env.get("NLTK_DATA") else root / "nltk_data"
         env["NLTK_DATA"] = str(ensure_punkt_tab(nltk_dir))
         return env
+
+
+def _chunk_runs(runs: Sequence[LmEvalRun], samples: Mapping[str, Sequence[int]]) -> list[LmEvalRun]:
+    """The runs a chunk needs: each run narrowed to its tasks that have documents in the chunk (a run without any is
+    not started). A task of the chunk that no run holds is a planning error: it is refused, never silently dropped."""
+    import dataclasses
+
+    held = {t for run in runs for t in run.tasks}
+    unknown = sorted(set(samples) - held)
+    if unknown:
+        raise ConfigError(
+            f"adaptive chunk names tasks {unknown} that no run of the suite holds (runs hold {sorted(held)})",
+            hint="adaptive mode chunks by the samples' task: suites whose samples name subtasks of another kind "
+            "(RULER's task x length) cannot run adaptively yet",
+        )
+    out = []
+    for run in runs:
+        tasks = [t for t in run.tasks if samples.get(t)]
+        if tasks:
+            out.append(dataclasses.replace(run, tasks=tasks))
+    return out
 
 
 def _check_context(settings: LmEvalSuiteSettings, endpoint: Endpoint) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -66,8 +67,10 @@ def render_command(
     include_path: Path | None = None,
     seed: int = 1234,
     python: str = "python",
+    samples: Mapping[str, Sequence[int]] | None = None,
 ) -> list[str]:
-    """The exact `lm-eval run` argv for one run (pure)."""
+    """The exact `lm-eval run` argv for one run (pure). `samples`: run only these documents, {task: [doc ids]}
+    (lm-eval's `--samples`: the same prompts as a full run; adaptive mode's chunks, evalkit/pipeline/adaptive.py)."""
     argv = [
         python, "-m", "lm_eval", "run",
         "--model", run.model,
@@ -89,6 +92,8 @@ def render_command(
         argv += ["--metadata", json.dumps(metadata, sort_keys=True)]
     if include_path is not None:
         argv += ["--include_path", str(include_path)]
+    if samples is not None:
+        argv += ["--samples", json.dumps({t: sorted(map(int, ids)) for t, ids in samples.items()}, sort_keys=True)]
     # python's random stays at lm-eval's default 0: GPQA shuffles its choices with it, so the leaderboard's order holds
     argv += ["--output_path", str(output_dir), "--log_samples", "--seed", f"0,{seed},{seed},{seed}"]
     return argv
