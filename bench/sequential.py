@@ -194,10 +194,11 @@ def main(argv: list[str] | None = None) -> int:
         f"{MARGIN:g} point, a look every {args.chunk} documents, alpha 0.05 (two-sided); {args.populations} draws "
         f"of each cell x {args.orders} random orders = {args.populations * args.orders} runs per cell and target. "
         "The reported verdict is the rule's where it stopped early, else `evalkit compare`'s on every document "
-        "(its verdict of the day: recovered = 95% CI lower bound >= -margin; degraded = Holm-adjusted p < 0.05 and "
-        "difference < -margin). Agreement: over the runs whose full-data verdict is conclusive. False recovered / "
-        "degraded: against the true difference (recovered is false when it is below -margin, degraded when it is "
-        "not).",
+        "(evalkit.compare.verdict.decide on the interval: recovered / within margin = lower bound >= -margin, "
+        "degraded = upper bound < -margin). Agreement: over the runs whose full-data verdict is conclusive; a stop "
+        "at `recovered` and a full-data `within margin` (or the reverse) make the same non-inferiority claim and "
+        "agree. False recovered (recovered or within margin) / degraded: against the true difference (recovered is "
+        "false when it is below -margin, degraded when it is not).",
         "",
         "| cell | target | true diff | full-data verdicts | docs used | stopped early | agreement (conclusive) "
         "| false recovered | false degraded |",
