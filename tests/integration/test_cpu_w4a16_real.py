@@ -11,17 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import yaml
 
-from evalkit.checkpoints import ensure_quantized
-from evalkit.checkpoints.recipes import apply_overrides, recipe_from_mapping
 from evalkit.core.errors import ServerError
 from evalkit.serve import ServerConfig, VLLMServer
 from evalkit.serve.cpu_support import W4A16_ENV, has_native_w4a16, read_cpuinfo
@@ -29,20 +25,11 @@ from evalkit.serve.cpu_support import W4A16_ENV, has_native_w4a16, read_cpuinfo
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-QUANT_PYTHON = Path(os.environ.get("EVALKIT_QUANT_PYTHON", REPO / ".venv-quant" / "bin" / "python"))
 
 
 @pytest.fixture(scope="module")
-def demo_w4a16(demo_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The demo's W4A16 checkpoint, with the demo's recipe (conf/format/w4a16.yaml + the demo model's overrides),
-    from the shared cache or quantized now by llm-compressor."""
-    if not QUANT_PYTHON.is_file():
-        pytest.skip(f"quantization environment {QUANT_PYTHON} missing (set EVALKIT_QUANT_PYTHON)")
-    fmt = yaml.safe_load((REPO / "conf" / "format" / "w4a16.yaml").read_text())
-    model = yaml.safe_load((REPO / "conf" / "model" / "smollm2-135m-instruct.yaml").read_text())
-    recipe = apply_overrides(recipe_from_mapping(fmt["recipe"]), model["recipe_overrides"]["w4a16"])
-    log = tmp_path_factory.mktemp("quantize") / "quantize.log"
-    return ensure_quantized(demo_checkpoint, recipe, demo_checkpoint.parent, str(QUANT_PYTHON), log, threads=2)
+def demo_w4a16(demo_quantized: Callable[[str], Path]) -> Path:
+    return demo_quantized("w4a16")
 
 
 def _complete(base_url: str, prompt: str, max_tokens: int) -> str:
