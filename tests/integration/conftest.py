@@ -43,17 +43,18 @@ def demo_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def demo_quantized(demo_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
-    """`demo_quantized("w4a16")`: the demo's checkpoint of that format, with the demo's recipe (conf/format/<f>.yaml
-    and the demo model's overrides), from the shared cache (where `make demo` and sweeps put it) or quantized now by
-    llm-compressor in the quantization environment (`make install` builds it)."""
+def demo_quantized(demo_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
+    """`demo_quantized("w4a16", **overrides)`: the demo's checkpoint of that format, with the demo's recipe
+    (conf/format/<f>.yaml and the demo model's overrides, then `overrides`), from the shared cache (where `make demo`
+    and sweeps put it) or quantized now by llm-compressor in the quantization environment (`make install`)."""
     model = yaml.safe_load((REPO / "conf" / "model" / "smollm2-135m-instruct.yaml").read_text())
     quant_python = Path(os.environ.get("EVALKIT_QUANT_PYTHON", REPO / ".venv-quant" / "bin" / "python"))
     assert quant_python.is_file(), f"quantization environment {quant_python} missing: run `make install`"
 
-    def build(fmt: str) -> Path:
+    def build(fmt: str, **overrides: Any) -> Path:
         spec = yaml.safe_load((REPO / "conf" / "format" / f"{fmt}.yaml").read_text())
-        recipe = apply_overrides(recipe_from_mapping(spec["recipe"]), model.get("recipe_overrides", {}).get(fmt))
+        own = model.get("recipe_overrides", {}).get(fmt) or {}
+        recipe = apply_overrides(recipe_from_mapping(spec["recipe"]), {**own, **overrides})
         log = tmp_path_factory.mktemp(f"quantize-{fmt}") / "quantize.log"
         return ensure_quantized(demo_checkpoint, recipe, demo_checkpoint.parent, str(quant_python), log, threads=2)
 

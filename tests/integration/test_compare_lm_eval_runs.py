@@ -58,7 +58,7 @@ def _run(server: VLLMServer, work: Path) -> tuple[Any, Path]:
 
 def test_lm_eval_runs_get_the_verdicts_of_the_evalkit_cells(
     demo_server: VLLMServer,
-    demo_quantized: Callable[[str], Path],
+    demo_quantized: Callable[..., Path],
     demo_server_config: Callable[..., ServerConfig],
     tmp_path: Path,
 ) -> None:
