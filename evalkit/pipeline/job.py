@@ -501,6 +501,21 @@ def _attempt(
         if STOPPING.is_set():  # a consequence of the stop, not a result: the job's loop says the cell is left pending
             return False
         log.warning("    %s attempt %d/%d failed: %s", cell.benchmark, attempt + 1, retries + 1, error)
+    return _record_failure(cell, error, log_path, prov, data, store, summary, settle)
+
+
+def _record_failure(
+    cell: Cell,
+    error: str,
+    log_path: str,
+    prov: Provenance,
+    data: CellData,
+    store: ResultsStore,
+    summary: JobSummary,
+    settle: Callable[[], None] = lambda: None,
+) -> bool:
+    """Record the cell failed after its last attempt, unless the job is stopping (then nothing: False). Under
+    SETTLING, as a commit is, so the job's loop never lists a cell as left pending that then records a failure."""
     now = datetime.now(timezone.utc)
     run = RunInfo(new_run_id(), now, now, log_path, prov, data.sources, data.overridden)
     with SETTLING:
@@ -551,10 +566,7 @@ def _attempt_adaptive(
         if STOPPING.is_set():
             return False
         log.warning("    %s attempt %d/%d failed: %s", cell.benchmark, attempt + 1, cfg.retries + 1, error)
-    now = datetime.now(timezone.utc)
-    store.record_failure(cell, RunInfo(new_run_id(), now, now, log_path, prov, data.sources, data.overridden), error)
-    summary.failed[cell.benchmark] = error
-    return True
+    return _record_failure(cell, error, log_path, prov, data, store, summary)
 
 
 def _discard_progress(ctx: RunContext, keep_own: bool = False) -> None:
