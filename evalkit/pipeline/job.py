@@ -456,49 +456,77 @@ def _attempt(
     adapter = get_adapter(adapter_name)
     ctx.work_dir.mkdir(parents=True, exist_ok=True)
     _discard_progress(ctx, keep_own=True)  # another id's work (settings changed since) must never be resumed
-    error, log_path = "", str(ctx.work_dir)
-    for attempt in range(retries + 1):
+
+    def once() -> bool:
         started = datetime.now(timezone.utc)
         t0 = time.monotonic()
-        try:
-            if not score_only:
-                (ctx.work_dir / GENERATED).unlink(missing_ok=True)
-                adapter.generate(ctx)
-                if generate_only:
-                    _write_marker(ctx.work_dir, cell, prov, started)
-                    settle()
-                    log.info(
-                        "    %s generated in %.0fs; scoring follows without the server",
-                        cell.benchmark,
-                        time.monotonic() - t0,
-                    )
-                    return True
-            result = adapter.score(ctx)
-            with SETTLING:
-                if STOPPING.is_set():  # the job's loop has said this cell is left pending: keep to it
-                    return False
-                run = RunInfo(
-                    new_run_id(), started, datetime.now(timezone.utc), log_path, prov, data.sources, data.overridden
-                )
-                store.commit_cell(cell, run, result.scores, result.samples)
+        if not score_only:
+            (ctx.work_dir / GENERATED).unlink(missing_ok=True)
+            adapter.generate(ctx)
+            if generate_only:
+                _write_marker(ctx.work_dir, cell, prov, started)
                 settle()
-            _discard_progress(ctx)  # committed: a forced re-run must run again, not resume
-            log.info(
-                "    %s done in %.0fs: %d scores, %d samples",
-                cell.benchmark,
-                time.monotonic() - t0,
-                len(result.scores),
-                len(result.samples),
+                log.info(
+                    "    %s generated in %.0fs; scoring follows without the server",
+                    cell.benchmark,
+                    time.monotonic() - t0,
+                )
+                return True
+        result = adapter.score(ctx)
+        with SETTLING:
+            if STOPPING.is_set():  # the job's loop has said this cell is left pending: keep to it
+                return False
+            run = RunInfo(
+                new_run_id(),
+                started,
+                datetime.now(timezone.utc),
+                str(ctx.work_dir),
+                prov,
+                data.sources,
+                data.overridden,
             )
-            summary.done.append(cell.benchmark)
-            return True
+            store.commit_cell(cell, run, result.scores, result.samples)
+            settle()
+        _discard_progress(ctx)  # committed: a forced re-run must run again, not resume
+        log.info(
+            "    %s done in %.0fs: %d scores, %d samples",
+            cell.benchmark,
+            time.monotonic() - t0,
+            len(result.scores),
+            len(result.samples),
+        )
+        summary.done.append(cell.benchmark)
+        return True
+
+    return _with_retries(cell, ctx, retries, once, prov, data, store, summary, settle)
+
+
+def _with_retries(
+    cell: Cell,
+    ctx: RunContext,
+    retries: int,
+    once: Callable[[], bool],
+    prov: Provenance,
+    data: CellData,
+    store: ResultsStore,
+    summary: JobSummary,
+    settle: Callable[[], None] = lambda: None,
+) -> bool:
+    """`once()` up to `retries + 1` times, until it returns; record the cell failed (`_record_failure`) when every
+    attempt raised. A server failure is not the cell's: it propagates at once (the caller records it for every cell
+    still pending). An attempt that fails while the job is stopping is a consequence of the stop, not a result: False
+    at once, nothing recorded, the job's loop says the cell is left pending."""
+    error, log_path = "", str(ctx.work_dir)
+    for attempt in range(retries + 1):
+        try:
+            return once()
         except ServerError:
             raise
         except EvalkitError as err:
             error, log_path = err.message, str(err.log or ctx.work_dir)
         except Exception as err:  # an adapter bug must not take the other cells down
             error = f"{type(err).__name__}: {err}\n{traceback.format_exc(limit=5)}"
-        if STOPPING.is_set():  # a consequence of the stop, not a result: the job's loop says the cell is left pending
+        if STOPPING.is_set():
             return False
         log.warning("    %s attempt %d/%d failed: %s", cell.benchmark, attempt + 1, retries + 1, error)
     return _record_failure(cell, error, log_path, prov, data, store, summary, settle)
@@ -545,28 +573,19 @@ def _attempt_adaptive(
 
     ctx.work_dir.mkdir(parents=True, exist_ok=True)
     _discard_progress(ctx, keep_own=True)
-    error, log_path = "", str(ctx.work_dir)
-    for attempt in range(cfg.retries + 1):
+
+    def once() -> bool:
         now = datetime.now(timezone.utc)
         run = RunInfo("", now, now, str(ctx.work_dir), prov, data.sources, data.overridden)
-        try:
-            record = run_adaptive_cell(cell, adapter_name, ctx, settings, cfg.baseline_format, store, run, STOPPING)
-            if STOPPING.is_set():
-                return False
-            if record is not None and record.finished:
-                _discard_progress(ctx)
-                summary.done.append(cell.benchmark)
-            return True
-        except ServerError:
-            raise
-        except EvalkitError as err:
-            error, log_path = err.message, str(err.log or ctx.work_dir)
-        except Exception as err:  # an adapter bug must not take the other cells down
-            error = f"{type(err).__name__}: {err}\n{traceback.format_exc(limit=5)}"
+        record = run_adaptive_cell(cell, adapter_name, ctx, settings, cfg.baseline_format, store, run, STOPPING)
         if STOPPING.is_set():
             return False
-        log.warning("    %s attempt %d/%d failed: %s", cell.benchmark, attempt + 1, cfg.retries + 1, error)
-    return _record_failure(cell, error, log_path, prov, data, store, summary)
+        if record is not None and record.finished:
+            _discard_progress(ctx)
+            summary.done.append(cell.benchmark)
+        return True
+
+    return _with_retries(cell, ctx, cfg.retries, once, prov, data, store, summary)
 
 
 def _discard_progress(ctx: RunContext, keep_own: bool = False) -> None:

@@ -170,3 +170,46 @@ def test_the_job_loop_itself_logs_each_cell_it_leaves_pending(
     assert len(pending) >= 2 and all(r.threadName == "MainThread" for r in lines)
     assert not summary.failed  # nothing recorded as failed: a stop is not a result
     assert set(store.read_scores()["status"]) <= {"ok"}  # (a cell still running may finish whole and commit)
+
+
+class Flaky(Sleepy):
+    """Fails its first attempt per cell (an adapter bug or a harness hiccup), then succeeds; `broken` cells never do."""
+
+    attempts: dict[str, int] = {}
+    broken = {BENCHES[2]}
+
+    def generate(self, ctx: RunContext) -> None:
+        name = ctx.work_dir.name
+        Flaky.attempts[name] = Flaky.attempts.get(name, 0) + 1
+        if name in Flaky.broken or Flaky.attempts[name] == 1:
+            raise RuntimeError(f"boom {Flaky.attempts[name]}")
+
+
+def test_a_cell_is_retried_then_committed_or_recorded_failed_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One retry loop for every kind of cell (`job._with_retries`): an attempt that raises is tried again up to
+    `retries` times; a cell whose every attempt fails gets one failed row with its last error, the others commit."""
+    monkeypatch.setitem(ADAPTERS, "flaky", f"{__name__}:Flaky")
+    monkeypatch.setattr(job, "STOPPING", threading.Event())
+    Flaky.attempts = {}
+    benches = BENCHES[1:3]
+    p = plan(tmp_path, benchmarks=",".join(benches))
+    cfg = replace(p.cfg, cell_concurrency=1, retries=2)
+    for name in benches:
+        cfg.benchmarks[name].adapter = "flaky"
+
+    def ctx_of(cell: Any, endpoint: Endpoint | None) -> RunContext:
+        return RunContext(endpoint=endpoint, work_dir=tmp_path / "jobs" / cell.benchmark, settings={})
+
+    summary = JobSummary("j")
+    prov = Provenance("0", "c", "l", "v", checkpoint_path="", config_hash="h")
+    store = ResultsStore.open_for_writing(tmp_path / "r")
+    remaining = list(p.cells)
+    run_cells(p.cells, cfg, Server(), ctx_of, store, prov, summary, False, remaining)
+    assert Flaky.attempts == {benches[0]: 2, benches[1]: 3} and remaining == []
+    assert summary.done == [benches[0]] and list(summary.failed) == [benches[1]]
+    assert "RuntimeError: boom 3" in summary.failed[benches[1]]
+    rows = store.read_scores()
+    assert rows.groupby("benchmark")["status"].agg(set).to_dict() == {benches[0]: {"ok"}, benches[1]: {"failed"}}
+    assert rows.groupby("benchmark")["run_id"].nunique().to_dict() == {benches[0]: 1, benches[1]: 1}
