@@ -12,7 +12,7 @@ ADAPTERS: dict[str, str] = {
     "arena_hard": "evalkit.benchmarks.arena.adapter:ArenaHard",
     "humaneval": "evalkit.benchmarks.humaneval.adapter:HumanEval",
     "divergence": "evalkit.benchmarks.divergence.adapter:Divergence",
-    "perf": "evalkit.perf.adapter:Perf",
+    "perf": "evalkit.benchmarks.perf.adapter:Perf",
 }
 """Adapter name (the `adapter:` key of conf/benchmarks/*.yaml) -> "module:class"."""
 

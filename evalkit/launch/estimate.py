@@ -177,7 +177,7 @@ def cell_workload(adapter: str, settings: Mapping[str, Any]) -> CellWorkload | N
 
         return divergence_workload(settings)
     if adapter == "perf":
-        from evalkit.perf.tokens import workload as perf_workload
+        from evalkit.benchmarks.perf.tokens import workload as perf_workload
 
         return perf_workload(settings)
     return None

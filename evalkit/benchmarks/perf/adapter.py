@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from evalkit.benchmarks.base import BenchmarkResult, RunContext
+from evalkit.benchmarks.perf import hardware
+from evalkit.benchmarks.perf.loadgen import RunStats, bench_command, parse_result, run_bench
+from evalkit.benchmarks.perf.runs import Run, constant_rates, oversaturated
+from evalkit.benchmarks.perf.settings import PerfSettings, UseCase, parse_settings
 from evalkit.core.datasources import DataSource
 from evalkit.core.errors import BenchmarkError
 from evalkit.core.records import SampleRecord, TaskScore
-from evalkit.perf import hardware
-from evalkit.perf.loadgen import RunStats, bench_command, parse_result, run_bench
-from evalkit.perf.settings import PerfSettings, UseCase, parse_settings
-from evalkit.perf.sweep import Run, constant_rates, oversaturated
 from evalkit.util.files import write_text_atomic
 
 CONTEXT = "context.json"
