@@ -12,11 +12,11 @@ import pytest
 from evalkit.benchmarks.humaneval import sandbox
 from evalkit.cli import main
 from evalkit.core.config import CheckpointSpec
+from evalkit.benchmarks.arena.adapter import judge_key_check as check_judge_key
 from evalkit.doctor import (
     Check,
     check_checkpoint,
     check_gpus,
-    check_judge_key,
     check_versions,
     check_writable,
     hub_cached,
