@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
+from evalkit.benchmarks.arena.adapter import judge_key_check as check_judge_key
 from evalkit.benchmarks.humaneval import sandbox
 from evalkit.cli import main
 from evalkit.core.config import CheckpointSpec
-from evalkit.benchmarks.arena.adapter import judge_key_check as check_judge_key
 from evalkit.doctor import (
     Check,
     check_checkpoint,

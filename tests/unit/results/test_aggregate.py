@@ -128,7 +128,9 @@ def test_cells_on_overridden_data_are_marked() -> None:
     text = render_recovery(recovery_table(df, sections=report_sections()), "bf16")
     assert "20.0 (50.0%)*" in text and "45.0 (90.0%)*" not in text
     assert "* ran on local data overrides" in text
-    assert "ran on local data overrides" not in render_recovery(recovery_table(real, sections=report_sections()), "bf16")
+    assert "ran on local data overrides" not in render_recovery(
+        recovery_table(real, sections=report_sections()), "bf16"
+    )
 
 
 def aggregate_cli(results: Path) -> str:
