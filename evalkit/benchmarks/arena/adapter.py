@@ -321,7 +321,8 @@ class ArenaHard(BenchmarkBase):
         return {"settings": asdict(self.parse_settings(plan.settings))}
 
     def workload(self, settings: Mapping[str, Any]) -> CellWorkload:
-        return tokens.workload(settings)
+        s = self.parse_settings(settings)
+        return tokens.workload(s.limit, s.answer_max_tokens, s.concurrency)
 
     def node_checks(self, settings: dict[str, Any], node: NodeContext) -> list[Check]:
         """The judge key in a row of its own, then the data (validated without the key)."""

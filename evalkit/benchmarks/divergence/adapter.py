@@ -146,7 +146,8 @@ class Divergence(BenchmarkBase):
         return out
 
     def workload(self, settings: Mapping[str, Any]) -> CellWorkload:
-        return tokens.workload(settings)
+        s = self.parse_settings(settings)
+        return tokens.workload(s.limit, s.concurrency, bool(s.held_out_file))
 
     def validate(self, settings: dict[str, Any]) -> None:
         s = DivergenceSettings.from_dict(settings)

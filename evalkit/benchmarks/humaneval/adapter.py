@@ -376,7 +376,8 @@ class HumanEval(BenchmarkBase):
         return {"settings": dataclasses.asdict(self.parse_settings(plan.settings))}
 
     def workload(self, settings: Mapping[str, Any]) -> CellWorkload:
-        return tokens.workload(settings)
+        s = self.parse_settings(settings)
+        return tokens.workload(s.limit, s.n_samples, s.max_tokens, s.concurrency)
 
     def node_checks(self, settings: dict[str, Any], node: NodeContext) -> list[Check]:
         """The data, and the sandbox scoring runs generated code in (one row, whichever benchmark asks)."""
