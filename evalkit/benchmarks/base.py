@@ -16,15 +16,17 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from evalkit.core.checks import Check
-from evalkit.core.config import DatasetOverride
 from evalkit.core.datasources import DataSource
 from evalkit.core.errors import BenchmarkError, EvalkitError
 from evalkit.core.records import Endpoint, SampleRecord, TaskScore
 from evalkit.core.workload import CellWorkload
 from evalkit.util.files import write_text_atomic
+
+if TYPE_CHECKING:  # an annotation only: the sandbox imports this package in a bare interpreter, without Hydra
+    from evalkit.core.config import DatasetOverride
 
 
 @dataclass(frozen=True)
