@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from evalkit.core.enums import Phase
+from evalkit.core.enums import CellStatus, Phase
 from evalkit.core.errors import ConfigError, EvalkitError
 from evalkit.util.files import write_atomic
 
@@ -118,7 +118,6 @@ def _views(plans: Sequence[object]) -> list[CellView]:
 
 
 def _report_status(overrides: Sequence[str], failed_only: bool, plans: Sequence[object] | None = None) -> int:
-    from evalkit.status import CellStatus
     from evalkit.tables import render_failures, render_grid_status
 
     # reading status needs no adapter checks (data present, judge key set): those guard runs, not reports

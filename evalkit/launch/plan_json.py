@@ -24,13 +24,13 @@ from typing import Any
 
 from evalkit.benchmarks import ADAPTERS, Endpoint, PlanContext, get_adapter
 from evalkit.core.cell import Cell
-from evalkit.core.config import EvalkitConfig
+from evalkit.core.config import EvalkitConfig, ServerConfig
 from evalkit.core.resources import job_resources
 from evalkit.launch.describe import Request, resources_text
 from evalkit.launch.estimate import JobEstimate, cell_json, job_estimates, job_json, sweep_json, with_time_limit
 from evalkit.pipeline.cells import cell_dir_name, cell_seed, cell_settings
 from evalkit.pipeline.plan import JobPlan, job_dir_of
-from evalkit.serve.render import Device, ServerConfig, render_command, render_env, served_name, server_tmpdir
+from evalkit.serve.render import Device, render_command, render_env, served_name, server_tmpdir
 from evalkit.util.hashing import sha256_text
 
 FORMAT_VERSION = 1
@@ -273,7 +273,8 @@ def plan_document(
         # what the adapters refused (`adapter_checks`): a plan that cannot run as it is says so
         "checks": [dict(c) for c in checks],
     }
-    return _replace_paths(doc, placeholders)
+    portable: dict[str, Any] = _replace_paths(doc, placeholders)
+    return portable
 
 
 def _replace_paths(value: Any, placeholders: Placeholders) -> Any:

@@ -12,6 +12,7 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
@@ -144,7 +145,9 @@ def check_scoring_runtime(cfg: EvalkitConfig) -> None:
         _check_one_runtime(cfg, name, get_adapter(cfg.benchmarks[name].adapter).check_runtime, settings)
 
 
-def _check_one_runtime(cfg: EvalkitConfig, name: str, check: Callable[[dict], None], settings: dict) -> None:
+def _check_one_runtime(
+    cfg: EvalkitConfig, name: str, check: Callable[[dict[str, Any]], None], settings: dict[str, Any]
+) -> None:
     try:
         check(settings)
     except EvalkitError as err:

@@ -306,7 +306,7 @@ def prompt_plan(mode: PromptMode, tokenizer_path: str | None) -> PromptPlan:
 
 def solution_of(sample: dict[str, Any], problem: Problem) -> str:
     """evalplus's unsanitised solution: the direct prompt + completion, or the chat completion alone."""
-    completion = sample["completion"].replace("\t", "    ")  # evalplus's vllm provider does this to every output
+    completion: str = sample["completion"].replace("\t", "    ")  # evalplus's vllm provider does this to every output
     if sample["mode"] == "direct":
         return problem.prompt.strip() + "\n" + completion
     return completion

@@ -150,7 +150,8 @@ def _merged(schema: type, values: Mapping[str, Any]) -> Any:
 @functools.cache
 def _schema_node(schema: type) -> DictConfig:
     """The schema's config node, built once: building it costs as much as the merge (`merge` copies it)."""
-    return OmegaConf.structured(schema)
+    node: DictConfig = OmegaConf.structured(schema)
+    return node
 
 
 def _merges(schema: type, key: str, value: Any) -> bool:
