@@ -16,7 +16,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from evalkit.core.cell import Cell
+from evalkit.core.cell import Cell, stable_hash
 from evalkit.core.config import EvalkitConfig, check_known_keys, to_object
 from evalkit.core.enums import CellState, Phase
 from evalkit.core.errors import ConfigError, EvalkitError
@@ -160,6 +160,4 @@ def _check_one_runtime(
 
 
 def config_hash(cfg: DictConfig) -> str:
-    from evalkit.core.cell import stable_hash
-
     return stable_hash(OmegaConf.to_container(without_hydra(cfg), resolve=True))[:16]

@@ -51,7 +51,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal, TypedDict
 
-from evalkit.core.errors import BenchmarkError
+from evalkit.core.errors import BenchmarkError, ConfigError
 from evalkit.util.procs import kill_group
 
 SandboxStatus = Literal["passed", "failed", "timeout", "memory", "signal", "error"]
@@ -108,8 +108,6 @@ class SandboxLimits:
     @classmethod
     def from_dict(cls, values: dict[str, object]) -> SandboxLimits:
         """Build from a config mapping; unknown keys are an error that lists the valid ones."""
-        from evalkit.core.errors import ConfigError
-
         valid = set(cls.__dataclass_fields__)
         unknown = sorted(set(values) - valid)
         if unknown:
