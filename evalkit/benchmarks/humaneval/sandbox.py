@@ -113,7 +113,7 @@ class SandboxLimits:
         if unknown:
             raise ConfigError(f"unknown sandbox limit(s) {unknown}", hint=f"valid keys: {sorted(valid)}")
         try:
-            return cls(**values)  # type: ignore[arg-type]
+            return cls(**values)  # type: ignore[arg-type]  # a config mapping's values: __post_init__ checks them
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"invalid sandbox limits: {exc}") from exc
 

@@ -126,7 +126,7 @@ def _structured(schema: type[T], values: Mapping[str, Any], where: str) -> T:
     try:
         typed = _merged(schema, values)
     except ConfigKeyError as exc:
-        valid = ", ".join(f.name for f in fields(schema))  # type: ignore[arg-type]
+        valid = ", ".join(f.name for f in fields(schema))  # type: ignore[arg-type]  # every schema is a dataclass
         raise ConfigError(f"{where}.{exc.key}: unknown key", hint=f"valid keys: {valid}") from None
     except OmegaConfBaseException as exc:
         key = re.split(r"[.\[]", str(exc.full_key))[0]
