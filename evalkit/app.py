@@ -17,25 +17,20 @@ from omegaconf import DictConfig
 
 from evalkit.core.config import register_configs
 from evalkit.pipeline.compose import CONF_DIR
-from evalkit.pipeline.job import JobSummary
-from evalkit.pipeline.plan import JobPlan
+from evalkit.pipeline.job import JobSummary, run_job
+from evalkit.pipeline.plan import JobPlan, config_hash, plan_job
 
 log = logging.getLogger("evalkit.app")
 
 
 def task(cfg: DictConfig) -> JobSummary:
     """The Hydra task function (module-level, so submitit can pickle it for Slurm jobs): plans the job, runs it."""
-    from evalkit.pipeline.plan import plan_job
-
     return run_planned(cfg, plan_job(cfg))
 
 
 def run_planned(cfg: DictConfig, plan: JobPlan) -> JobSummary:
     """Run a job Hydra composed as `cfg` with its plan, in Hydra's job folder."""
     from hydra.core.hydra_config import HydraConfig
-
-    from evalkit.pipeline.job import run_job
-    from evalkit.pipeline.plan import config_hash
 
     return run_job(plan, Path(HydraConfig.get().runtime.output_dir), config_hash(cfg))
 

@@ -1,13 +1,16 @@
-"""`evalkit` command: sweep, run, status, cancel, aggregate, prefetch, doctor. Hydra overrides pass through unchanged.
+"""`evalkit` command: sweep, run, score, status, cancel, aggregate, compare, report, replay, recommend, prefetch,
+doctor (`evalkit COMMAND --help` says what each does). Hydra overrides pass through unchanged.
 
 evalkit sweep model=smollm2-135m-instruct format=bf16,fp8,w8a8,w4a16 benchmark=demo_leaderboard_v1,demo_leaderboard_v2
 evalkit run model=... format=fp8 benchmark=demo_leaderboard_v1      # re-run exactly this cell
+evalkit score model=... format=fp8 benchmark=demo_humaneval         # score generated cells, no server (CPU step)
 evalkit status format=bf16,fp8 [--failed]
 evalkit cancel sweep=study launcher=slurm            # scancel the sweep's Slurm jobs
 evalkit aggregate [--results DIR]
 evalkit compare [--results DIR] [--baseline bf16] [--margin 1.0] [--policy FILE] [--gate] [--lm-eval-runs DIR...]
 evalkit report [--results DIR] [--out FILE]           # one self-contained HTML page of the results
 evalkit replay [--results DIR] [--orders 200]         # what adaptive evaluation would have spent and decided
+evalkit recommend --suites leaderboard_v1,leaderboard_v2 [--prices FILE]   # cheapest non-inferior format per scenario
 evalkit prefetch model=llama-3.1-8b-instruct format=bf16,fp8 benchmark=leaderboard_v1
 evalkit doctor model=llama-3.1-8b-instruct format=bf16,fp8 benchmark=leaderboard_v1 server=gpu   # ready?
 """
@@ -20,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from evalkit.core.enums import Phase
+from evalkit.core.enums import CellStatus, Phase
 from evalkit.core.errors import ConfigError, EvalkitError
 from evalkit.util.files import write_atomic
 
@@ -118,7 +121,6 @@ def _views(plans: Sequence[object]) -> list[CellView]:
 
 
 def _report_status(overrides: Sequence[str], failed_only: bool, plans: Sequence[object] | None = None) -> int:
-    from evalkit.status import CellStatus
     from evalkit.tables import render_failures, render_grid_status
 
     # reading status needs no adapter checks (data present, judge key set): those guard runs, not reports
@@ -369,13 +371,20 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0 if all(c.ok for c in checks) else 1
 
 
+def _command(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str, summary: str
+) -> argparse.ArgumentParser:
+    """A subcommand whose own `--help` says what it does: argparse shows `help` only in `evalkit --help`'s list."""
+    return sub.add_parser(name, help=summary, description=summary)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="evalkit", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     sub = p.add_subparsers(dest="command", required=True)
 
-    s = sub.add_parser("sweep", help="run the model x format x benchmark grid (only cells not yet complete)")
+    s = _command(sub, "sweep", "run the model x format x benchmark grid (only cells not yet complete)")
     s.add_argument(
         "--dry-run",
         action="store_true",
@@ -391,7 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("overrides", nargs="*", help="Hydra overrides; comma lists sweep")
     s.set_defaults(func=cmd_sweep)
 
-    r = sub.add_parser("run", help="run one model x format now, replacing the rows of its cells")
+    r = _command(sub, "run", "run one model x format now, replacing the rows of its cells")
     r.add_argument("--resume", action="store_true", help="skip cells that are already complete")
     r.add_argument(
         "--phase",
@@ -402,27 +411,27 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("overrides", nargs="*")
     r.set_defaults(func=cmd_run)
 
-    sc = sub.add_parser("score", help="score generated cells without a server (the CPU step after GPU jobs)")
+    sc = _command(sub, "score", "score generated cells without a server (the CPU step after GPU jobs)")
     sc.add_argument("overrides", nargs="*")
     sc.set_defaults(func=cmd_score)
 
-    st = sub.add_parser("status", help="done / running / queued / failed / stale / missing per cell of a grid")
+    st = _command(sub, "status", "done / running / queued / failed / stale / missing per cell of a grid")
     st.add_argument("--failed", action="store_true", help="list only the failed cells, with error and log")
     st.add_argument("overrides", nargs="*")
     st.set_defaults(func=cmd_status)
 
-    c = sub.add_parser("cancel", help="cancel the Slurm jobs of a sweep (scancel; idempotent)")
+    c = _command(sub, "cancel", "cancel the Slurm jobs of a sweep (scancel; idempotent)")
     c.add_argument(
         "overrides", nargs="*", help="the sweep's overrides; model/format/benchmark narrow it to those cells"
     )
     c.set_defaults(func=cmd_cancel)
 
-    a = sub.add_parser("aggregate", help="recovery tables (quantized / baseline) from a results directory")
+    a = _command(sub, "aggregate", "recovery tables (quantized / baseline) from a results directory")
     a.add_argument("--results", default="results", help="directory holding scores/ (default: results)")
     a.add_argument("--baseline", default="bf16", help="baseline format (default: bf16)")
     a.set_defaults(func=cmd_aggregate)
 
-    cm = sub.add_parser("compare", help="paired statistics and verdicts of each format vs the baseline")
+    cm = _command(sub, "compare", "paired statistics and verdicts of each format vs the baseline")
     cm.add_argument("--results", default="results", help="directory holding scores/ and samples/ (default: results)")
     cm.add_argument("--baseline", default="bf16", help="baseline format (default: bf16)")
     cm.add_argument(
@@ -453,7 +462,7 @@ def build_parser() -> argparse.ArgumentParser:
     cm.add_argument("--sts-model", default=None, help="sentence-transformers model (default: bundled all-MiniLM-L6-v2)")
     cm.set_defaults(func=cmd_compare)
 
-    ry = sub.add_parser("replay", help="what adaptive evaluation would have spent and decided on a full run")
+    ry = _command(sub, "replay", "what adaptive evaluation would have spent and decided on a full run")
     ry.add_argument("--results", default="results", help="directory holding scores/ and samples/ (default: results)")
     ry.add_argument("--baseline", default="bf16", help="baseline format (default: bf16)")
     ry.add_argument("--margin", default="1.0", help="points of the suite's scale, or percent of baseline: 2%%")
@@ -470,16 +479,15 @@ def build_parser() -> argparse.ArgumentParser:
     ry.add_argument("--seed", type=int, default=0, help="seed of the first order")
     ry.set_defaults(func=cmd_replay)
 
-    rp = sub.add_parser(
-        "report", help="one self-contained HTML page: verdicts, per-task CIs, divergence, perf, failures"
-    )
+    rp = _command(sub, "report", "one self-contained HTML page: verdicts, per-task CIs, divergence, perf, failures")
     rp.add_argument("--results", default="results", help="directory holding scores/ and samples/ (default: results)")
     rp.add_argument("--out", default=None, help="HTML file to write (default: <results>/report.html)")
     rp.set_defaults(func=cmd_report)
 
-    rc = sub.add_parser(
+    rc = _command(
+        sub,
         "recommend",
-        help="per scenario, the cheapest format whose accuracy is non-inferior (recovered or within margin)",
+        "per scenario, the cheapest format whose accuracy is non-inferior (recovered or within margin)",
     )
     rc.add_argument("--results", default="results", help="directory holding scores/, samples/, compare/")
     rc.add_argument("--suites", required=True, help="comma list of suites the format must be non-inferior on")
@@ -490,11 +498,11 @@ def build_parser() -> argparse.ArgumentParser:
     rc.add_argument("--percentile", type=int, choices=[50, 90, 99], default=90, help="SLO percentile (default 90)")
     rc.set_defaults(func=cmd_recommend)
 
-    pf = sub.add_parser("prefetch", help="on a machine with internet: cache the checkpoints and datasets of a grid")
+    pf = _command(sub, "prefetch", "on a machine with internet: cache the checkpoints and datasets of a grid")
     pf.add_argument("overrides", nargs="*")
     pf.set_defaults(func=cmd_prefetch)
 
-    d = sub.add_parser("doctor", help="is this node ready for the sweep? versions, GPUs, Slurm, cache, sandbox, keys")
+    d = _command(sub, "doctor", "is this node ready for the sweep? versions, GPUs, Slurm, cache, sandbox, keys")
     d.add_argument("overrides", nargs="*", help="the sweep's overrides")
     d.set_defaults(func=cmd_doctor)
     return p

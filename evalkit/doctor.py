@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from evalkit.core.checks import Check
-from evalkit.core.config import CheckpointSpec, EvalkitConfig
+from evalkit.core.config import CheckpointSpec, EvalkitConfig, check_known_keys
 from evalkit.core.errors import EvalkitError
 from evalkit.serve.cpu_support import CpuInfo, plan_support, read_cpuinfo, serving_dtype, vllm_op_library
 from evalkit.util.hub_cache import hub_cached
@@ -308,7 +308,6 @@ def doctor(overrides: Iterable[str]) -> list[Check]:
 
     composed = compose_grid(list(overrides), with_hydra=True)
     slurm = any(is_slurm(c.hydra.launcher) for c in composed)
-    from evalkit.core.config import check_known_keys
     from evalkit.core.validate import validate
 
     configs = []

@@ -19,7 +19,7 @@ from evalkit.core.cell import Cell
 from evalkit.core.enums import CellState, CellStatus
 from evalkit.core.errors import SlurmError
 from evalkit.launch.record import Submission, SubmittedJob, SweepRecord
-from evalkit.launch.slurm_state import JobState
+from evalkit.launch.slurm_state import JobState, job_states
 from evalkit.results.adaptive import AdaptiveRecord
 from evalkit.results.store import CellRecord
 
@@ -112,7 +112,6 @@ def grid_views(cells: Sequence[Cell], records: Sequence[CellRecord], sweep_dir: 
     """Views of the cells, with Slurm's job states when the sweep was submitted to Slurm; and a note for the
     reader when Slurm could not be asked ("" otherwise)."""
     from evalkit.launch import record as slurm_record
-    from evalkit.launch.slurm_state import job_states
 
     rec_file = slurm_record.read(sweep_dir)
     if rec_file is None:

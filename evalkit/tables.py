@@ -5,10 +5,14 @@ The recovery table renders beside its computation (`evalkit.results.aggregate`).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from evalkit.core.enums import CellStatus
 from evalkit.status import CellView
 from evalkit.util.text import text_table
+
+if TYPE_CHECKING:
+    from evalkit.pipeline.plan import JobPlan
 
 STATE_MARK = {
     CellStatus.DONE: "done",
@@ -93,19 +97,19 @@ def render_failures(views: Sequence[CellView]) -> str:
     return "\n\n".join(blocks)
 
 
-def render_plan(plans: Sequence[object]) -> str:
+def render_plan(plans: Sequence[JobPlan]) -> str:
     """What a sweep is about to do: per job, its cells and which are already done."""
     rows = []
     total = pending = 0
     for plan in plans:
-        cells = plan.cells  # type: ignore[attr-defined]
-        todo = {c.key for c in plan.pending}  # type: ignore[attr-defined]
-        states = [r.state.value for r in plan.records]  # type: ignore[attr-defined]
+        cells = plan.cells
+        todo = {c.key for c in plan.pending}
+        states = [r.state.value for r in plan.records]
         total += len(cells)
         pending += len(todo)
         rows.append(
             [
-                plan.name,  # type: ignore[attr-defined]
+                plan.name,
                 ", ".join(c.benchmark for c in cells if c.key in todo) or "(all done)",
                 ", ".join(f"{c.benchmark}={s}" for c, s in zip(cells, states, strict=True)),
             ]
@@ -114,7 +118,7 @@ def render_plan(plans: Sequence[object]) -> str:
     if pending == 0:
         head += " - nothing to do (every cell is complete; use `evalkit run ...` to re-run one)"
     columns = ["job (model.format)", "to run", "store"]
-    cpu_jobs = [p.cfg for p in plans if p.cfg.server.device == "cpu"]  # type: ignore[attr-defined]
+    cpu_jobs = [p.cfg for p in plans if p.cfg.server.device == "cpu"]
     if cpu_jobs:  # how this CPU would serve each job's checkpoint (evalkit doctor shows the same)
         from evalkit.serve.cpu_support import plan_support, read_cpuinfo, serving_dtype
 
@@ -122,11 +126,11 @@ def render_plan(plans: Sequence[object]) -> str:
         head += f"\nthis CPU: {serving_dtype(cpu_jobs[0].server.dtype, cpu).reason}"
         columns.append("serving on this CPU")
         for row, plan in zip(rows, plans, strict=True):
-            cfg = plan.cfg  # type: ignore[attr-defined]
+            cfg = plan.cfg
             scheme = str(cfg.format.recipe.scheme) if cfg.format.recipe is not None else None
             s = plan_support(scheme, cfg.server.dtype, cfg.server.env, cpu) if cfg.server.device == "cpu" else None
             row.append("" if s is None else f"{s.how}: {s.detail}" + (f" (fix: {s.fix})" if s.fix else ""))
     from evalkit.pipeline.adaptive_estimate import render_estimates
 
-    adaptive = render_estimates(plans)  # type: ignore[arg-type]
+    adaptive = render_estimates(plans)
     return head + "\n" + text_table(columns, rows) + ("\n" + adaptive if adaptive else "")

@@ -14,12 +14,12 @@ from evalkit.benchmarks.base import (
     Benchmark,
     BenchmarkBase,
     BenchmarkResult,
-    Endpoint,
     NodeContext,
     PlanContext,
     RunContext,
 )
 from evalkit.core.errors import ConfigError
+from evalkit.core.records import Endpoint
 
 ADAPTERS: dict[str, str] = {
     "lm_eval": "evalkit.benchmarks.lm_eval.adapter:LmEvalSuite",

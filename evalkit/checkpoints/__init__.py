@@ -16,7 +16,6 @@ from evalkit.checkpoints.manifest import (
 )
 from evalkit.checkpoints.quantize import ensure_quantized, find_quantized, locate, recipe_identity
 from evalkit.checkpoints.recipes import (
-    RecipeConfig,
     apply_overrides,
     recipe_from_mapping,
     recipe_hash,
@@ -24,6 +23,7 @@ from evalkit.checkpoints.recipes import (
     render_recipe_yaml,
     validate_recipe,
 )
+from evalkit.core.config import RecipeConfig
 
 __all__ = [
     "MANIFEST_NAME",

@@ -160,7 +160,8 @@ def _fix_tokenizer_class(out_dir: Path, tokenizer_class: str | None) -> str | No
     if tokenizer_class and config.get("tokenizer_class") == "TokenizersBackend":
         config["tokenizer_class"] = tokenizer_class
         path.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n")
-    return config.get("tokenizer_class")
+    written: str | None = config.get("tokenizer_class")
+    return written
 
 
 def _check_tokenizer(original: Any, out_dir: Path) -> None:

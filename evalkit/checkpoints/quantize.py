@@ -30,7 +30,6 @@ from evalkit.checkpoints.manifest import (
     write_manifest,
 )
 from evalkit.checkpoints.recipes import (
-    RecipeConfig,
     calibration_params,
     recipe_hash,
     render_modifiers,
@@ -38,6 +37,7 @@ from evalkit.checkpoints.recipes import (
     validate_recipe,
 )
 from evalkit.checkpoints.runner import TAIL_LINES, StageRun, run_stage, thread_env
+from evalkit.core.config import RecipeConfig
 from evalkit.core.errors import CheckpointError
 from evalkit.util.hashing import sha256_file
 from evalkit.util.procs import log_tail

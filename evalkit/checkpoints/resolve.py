@@ -14,8 +14,8 @@ from pathlib import Path
 from evalkit.checkpoints.gguf import converted_name, ensure_converted, resolve_gguf
 from evalkit.checkpoints.manifest import is_complete
 from evalkit.checkpoints.quantize import ensure_quantized, find_quantized
-from evalkit.checkpoints.recipes import RecipeConfig, apply_overrides
-from evalkit.core.config import EvalkitConfig
+from evalkit.checkpoints.recipes import apply_overrides
+from evalkit.core.config import EvalkitConfig, RecipeConfig
 from evalkit.core.errors import CheckpointError
 from evalkit.util.hashing import sha256_file
 

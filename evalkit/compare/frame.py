@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from evalkit.core.errors import CompareError
-from evalkit.results.store import read_parquet
+from evalkit.results.store import SAMPLES_SCHEMA, read_parquet
 
 COLUMNS = ["model", "format", "benchmark", "task", "doc_id", "prompt_hash", "response", "metrics"]
 """The part of the samples contract (evalkit/results/store.py SAMPLES_SCHEMA) a comparison reads."""
@@ -41,8 +41,6 @@ def as_table(samples: pa.Table | pd.DataFrame) -> pa.Table:
     """Arrow samples from either form (a DataFrame as `ResultsStore.read_samples` returns it)."""
     if isinstance(samples, pa.Table):
         return samples
-    from evalkit.results.store import SAMPLES_SCHEMA
-
     schema = pa.schema([SAMPLES_SCHEMA.field(c).with_nullable(True) for c in COLUMNS])
     return pa.Table.from_pandas(samples[COLUMNS], schema=schema, preserve_index=False)
 

@@ -252,4 +252,5 @@ def shared_documents(frame: pd.DataFrame) -> np.ndarray:
         cols.append(order[1:][same])
     r, c = (np.concatenate(x) if x else np.zeros(0, np.int64) for x in (rows, cols))
     graph = coo_matrix((np.ones(len(r)), (r, c)), shape=(n, n))
-    return connected_components(graph, directed=False)[1]
+    labels: np.ndarray = connected_components(graph, directed=False)[1]
+    return labels

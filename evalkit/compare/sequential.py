@@ -90,7 +90,8 @@ class Strata:
     def rate(self) -> np.ndarray:
         """How fast each stratum's documents are run (document_order): in proportion to its worth in the suite,
         W_k R_k, so that every document run carries the same bet (Neyman's allocation for equal spreads)."""
-        return self.weight * self.bound
+        rate: np.ndarray = self.weight * self.bound
+        return rate
 
 
 @dataclass(frozen=True)
@@ -130,7 +131,8 @@ def document_order(stratum: np.ndarray, seed: int, rate: np.ndarray | None = Non
     rank = np.empty(n)
     rank[by_stratum] = np.arange(n) - starts[inverse[by_stratum]]
     key = (rank + rng.random(len(codes))[inverse]) / speed[inverse]
-    return np.lexsort((rng.random(n), key))
+    order: np.ndarray = np.lexsort((rng.random(n), key))
+    return order
 
 
 def looks_every(n: int, chunk: int) -> np.ndarray:
@@ -309,7 +311,9 @@ def early_stop_notes(records: Mapping[CellKey, AdaptiveRecord]) -> list[str]:
     return [f"adaptive {key}: {rec.line()}" for key, rec in sorted(records.items(), key=lambda kv: kv[0].encode())]
 
 
-def adaptive_subsets(records: Mapping[CellKey, AdaptiveRecord], suite_of: Mapping[str, str]) -> frozenset:
+def adaptive_subsets(
+    records: Mapping[CellKey, AdaptiveRecord], suite_of: Mapping[str, str]
+) -> frozenset[tuple[str, str, str]]:
     """(model, format, suite) of the adaptive cells that hold part of their baseline's documents (stopped early, or
     still running), for `CompareSettings.subsets`. `suite_of`: benchmark -> suite."""
     return frozenset(

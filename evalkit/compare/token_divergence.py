@@ -78,7 +78,8 @@ def _kl_block(ids_b: np.ndarray, lp_b: np.ndarray, ids_v: np.ndarray, lp_v: np.n
     q_tail = np.clip(1.0 - np.exp(lq).sum(axis=1), _TINY, 1.0)
     head = np.sum(p * (lp_b - lq), axis=1)
     tail = np.where(p_tail > 0, p_tail * (np.log(np.maximum(p_tail, _TINY)) - np.log(q_tail)), 0.0)
-    return np.maximum(head + tail, 0.0)  # bucketed KL of two distributions is >= 0; rounding can dip below
+    kl: np.ndarray = np.maximum(head + tail, 0.0)  # bucketed KL of two distributions is >= 0; rounding can dip below
+    return kl
 
 
 def clustered_se(x: np.ndarray, prompt: np.ndarray) -> float:

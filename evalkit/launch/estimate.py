@@ -24,16 +24,17 @@ the limit is sized for a job to finish in one attempt. A limit longer than the p
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from evalkit.core.config import ArchitectureConfig, EvalkitConfig
-from evalkit.core.resources import JobResources
+from evalkit.core.resources import JobResources, job_resources
 from evalkit.core.workload import CellWorkload, Workload
-from evalkit.perf.cost import PriceTable
-from evalkit.perf.gpus import FormatCost, GpuSpec, ThroughputTable
+from evalkit.perf.cost import DEFAULT_PRICES, PriceTable, load_prices
+from evalkit.perf.gpus import FormatCost, GpuSpec, ThroughputTable, load_throughput
 
 DEFAULT_GPU_TYPE = "H100"
 """Priced when a job names no GPU type (the study's evaluation GPUs); the estimate says it assumed it."""
@@ -236,8 +237,6 @@ def estimate_job(
 
 def with_time_limit(resources: JobResources, estimate: JobEstimate | str) -> JobResources:
     """`resources` with the time limit the estimate needs (unchanged without an estimate)."""
-    import dataclasses
-
     if isinstance(estimate, str):
         return resources
     return dataclasses.replace(resources, timeout_min=estimate.time_limit_min)
@@ -372,9 +371,6 @@ def job_estimates(
 ) -> list[JobEstimate | str]:
     """The estimate of each planned job (`evalkit.pipeline.plan.JobPlan`), from the default throughput and price
     tables unless given."""
-    from evalkit.core.resources import job_resources
-    from evalkit.perf.cost import DEFAULT_PRICES, load_prices
-    from evalkit.perf.gpus import load_throughput
     from evalkit.pipeline.cells import cell_settings
 
     table = table or load_throughput()

@@ -24,13 +24,13 @@ from typing import Any
 
 from evalkit.benchmarks import ADAPTERS, Endpoint, PlanContext, get_adapter
 from evalkit.core.cell import Cell
-from evalkit.core.config import EvalkitConfig
+from evalkit.core.config import EvalkitConfig, ServerConfig
 from evalkit.core.resources import job_resources
 from evalkit.launch.describe import Request, resources_text
 from evalkit.launch.estimate import JobEstimate, cell_json, job_estimates, job_json, sweep_json, with_time_limit
-from evalkit.pipeline.cells import cell_dir_name, cell_seed, cell_settings
+from evalkit.pipeline.cells import cell_dir_name, cell_seed, cell_settings, checkpoint_identity
 from evalkit.pipeline.plan import JobPlan, job_dir_of
-from evalkit.serve.render import Device, ServerConfig, render_command, render_env, served_name, server_tmpdir
+from evalkit.serve.render import Device, render_command, render_env, served_name, server_tmpdir
 from evalkit.util.hashing import sha256_text
 
 FORMAT_VERSION = 1
@@ -117,7 +117,6 @@ def harness(cfg: EvalkitConfig, cell: Cell, endpoint: Endpoint, python: str, cat
 def checkpoint_source(cfg: EvalkitConfig) -> dict[str, Any]:
     """The checkpoint as its identity says: hub id, local path, GGUF, or the recipe and the base it quantizes."""
     from evalkit.checkpoints.resolve import effective_recipe
-    from evalkit.pipeline.cells import checkpoint_identity
 
     spec = cfg.model.checkpoints[cfg.format.name]
     out: dict[str, Any] = {"identity": checkpoint_identity(cfg), "source": spec.source}
@@ -137,15 +136,12 @@ def served_checkpoint(cfg: EvalkitConfig) -> str:
     spec = cfg.model.checkpoints[cfg.format.name]
     if spec.source in ("hub", "path") and spec.id is not None:
         return str(spec.id)
-    from evalkit.pipeline.cells import checkpoint_identity
-
     return f"<cache:{checkpoint_identity(cfg)}>"
 
 
 def server(cfg: EvalkitConfig, python: str) -> tuple[dict[str, Any], Endpoint]:
     """The vLLM server the job starts (evalkit.pipeline.job._serve_and_run's settings), and the endpoint harnesses
     use."""
-    from evalkit.core.resources import job_resources
     from evalkit.serve.ray_cluster import RayCluster, bootstrap_env, wrap_command
 
     resources = job_resources(cfg.model, cfg.format.name)
@@ -273,7 +269,8 @@ def plan_document(
         # what the adapters refused (`adapter_checks`): a plan that cannot run as it is says so
         "checks": [dict(c) for c in checks],
     }
-    return _replace_paths(doc, placeholders)
+    portable: dict[str, Any] = _replace_paths(doc, placeholders)
+    return portable
 
 
 def _replace_paths(value: Any, placeholders: Placeholders) -> Any:

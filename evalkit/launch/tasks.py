@@ -20,7 +20,7 @@ import submitit
 
 from evalkit.core.errors import ConfigError
 from evalkit.launch.groups import EvalJobSpec, QuantizeSpec
-from evalkit.pipeline.plan import JobPlan
+from evalkit.pipeline.plan import JobPlan, check_scoring_runtime, config_hash, typed
 
 log = logging.getLogger("evalkit.slurm")
 
@@ -57,7 +57,6 @@ def _note_stop_signal() -> None:
 
 def _compose_checked(name: str, overrides: tuple[str, ...], expected_hash: str) -> Any:
     from evalkit.pipeline.compose import compose_job
-    from evalkit.pipeline.plan import config_hash
 
     cfg = compose_job(overrides)
     found = config_hash(cfg)
@@ -94,7 +93,6 @@ class EvalTask(submitit.helpers.Checkpointable):
 
     def __call__(self) -> Any:
         from evalkit.pipeline.job import run_job
-        from evalkit.pipeline.plan import check_scoring_runtime
 
         os.chdir(self.cwd)
         job_dir = Path(self.spec.job_dir)
@@ -116,7 +114,6 @@ class QuantizeTask:
 
     def __call__(self) -> str:
         from evalkit.checkpoints.resolve import resolve_checkpoint
-        from evalkit.pipeline.plan import typed
 
         os.chdir(self.cwd)
         job_dir = Path(self.spec.job_dir)

@@ -130,7 +130,8 @@ def perf_rows(samples: pd.DataFrame, perf_benchmarks: set[str]) -> list[PerfRow]
 
 def to_frame(rows: list[PerfRow]) -> pd.DataFrame:
     table = pa.Table.from_pylist([asdict(r) for r in rows], schema=PERF_SCHEMA)
-    return table.to_pandas()
+    frame: pd.DataFrame = table.to_pandas()
+    return frame
 
 
 def read_perf(results: Path) -> pd.DataFrame:

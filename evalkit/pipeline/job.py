@@ -28,7 +28,7 @@ from typing import Any, Protocol
 from evalkit.benchmarks import Endpoint, RunContext, get_adapter
 from evalkit.core.cell import Cell, CellKey
 from evalkit.core.config import EvalkitConfig
-from evalkit.core.datasources import DataSource, datasets_home, read_manifest, sources_json
+from evalkit.core.datasources import DataSource, datasets_home, read_manifest, resolve_overrides, sources_json
 from evalkit.core.enums import CellState, Phase
 from evalkit.core.errors import EvalkitError, ServerError
 from evalkit.core.provenance import tool_versions
@@ -147,8 +147,6 @@ def claim_cells(
 
 def cell_contexts(cfg: EvalkitConfig, job_dir: Path) -> Callable[[Cell, Endpoint | None], RunContext]:
     """Each cell's context. Data overrides come from the cell's own benchmark (demo data reaches demo cells only)."""
-    from evalkit.core.datasources import resolve_overrides
-
     env = harness_env(cfg)
     try:
         revisions = {k: r.revision for k, r in read_manifest(cfg.paths.cache).items()}

@@ -12,10 +12,11 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from evalkit.core.cell import Cell
+from evalkit.core.cell import Cell, stable_hash
 from evalkit.core.config import EvalkitConfig, check_known_keys, to_object
 from evalkit.core.enums import CellState, Phase
 from evalkit.core.errors import ConfigError, EvalkitError
@@ -144,7 +145,9 @@ def check_scoring_runtime(cfg: EvalkitConfig) -> None:
         _check_one_runtime(cfg, name, get_adapter(cfg.benchmarks[name].adapter).check_runtime, settings)
 
 
-def _check_one_runtime(cfg: EvalkitConfig, name: str, check: Callable[[dict], None], settings: dict) -> None:
+def _check_one_runtime(
+    cfg: EvalkitConfig, name: str, check: Callable[[dict[str, Any]], None], settings: dict[str, Any]
+) -> None:
     try:
         check(settings)
     except EvalkitError as err:
@@ -157,6 +160,4 @@ def _check_one_runtime(cfg: EvalkitConfig, name: str, check: Callable[[dict], No
 
 
 def config_hash(cfg: DictConfig) -> str:
-    from evalkit.core.cell import stable_hash
-
     return stable_hash(OmegaConf.to_container(without_hydra(cfg), resolve=True))[:16]

@@ -251,7 +251,7 @@ def read_parquet(path: Path, columns: list[str] | None = None) -> pa.Table:
 
 def _run_id(table: pa.Table) -> str | None:
     """The run a file belongs to: its metadata (files written since it exists), else its first row, else unknown."""
-    meta = table.schema.metadata or {}
+    meta: dict[bytes, bytes] = table.schema.metadata or {}
     if RUN_ID_META in meta:
         return meta[RUN_ID_META].decode()
     if "run_id" in table.column_names and table.num_rows:
@@ -585,8 +585,10 @@ class ResultsStore:
     @staticmethod
     def _frame(tables: list[pa.Table], schema: pa.Schema = SCORES_SCHEMA) -> pd.DataFrame:
         if not tables:
-            return schema.empty_table().to_pandas()
-        return pa.concat_tables(tables).to_pandas()
+            empty: pd.DataFrame = schema.empty_table().to_pandas()
+            return empty
+        frame: pd.DataFrame = pa.concat_tables(tables).to_pandas()
+        return frame
 
 
 def _adaptive_of(table: pa.Table) -> AdaptiveRecord | None:

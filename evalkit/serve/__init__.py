@@ -4,6 +4,7 @@
 server's process group. Import from here.
 """
 
+from evalkit.core.config import ServerConfig
 from evalkit.serve.process import (
     ModelCard,
     VLLMInstall,
@@ -18,7 +19,6 @@ from evalkit.serve.process import (
 )
 from evalkit.serve.render import (
     FormatArgs,
-    ServerConfig,
     format_args_list,
     merge_args,
     render_command,

@@ -126,8 +126,8 @@ def register() -> None:
             use_fast_accum=use_fast_accum,
         )
 
-    _scaled_mm.__evalkit_cpu_fp8__ = True  # type: ignore[attr-defined]
-    torch._scaled_mm = _scaled_mm  # type: ignore[assignment]
+    _scaled_mm.__evalkit_cpu_fp8__ = True  # type: ignore[attr-defined]  # marks the function as installed
+    torch._scaled_mm = _scaled_mm  # type: ignore[assignment]  # torch declares a keyword `out=` the substitute lacks
 
 
 if __name__ == "__main__":  # the measurement quoted above

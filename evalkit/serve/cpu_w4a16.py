@@ -116,5 +116,5 @@ def register() -> None:
         w = weights.get(q_weight, lambda: dequantize(q_weight, scales, zeros), scales, zeros)
         return gemm_wna16_fp32(input, q_weight, scales, zeros, bias, w_fp32=w)
 
-    cpu_gemm_wna16.__evalkit_cpu_w4a16__ = True  # type: ignore[attr-defined]
+    cpu_gemm_wna16.__evalkit_cpu_w4a16__ = True  # type: ignore[attr-defined]  # marks the function as installed
     ops.cpu_gemm_wna16 = cpu_gemm_wna16

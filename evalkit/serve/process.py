@@ -28,6 +28,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, cast
 
+from evalkit.core.config import ServerConfig
 from evalkit.core.errors import ConfigError, ServerError
 from evalkit.core.records import Endpoint
 from evalkit.serve.cpu_support import (
@@ -44,7 +45,6 @@ from evalkit.serve.ray_cluster import RayCluster, bootstrap_env, wrap_command
 from evalkit.serve.render import (
     Device,
     FormatArgs,
-    ServerConfig,
     render_command,
     render_env,
     served_name,

@@ -64,7 +64,7 @@ class RetryPolicy:
         """Seconds to sleep before retry number `retry` (0-based); the server's Retry-After wins when it gives one."""
         if retry_after is not None:
             return min(self.max_wait_s, max(0.0, retry_after))
-        nominal = min(self.max_wait_s, self.backoff_s * 2**retry)
+        nominal = min(self.max_wait_s, self.backoff_s * 2.0**retry)
         return nominal / 2 + random.uniform(0.0, nominal / 2)
 
 

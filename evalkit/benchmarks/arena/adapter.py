@@ -26,7 +26,7 @@ import string
 import threading
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
@@ -58,7 +58,6 @@ from evalkit.benchmarks.arena.names import TASK, WIN_FRACTION, WIN_RATE
 from evalkit.benchmarks.base import (
     BenchmarkBase,
     BenchmarkResult,
-    Endpoint,
     NodeContext,
     PlanContext,
     RunContext,
@@ -70,7 +69,7 @@ from evalkit.benchmarks.settings import parse_settings, require
 from evalkit.core.checks import Check
 from evalkit.core.datasources import DataSource, local_source
 from evalkit.core.errors import BenchmarkError, ConfigError, EvalkitError
-from evalkit.core.records import SampleRecord, TaskScore
+from evalkit.core.records import Endpoint, SampleRecord, TaskScore
 from evalkit.core.workload import CellWorkload
 from evalkit.util.hashing import sha256_file
 from evalkit.util.http import Client, HttpError, RetryPolicy, download
@@ -361,6 +360,7 @@ class ArenaHard(BenchmarkBase):
     def prefetch(self, settings: dict[str, Any]) -> None:
         """Download the questions and baseline answers when missing; check that they belong together."""
         s = ArenaHardSettings.from_dict(settings)
+        check: Callable[[Path], int]  # rows in the file, which also proves it parses
         for key, url_key, check in (
             ("questions_file", "questions_url", lambda p: len(read_questions(p))),
             ("baseline_answers_file", "baseline_answers_url", lambda p: len(read_answers(p))),

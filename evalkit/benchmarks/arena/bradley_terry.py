@@ -120,7 +120,8 @@ def fit_win_rate(outcomes: np.ndarray) -> float:
     lr.fit(x, y)
     ratings = SCALE * lr.coef_[0] + INIT_RATING
     ratings += INIT_RATING - ratings[0]  # anchor the baseline at 1000
-    return 100.0 / (1.0 + BASE ** ((ratings[0] - ratings[1]) / SCALE))
+    win_rate: float = 100.0 / (1.0 + BASE ** ((ratings[0] - ratings[1]) / SCALE))
+    return win_rate
 
 
 def win_rate(passes: Sequence[np.ndarray], rounds: int = 100, seed: int = 42, confidence: float = 0.95) -> WinRate:

@@ -32,7 +32,6 @@ from evalkit.benchmarks.arena.data import read_questions, write_jsonl_atomic
 from evalkit.benchmarks.base import (
     BenchmarkBase,
     BenchmarkResult,
-    Endpoint,
     PlanContext,
     RunContext,
     pin_generation_settings,
@@ -42,7 +41,7 @@ from evalkit.benchmarks.divergence.names import TopK, prompt_hash
 from evalkit.benchmarks.parallel import run_parallel
 from evalkit.core.datasources import DataSource, local_source, read_rows
 from evalkit.core.errors import BenchmarkError, ConfigError
-from evalkit.core.records import SampleRecord, TaskScore
+from evalkit.core.records import Endpoint, SampleRecord, TaskScore
 from evalkit.core.workload import CellWorkload
 from evalkit.util.hashing import sha256_file
 from evalkit.util.http import Client, RetryPolicy, download

@@ -49,7 +49,7 @@ from evalkit.benchmarks.base import (
 from evalkit.benchmarks.humaneval import execution as hx
 from evalkit.benchmarks.humaneval import tokens
 from evalkit.benchmarks.humaneval.passk import pass_at_k
-from evalkit.benchmarks.humaneval.sandbox import Sandbox, SandboxLimits
+from evalkit.benchmarks.humaneval.sandbox import Sandbox, SandboxLimits, check_available
 from evalkit.benchmarks.parallel import run_parallel
 from evalkit.benchmarks.settings import parse_settings, require
 from evalkit.core.checks import Check
@@ -306,7 +306,7 @@ def prompt_plan(mode: PromptMode, tokenizer_path: str | None) -> PromptPlan:
 
 def solution_of(sample: dict[str, Any], problem: Problem) -> str:
     """evalplus's unsanitised solution: the direct prompt + completion, or the chat completion alone."""
-    completion = sample["completion"].replace("\t", "    ")  # evalplus's vllm provider does this to every output
+    completion: str = sample["completion"].replace("\t", "    ")  # evalplus's vllm provider does this to every output
     if sample["mode"] == "direct":
         return problem.prompt.strip() + "\n" + completion
     return completion
@@ -395,8 +395,6 @@ class HumanEval(BenchmarkBase):
     def check_runtime(self, settings: dict[str, Any]) -> None:
         """Scoring executes generated code: the planner calls this (when the job scores) so that a node where the
         sandbox cannot work is refused before generation, not after it."""
-        from evalkit.benchmarks.humaneval.sandbox import check_available
-
         check_available()
 
     def prefetch(self, settings: dict[str, Any]) -> None:

@@ -49,9 +49,9 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypedDict
 
-from evalkit.core.errors import BenchmarkError
+from evalkit.core.errors import BenchmarkError, ConfigError
 from evalkit.util.procs import kill_group
 
 SandboxStatus = Literal["passed", "failed", "timeout", "memory", "signal", "error"]
@@ -108,14 +108,12 @@ class SandboxLimits:
     @classmethod
     def from_dict(cls, values: dict[str, object]) -> SandboxLimits:
         """Build from a config mapping; unknown keys are an error that lists the valid ones."""
-        from evalkit.core.errors import ConfigError
-
         valid = set(cls.__dataclass_fields__)
         unknown = sorted(set(values) - valid)
         if unknown:
             raise ConfigError(f"unknown sandbox limit(s) {unknown}", hint=f"valid keys: {sorted(valid)}")
         try:
-            return cls(**values)  # type: ignore[arg-type]
+            return cls(**values)  # type: ignore[arg-type]  # a config mapping's values: __post_init__ checks them
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"invalid sandbox limits: {exc}") from exc
 
@@ -414,7 +412,7 @@ class SandboxRun:
         outputs = {pipe.fileno(): bytearray() for pipe in pipes}
         truncated = dict.fromkeys(outputs, False)
         status_buf = bytearray()
-        events: list[dict] = []
+        events: list[dict[str, int]] = []  # bwrap's --json-status-fd lines: {"child-pid": n}, {"exit-code": n}
         sel = selectors.DefaultSelector()
         for fd in (*outputs, status_r):
             os.set_blocking(fd, False)
@@ -551,9 +549,17 @@ def _become_subreaper() -> None:
         _subreaper_set = libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
 
 
-def _exit_event(code: int, cpu_s: float | None) -> dict:
+class _ExitEvent(TypedDict, total=False):
+    """How the program ended: exactly one of `signal` and `returncode`, and its CPU time."""
+
+    cpu_s: float | None
+    signal: int
+    returncode: int
+
+
+def _exit_event(code: int, cpu_s: float | None) -> _ExitEvent:
     """bwrap reports a program killed by signal N as exit code 128 + N, like a shell."""
-    event: dict = {"cpu_s": cpu_s}
+    event: _ExitEvent = {"cpu_s": cpu_s}
     if code > 128 and code - 128 in signal.valid_signals():
         event["signal"] = code - 128
     else:
@@ -562,7 +568,7 @@ def _exit_event(code: int, cpu_s: float | None) -> dict:
 
 
 def _classify(
-    exit_event: dict | None, killed_for: str | None, stderr: str, lim: SandboxLimits
+    exit_event: _ExitEvent | None, killed_for: str | None, stderr: str, lim: SandboxLimits
 ) -> tuple[SandboxStatus, str]:
     if killed_for == "wall":
         return "timeout", f"wall-time limit of {lim.wall_time_s:g}s"

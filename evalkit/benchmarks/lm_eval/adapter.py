@@ -27,7 +27,6 @@ from typing import Any, ClassVar
 from evalkit.benchmarks.base import (
     BenchmarkBase,
     BenchmarkResult,
-    Endpoint,
     NodeContext,
     PlanContext,
     RunContext,
@@ -52,7 +51,7 @@ from evalkit.benchmarks.lm_eval.settings import LmEvalRun, LmEvalSuiteSettings, 
 from evalkit.core.checks import Check
 from evalkit.core.datasources import DataSource, hub_source, local_source
 from evalkit.core.errors import BenchmarkError, ConfigError
-from evalkit.core.records import SampleRecord, TaskScore
+from evalkit.core.records import Endpoint, SampleRecord, TaskScore
 from evalkit.core.workload import CellWorkload
 from evalkit.util.procs import die_with_parent, log_tail, stop_process_group
 

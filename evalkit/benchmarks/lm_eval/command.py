@@ -11,9 +11,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from evalkit.benchmarks.base import Endpoint
 from evalkit.benchmarks.lm_eval import ruler
 from evalkit.benchmarks.lm_eval.settings import LmEvalRun, LmEvalSuiteSettings
+from evalkit.core.records import Endpoint
 
 
 def request_timeout(run: LmEvalRun, settings: LmEvalSuiteSettings) -> int:

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 import yaml
 
-from evalkit.core.datasources import DatasetRef
+from evalkit.core.datasources import MANIFEST, DatasetRef, dataset_record, write_manifest
 from evalkit.core.errors import BenchmarkError, ConfigError
 
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
@@ -283,8 +283,6 @@ def prefetch_datasets(
     """
     import datasets  # heavy import, deferred
     from huggingface_hub import HfApi, constants
-
-    from evalkit.core.datasources import MANIFEST, dataset_record, write_manifest
 
     manifest = manifest or Path(os.environ.get("HF_HOME") or constants.HF_HOME) / MANIFEST
     done: list[str] = []

@@ -245,7 +245,7 @@ def _read_sources_from(module: ModuleType, source: DataSource, data_dir: Path) -
     if getattr(current, "evalkit_data_dir", None) == data_dir:
         return
     replacement = _essay_haystack(current, data_dir) if source == "essays" else _local_json(module, data_dir)
-    replacement.evalkit_data_dir = data_dir  # type: ignore[attr-defined]
+    replacement.evalkit_data_dir = data_dir  # type: ignore[attr-defined]  # marks lm-eval's hook as ours
     setattr(module, hook, replacement)
 
 

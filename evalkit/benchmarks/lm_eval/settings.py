@@ -126,7 +126,7 @@ def _structured(schema: type[T], values: Mapping[str, Any], where: str) -> T:
     try:
         typed = _merged(schema, values)
     except ConfigKeyError as exc:
-        valid = ", ".join(f.name for f in fields(schema))  # type: ignore[arg-type]
+        valid = ", ".join(f.name for f in fields(schema))  # type: ignore[arg-type]  # every schema is a dataclass
         raise ConfigError(f"{where}.{exc.key}: unknown key", hint=f"valid keys: {valid}") from None
     except OmegaConfBaseException as exc:
         key = re.split(r"[.\[]", str(exc.full_key))[0]
@@ -150,7 +150,8 @@ def _merged(schema: type, values: Mapping[str, Any]) -> Any:
 @functools.cache
 def _schema_node(schema: type) -> DictConfig:
     """The schema's config node, built once: building it costs as much as the merge (`merge` copies it)."""
-    return OmegaConf.structured(schema)
+    node: DictConfig = OmegaConf.structured(schema)
+    return node
 
 
 def _merges(schema: type, key: str, value: Any) -> bool:

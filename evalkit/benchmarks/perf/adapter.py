@@ -72,7 +72,8 @@ class Perf(BenchmarkBase):
             self._sweep(ctx, s, case)
 
     def _sweep(self, ctx: RunContext, s: PerfSettings, case: UseCase) -> None:
-        assert ctx.endpoint is not None
+        endpoint = ctx.endpoint  # a local, so the check below holds inside `run` too
+        assert endpoint is not None
         folder = ctx.work_dir / case.name
         folder.mkdir(exist_ok=True)
 
@@ -81,7 +82,7 @@ class Perf(BenchmarkBase):
             if result.exists():  # measured by an earlier, interrupted attempt of this cell
                 return parse_result(json.loads(result.read_text()))
             partial = folder / f".{r.label}.json"
-            cmd = bench_command(ctx.endpoint, case, r, n, s.warmup_requests, partial, ctx.seed)  # type: ignore[arg-type]
+            cmd = bench_command(endpoint, case, r, n, s.warmup_requests, partial, ctx.seed)
             stats = run_bench(cmd, partial, ctx.work_dir / LOG, s.timeout_s)
             partial.replace(result)
             return stats

@@ -30,7 +30,7 @@ class Run:
         mode, _, rate = head.partition("@")
         if mode not in ("sync", "throughput", "constant"):
             raise ValueError(label)
-        return cls(mode, float(rate) if rate else None, int(repeat or 1))  # type: ignore[arg-type]
+        return cls(mode, float(rate) if rate else None, int(repeat or 1))  # type: ignore[arg-type]  # checked above
 
 
 SYNC = Run("sync", None)

@@ -9,7 +9,7 @@ import threading
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from unit.pipeline.test_replicate_cells import plan
@@ -180,8 +180,8 @@ def test_the_job_loop_itself_logs_each_cell_it_leaves_pending(
 class Flaky(Sleepy):
     """Fails its first attempt per cell (an adapter bug or a harness hiccup), then succeeds; `broken` cells never do."""
 
-    attempts: dict[str, int] = {}
-    broken = {BENCHES[2]}
+    attempts: ClassVar[dict[str, int]] = {}  # shared by every instance get_adapter makes
+    broken: ClassVar[set[str]] = {BENCHES[2]}
 
     def generate(self, ctx: RunContext) -> None:
         name = ctx.work_dir.name

@@ -218,11 +218,11 @@ def test_kill_minus_9_mid_commit_leaves_whole_cell(tmp_path: Path) -> None:
     """A real process committing in a loop, killed with SIGKILL at varied moments: after each kill the store holds
     one complete, self-consistent cell (scores and samples of the same run)."""
     for attempt in range(6):
-        proc = subprocess.Popen([sys.executable, "-c", KILLER, str(tmp_path)], stdout=subprocess.PIPE)
-        assert proc.stdout is not None and proc.stdout.readline().strip() == b"ready"
-        time.sleep(0.3 + 0.17 * attempt)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+        with subprocess.Popen([sys.executable, "-c", KILLER, str(tmp_path)], stdout=subprocess.PIPE) as proc:
+            assert proc.stdout is not None and proc.stdout.readline().strip() == b"ready"
+            time.sleep(0.3 + 0.17 * attempt)
+            proc.send_signal(signal.SIGKILL)
+        # leaving `with` waited for the process and closed its pipe (a ResourceWarning, an error under pytest's filter)
         store = ResultsStore.open_for_writing(tmp_path)
         sc, smp = store.read_scores(), store.read_samples()
         if sc.empty:

@@ -232,12 +232,12 @@ def test_recovery_skips_keys_a_live_writer_holds(tmp_path: Path) -> None:
     staged = [root / d / PENDING / f"{key}__{new_run_id()}.parquet" for d in ("scores", "samples")]
     for f in staged:
         f.write_bytes(b"half a commit")
-    holder = _spawn(HOLD_LOCK, root / ".locks" / f"{key}.commit", stdin=subprocess.PIPE)
-    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
-    ResultsStore.open_for_writing(root)
-    assert all(f.exists() for f in staged)
-    holder.send_signal(signal.SIGKILL)
-    holder.wait()
+    with _spawn(HOLD_LOCK, root / ".locks" / f"{key}.commit", stdin=subprocess.PIPE) as holder:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        ResultsStore.open_for_writing(root)
+        assert all(f.exists() for f in staged)
+        holder.send_signal(signal.SIGKILL)
+    # leaving `with` waited for the holder and closed its pipes (a ResourceWarning, an error under pytest's filter)
     ResultsStore.open_for_writing(root)
     assert not any(f.exists() for f in staged)
     assert store.read_scores().empty
