@@ -8,13 +8,14 @@ same model x format starting together), so the second waits and then finds the f
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from evalkit.util.locks import exclusive
 
 TMP_PREFIX = ".tmp-"
 LOCK_DIR = ".locks"
@@ -85,11 +86,5 @@ def atomic_dir(final: Path) -> Iterator[Path]:
 @contextmanager
 def entry_lock(final: Path) -> Iterator[None]:
     """Exclusive lock for producing `final` (blocks until the holder finishes; released if the holder dies)."""
-    lock_dir = final.parent / LOCK_DIR
-    lock_dir.mkdir(parents=True, exist_ok=True)
-    with (lock_dir / f"{final.name}.lock").open("w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+    with exclusive(final.parent / LOCK_DIR / f"{final.name}.lock"):
+        yield

@@ -14,7 +14,6 @@ the next run retries them.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import re
@@ -32,6 +31,7 @@ from evalkit.benchmarks.arena.bradley_terry import LABELS
 from evalkit.benchmarks.parallel import run_parallel
 from evalkit.util.hashing import sha256_text
 from evalkit.util.http import Client, HttpError, RetryPolicy
+from evalkit.util.locks import exclusive
 
 log = logging.getLogger(__name__)
 
@@ -328,13 +328,10 @@ class JudgmentCache:
         line = json.dumps(judgment.record(), ensure_ascii=False) + "\n"
         with self._lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("a", encoding="utf-8") as f:
-                fcntl.flock(f, fcntl.LOCK_EX)  # other cells of the sweep may append to the same file
-                try:
-                    f.write(line)
-                    f.flush()
-                finally:
-                    fcntl.flock(f, fcntl.LOCK_UN)
+            # other cells of the sweep may append to the same file: the file itself is their lock
+            with exclusive(self.path), self.path.open("a", encoding="utf-8") as f:
+                f.write(line)
+                f.flush()
             self._entries[judgment.key] = judgment
 
 
