@@ -19,8 +19,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -51,6 +49,7 @@ from evalkit.serve.render import (
     shell_command,
     validate_server_config,
 )
+from evalkit.util.http import Client, HttpError, RetryPolicy
 from evalkit.util.procs import die_with_parent, group_rss_bytes, log_tail, stop_process_group
 
 log = logging.getLogger("evalkit.serve")
@@ -175,24 +174,25 @@ def _raise_sigterm(signum: int, frame: FrameType | None) -> None:
 # ---------------------------------------------------------------- health
 
 
-def _get_json(url: str, timeout_s: float) -> Any:
-    with urllib.request.urlopen(url, timeout=timeout_s) as resp:
-        return json.loads(resp.read().decode())
+def _model_cards(data: Any) -> list[ModelCard]:
+    """The cards of a /v1/models reply; TypeError when it is not one (a failed probe, like no answer)."""
+    if not isinstance(data, dict):
+        raise TypeError(f"/v1/models answered a {type(data).__name__}, not an object")
+    return list(data.get("data", []))
 
 
 def probe_health(base_url: str, model: str | None, timeout_s: float = 5.0) -> tuple[ModelCard | None, str]:
-    """(model card, "") when /health answers and /v1/models lists `model` (any model if None); else (None, why)."""
+    """(model card, "") when /health answers and /v1/models lists `model` (any model if None); else (None, why).
+    One attempt each: the caller polls, so the client's retries would only delay the next probe."""
     root = base_url.rstrip("/").removesuffix("/v1")
     try:
-        with urllib.request.urlopen(f"{root}/health", timeout=timeout_s) as resp:
-            if resp.status != 200:
-                return None, f"/health answered HTTP {resp.status}"
-        cards = _get_json(f"{root}/v1/models", timeout_s).get("data", [])
-    except urllib.error.HTTPError as err:
-        return None, f"HTTP {err.code} from {err.url}"
-    except (OSError, ValueError, AttributeError) as err:  # refused, reset, timeout, not JSON
-        reason = getattr(err, "reason", err)
-        return None, f"no answer ({reason})"
+        with Client(root, policy=RetryPolicy(retries=0, timeout_s=timeout_s)) as http:
+            http.get_bytes("health")
+            cards = http.get("v1/models", _model_cards).value
+    except HttpError as err:
+        if err.status is not None and err.reason != "bad_response":
+            return None, f"HTTP {err.status} from {err.url}"
+        return None, f"no answer ({err.detail})"  # refused, reset, timeout, not JSON
     for card in cards:
         if model is None or card.get("id") == model:
             return card, ""

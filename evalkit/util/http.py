@@ -72,7 +72,16 @@ class HttpError(BenchmarkError):
     """A request that failed for good: a final status, or retries used up."""
 
     def __init__(
-        self, what: str, *, url: str, reason: str, status: int | None, attempts: int, body: str, hint: str
+        self,
+        what: str,
+        *,
+        url: str,
+        reason: str,
+        status: int | None,
+        attempts: int,
+        body: str,
+        hint: str,
+        detail: str = "",
     ) -> None:
         super().__init__(what, hint=hint)
         self.url = url
@@ -84,6 +93,8 @@ class HttpError(BenchmarkError):
         """Requests sent, the failed last one included."""
         self.body = body
         """Excerpt of the last response's body, the key masked; "" when there was none."""
+        self.detail = detail
+        """What went wrong with the last attempt, in a few words ("cannot reach the server (ConnectError: ...)")."""
 
     def with_hint(self, hint: str) -> HttpError:
         """The same failure with the caller's advice on what to do next."""
@@ -95,6 +106,7 @@ class HttpError(BenchmarkError):
             attempts=self.attempts,
             body=self.body,
             hint=hint,
+            detail=self.detail,
         )
 
 
@@ -197,6 +209,10 @@ class Client:
         or ValueError when the body is not what the protocol says, which counts as a failed attempt)."""
         return self._request("POST", self.url(path), body, lambda resp: parse(resp.json()))
 
+    def get(self, path: str, parse: Callable[[Any], T]) -> Reply[T]:
+        """GET a JSON document; `parse(json)` as for `post`."""
+        return self._request("GET", self.url(path), None, lambda resp: parse(resp.json()))
+
     def get_bytes(self, url: str) -> Reply[bytes]:
         """GET `url` (under the base URL unless absolute), with the same retries."""
         return self._request("GET", self.url(url), None, lambda resp: resp.content)
@@ -261,6 +277,7 @@ class Client:
             attempts=attempts,
             body=failure.body,
             hint=hint,
+            detail=failure.detail,
         )
 
 

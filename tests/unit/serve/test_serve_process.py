@@ -7,7 +7,9 @@ import json
 import os
 import signal
 import socket
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,7 @@ from evalkit.serve import (
     check_compiler,
     client_base_url,
     pick_free_port,
+    probe_health,
 )
 from evalkit.util.procs import group_pids, log_tail
 
@@ -198,3 +201,31 @@ def test_a_checkpoint_this_cpu_cannot_compute_is_refused_before_the_server_start
         server.start()
     assert "EVALKIT_CPU_W4A16_MATMUL=fp32" in (err.value.hint or "")
     assert not (tmp_path / "server.log").exists()  # nothing was started
+
+
+class _Models(BaseHTTPRequestHandler):
+    """/health answers 200, /v1/models lists one model, anything else 404."""
+
+    def do_GET(self) -> None:
+        body = {"/health": b"", "/v1/models": json.dumps({"data": [{"id": "other"}]}).encode()}.get(self.path)
+        self.send_response(404 if body is None else 200)
+        self.end_headers()
+        self.wfile.write(body or b"")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_probe_health_names_what_is_wrong() -> None:
+    """One attempt per probe through the project's HTTP client: a dead port, another model, a wrong path."""
+    assert probe_health(f"http://127.0.0.1:{pick_free_port()}/v1", "fake")[1].startswith("no answer (cannot reach")
+    server = HTTPServer(("127.0.0.1", 0), _Models)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{server.server_port}"
+        assert probe_health(base + "/v1", "other") == ({"id": "other"}, "")
+        assert probe_health(base + "/v1", "fake") == (None, "/v1/models lists ['other'], not 'fake'")
+        assert probe_health(base + "/nowhere/v1", None) == (None, f"HTTP 404 from {base}/nowhere/health")
+    finally:
+        server.shutdown()
+        server.server_close()
