@@ -10,12 +10,13 @@ calibration text ships with the project (data/calibration/). Two formats:
 
 from __future__ import annotations
 
-import json
+import io
 import random
 from pathlib import Path
 from typing import Any
 
 from evalkit.core.errors import CheckpointError
+from evalkit.util.files import JsonLineError, parse_jsonl
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -50,14 +51,11 @@ def load_samples(path: Path) -> list[Sample]:
     text = path.read_text(encoding="utf-8")
     if path.suffix == ".jsonl":
         samples: list[Sample] = []
-        for lineno, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise CheckpointError(f"{path}:{lineno}: not JSON ({e.msg})") from e
-            samples.append(_parse_message_list(obj, f"{path}:{lineno}"))
+        try:
+            for lineno, obj in parse_jsonl(io.StringIO(text), path):
+                samples.append(_parse_message_list(obj, f"{path}:{lineno}"))
+        except JsonLineError as e:
+            raise CheckpointError(f"{path}:{e.lineno}: not JSON ({e.error.msg})") from e
     elif path.suffix == ".txt":
         samples = [block.strip() for block in text.split("\n\n") if block.strip()]
     else:

@@ -18,6 +18,7 @@ itself: sha256 of one canonical JSON document (sorted keys) per line, in row ord
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import os
 from collections.abc import Iterable, Mapping
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from evalkit.core.errors import ConfigError
+from evalkit.util.files import parse_jsonl
 from evalkit.util.hashing import sha256_file
 
 if TYPE_CHECKING:
@@ -87,7 +89,7 @@ def read_rows(path: Path) -> list[Any]:
     if text.lstrip().startswith("["):
         rows = json.loads(text)
         return list(rows) if isinstance(rows, list) else [rows]
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
+    return [row for _, row in parse_jsonl(io.StringIO(text), path)]
 
 
 def content_hash(rows: Iterable[Mapping[str, Any]]) -> tuple[int, str]:

@@ -2,6 +2,9 @@
 file. Every derived table (aggregate, compare, perf, report) and every small state file goes through `write_atomic`.
 Directories built whole (checkpoints) use `evalkit.checkpoints.atomic`; Parquet cells use the store.
 
+Reading the JSON-lines files those writers and appenders leave is `read_jsonl`: the one reader, which names the file
+and line of a broken row, and on request tolerates what a killed appender leaves (a torn last line).
+
 Also the folder rules of a results folder shared by a group (README, "Shared results folders"): inside a setgid
 folder, the folders and lock files evalkit creates are group-writable, so another member of the group can commit.
 """
@@ -9,11 +12,17 @@ folder, the folders and lock files evalkit creates are group-writable, so anothe
 from __future__ import annotations
 
 import contextlib
+import gzip
+import json
+import logging
 import os
 import stat
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
 
 
 def write_atomic(path: Path, write: Callable[[Path], object]) -> Path:
@@ -82,3 +91,59 @@ def share(path: Path) -> None:
         extra = stat.S_IRWXG | stat.S_ISGID if stat.S_ISDIR(mode) else stat.S_IRGRP | stat.S_IWGRP
         if mode & extra != extra:
             os.chmod(path, stat.S_IMODE(mode) | extra)
+
+
+class JsonLineError(ValueError):
+    """A line of a JSON-lines file that is not JSON."""
+
+    def __init__(self, path: Path | str, lineno: int, error: json.JSONDecodeError) -> None:
+        self.path = path
+        self.lineno = lineno
+        """1-based, counting blank lines."""
+        self.error = error
+        """json's own error (its `msg` says what is wrong)."""
+        super().__init__(f"{path} line {lineno} is not JSON: {error}")
+
+
+def read_jsonl(
+    path: Path,
+    *,
+    on_bad_line: Callable[[JsonLineError], None] | None = None,
+    cut_torn_tail: bool = False,
+) -> Iterator[tuple[int, Any]]:
+    """(line number, value) of each non-blank line of a JSON-lines file (gzipped when its name ends in .gz), read as
+    the caller consumes them.
+
+    A line that is not JSON raises `JsonLineError`, unless `on_bad_line` takes it (a cache that redoes what it cannot
+    read). `cut_torn_tail`, for a file this process appends to: a last line without its newline (an appender killed
+    mid-write) is cut off the file before reading, so the next append starts on a line of its own."""
+    if cut_torn_tail:
+        _cut_torn_tail(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as lines:
+        yield from parse_jsonl(lines, path, on_bad_line)
+
+
+def parse_jsonl(
+    lines: Iterable[str], where: Path | str, on_bad_line: Callable[[JsonLineError], None] | None = None
+) -> Iterator[tuple[int, Any]]:
+    """`read_jsonl` of lines already read (`where` names them in errors)."""
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as exc:
+            error = JsonLineError(where, lineno, exc)
+            if on_bad_line is None:
+                raise error from exc
+            on_bad_line(error)
+            continue
+        yield lineno, value
+
+
+def _cut_torn_tail(path: Path) -> None:
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        path.write_bytes(data[: data.rfind(b"\n") + 1])
+        log.warning("dropped a torn last line of %s (a writer was killed mid-line)", path)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from evalkit.core.errors import BenchmarkError
-from evalkit.util.files import write_text_atomic
+from evalkit.util.files import JsonLineError, read_jsonl, write_text_atomic
 from evalkit.util.hashing import sha256_text
 
 
@@ -68,20 +68,15 @@ class Answer:
 
 def _rows(path: Path, what: str) -> Iterator[tuple[int, dict[str, Any]]]:
     try:
-        with path.open(encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise BenchmarkError(
-                        f"arena_hard: {what} {path} line {lineno} is not JSON: {exc}",
-                        hint="restore the file (evalkit prefetch downloads the real set) or delete the broken line",
-                    ) from exc
-                if not isinstance(row, dict):
-                    raise BenchmarkError(f"arena_hard: {what} {path} line {lineno} is not a JSON object")
-                yield lineno, row
+        for lineno, row in read_jsonl(path):
+            if not isinstance(row, dict):
+                raise BenchmarkError(f"arena_hard: {what} {path} line {lineno} is not a JSON object")
+            yield lineno, row
+    except JsonLineError as exc:
+        raise BenchmarkError(
+            f"arena_hard: {what} {path} line {exc.lineno} is not JSON: {exc.error}",
+            hint="restore the file (evalkit prefetch downloads the real set) or delete the broken line",
+        ) from exc
     except OSError as exc:
         raise BenchmarkError(
             f"arena_hard: cannot read {what} {path}: {exc}", hint="check the path in the benchmark settings"

@@ -29,6 +29,7 @@ from typing import Any
 
 from evalkit.benchmarks.arena.bradley_terry import LABELS
 from evalkit.benchmarks.parallel import run_parallel
+from evalkit.util.files import JsonLineError, read_jsonl
 from evalkit.util.hashing import sha256_text
 from evalkit.util.http import Client, HttpError, RetryPolicy
 from evalkit.util.locks import exclusive
@@ -305,13 +306,13 @@ class JudgmentCache:
         self._entries: dict[str, Judgment] = {}
         self.skipped_lines = 0
         if path.exists():
-            with path.open(encoding="utf-8") as f:
-                for line in f:
-                    try:
-                        row = json.loads(line)
-                        self._entries[row["key"]] = Judgment.from_record(row)
-                    except (ValueError, KeyError, TypeError):
-                        self.skipped_lines += 1  # a line torn by a killed writer; its judgment is redone
+            torn: list[JsonLineError] = []  # lines torn by a killed writer: their judgments are redone
+            for _, row in read_jsonl(path, on_bad_line=torn.append):
+                try:
+                    self._entries[row["key"]] = Judgment.from_record(row)
+                except (ValueError, KeyError, TypeError):
+                    self.skipped_lines += 1
+            self.skipped_lines += len(torn)
             if self.skipped_lines:
                 log.warning("judge cache %s: ignored %d unreadable line(s)", path, self.skipped_lines)
 

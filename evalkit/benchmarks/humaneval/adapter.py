@@ -57,6 +57,7 @@ from evalkit.core.datasources import DataSource, local_source
 from evalkit.core.errors import BenchmarkError, ConfigError, EvalkitError
 from evalkit.core.records import SampleRecord, TaskScore
 from evalkit.core.workload import CellWorkload
+from evalkit.util.files import read_jsonl
 from evalkit.util.hashing import sha256_file, sha256_text
 from evalkit.util.http import Client, RetryPolicy, download
 
@@ -209,11 +210,7 @@ class Problem:
 
 
 def _read_jsonl(path: Path) -> Iterable[dict[str, Any]]:
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as f:
-        for line in f:
-            if line.strip():
-                yield json.loads(line)
+    return (row for _, row in read_jsonl(path))
 
 
 def load_problems(settings: HumanEvalSettings) -> list[Problem]:
@@ -336,12 +333,7 @@ def _load_jsonl_repairing(path: Path) -> list[dict[str, Any]]:
     """Rows of an append-only file; a torn last line (a crash mid-write) is cut off so appends stay valid."""
     if not path.exists():
         return []
-    data = path.read_bytes()
-    if data and not data.endswith(b"\n"):
-        data = data[: data.rfind(b"\n") + 1]
-        path.write_bytes(data)
-        log.warning("humaneval: dropped a torn last line of %s", path)
-    return [json.loads(line) for line in data.decode().splitlines() if line.strip()]
+    return [row for _, row in read_jsonl(path, cut_torn_tail=True)]
 
 
 # ----------------------------------------------------------------------------------------------- adapter

@@ -25,6 +25,7 @@ from evalkit.benchmarks.lm_eval.leaderboard import (
 )
 from evalkit.core.errors import BenchmarkError
 from evalkit.core.records import SampleRecord, TaskScore
+from evalkit.util.files import read_jsonl
 
 
 def _number(value: Any) -> float | None:
@@ -229,7 +230,6 @@ def read_run_outputs(files: RunFiles) -> tuple[list[TaskScore], list[SampleRecor
         path = results_path.parent / f"samples_{task}_{stamp}.jsonl"
         if not path.is_file():
             raise BenchmarkError(f"lm-eval wrote no samples file for task {task!r} ({path})", log=files.log)
-        with path.open(encoding="utf-8") as fh:
-            records = parse_samples(task, (json.loads(line) for line in fh if line.strip()))
+        records = parse_samples(task, (row for _, row in read_jsonl(path)))
         samples += ruler_scores.ruler_samples(task, records)
     return scores, samples

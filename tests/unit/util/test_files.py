@@ -1,8 +1,10 @@
 """Derived tables (aggregate's recovery, compare's comparisons, the perf table, the report) are replaced whole: real
-processes write them at once while another reads them in a loop, through the functions the commands call."""
+processes write them at once while another reads them in a loop, through the functions the commands call. And the
+one JSON-lines reader."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import subprocess
 import sys
@@ -12,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import evalkit
+from evalkit.util.files import JsonLineError, read_jsonl
 
 ENV = {"PYTHONPATH": str(Path(evalkit.__file__).resolve().parent.parent)}
 
@@ -110,3 +113,20 @@ def test_a_write_that_fails_leaves_the_old_table(tmp_path: Path) -> None:
         write_atomic(table, broken)
     assert table.read_text() == "old\n"
     assert [p.name for p in tmp_path.iterdir()] == ["t.csv"]
+
+
+def test_read_jsonl_names_the_bad_line_or_hands_it_over_and_cuts_a_torn_tail(tmp_path: Path) -> None:
+    path = tmp_path / "rows.jsonl"
+    path.write_text('{"a": 1}\n\n{"a": 2\n{"a": 3}\n{"a"', encoding="utf-8")
+    with pytest.raises(JsonLineError, match=r"rows\.jsonl line 3 is not JSON") as err:
+        list(read_jsonl(path))
+    assert err.value.lineno == 3
+    bad: list[JsonLineError] = []
+    assert list(read_jsonl(path, on_bad_line=bad.append)) == [(1, {"a": 1}), (4, {"a": 3})]
+    assert [e.lineno for e in bad] == [3, 5]
+    # a torn tail is cut off the file itself, so the next append starts on its own line
+    assert [n for n, _ in read_jsonl(path, cut_torn_tail=True, on_bad_line=bad.append)] == [1, 4]
+    assert path.read_text(encoding="utf-8").endswith('{"a": 3}\n')
+    gz = tmp_path / "rows.jsonl.gz"
+    gz.write_bytes(gzip.compress(b'{"b": 1}\n'))
+    assert list(read_jsonl(gz)) == [(1, {"b": 1})]
