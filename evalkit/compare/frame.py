@@ -11,10 +11,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from evalkit.core.errors import CompareError
-from evalkit.results.store import SAMPLES_SCHEMA, read_parquet
+from evalkit.results.schema import SAMPLES_SCHEMA
+from evalkit.results.store import read_parquet
 
 COLUMNS = ["model", "format", "benchmark", "task", "doc_id", "prompt_hash", "response", "metrics"]
-"""The part of the samples contract (evalkit/results/store.py SAMPLES_SCHEMA) a comparison reads."""
+"""The part of the samples contract (evalkit/results/schema.py SAMPLES_SCHEMA) a comparison reads."""
 
 
 def read_samples(results: Path) -> pa.Table:

@@ -1,7 +1,7 @@
 """Typed records that benchmarks produce and the results store persists.
 
 A benchmark adapter returns `TaskScore`s (one per task x metric) and `SampleRecord`s (one per task x document).
-The store adds the cell identity, run and provenance columns (see `evalkit.results.store.schema`), so adapters never
+The store adds the cell identity, run and provenance columns (see `evalkit.results.schema`), so adapters never
 deal with storage concerns. The statuses of rows and cells are in `evalkit.core.enums`.
 """
 
@@ -12,27 +12,31 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class TaskScore:
-    """One metric of one task, as reported by a benchmark."""
+    """One metric of one task, as reported by a benchmark.
+
+    The fields in declaration order are the `scores` table's columns of a metric (`evalkit.results.schema`); the
+    ones marked keyword-only are declared where their column goes, while the constructor's positional order stays
+    `TaskScore(task, metric, value, stderr, n_samples, ...)`."""
 
     task: str
     """Task name as the harness knows it, e.g. "gsm8k_llama" or "leaderboard_bbh_navigate"."""
     metric: str
     """Metric name with the harness's filter folded in when it matters, e.g. "exact_match,strict-match"
     becomes metric="exact_match", filter="strict-match"."""
+    filter: str = field(default="", kw_only=True)
+    """Harness filter / answer-extraction variant ("" when there is only one)."""
     value: float | None
     """Score. Accuracy-type metrics are percentages (0-100). None only when the metric could not be computed."""
     stderr: float | None = None
     """Standard error of `value`, same scale; None when the harness gives none."""
+    normalized: float | None = field(default=None, kw_only=True)
+    """Leaderboard-v2 normalised score (random baseline subtracted, rescaled to 0-100); None when not defined."""
+    is_primary: bool = field(default=False, kw_only=True)
+    """The metric this task contributes to its suite's average (one per task)."""
+    higher_is_better: bool = field(default=True, kw_only=True)
+    """Direction of the metric, needed to compare formats."""
     n_samples: int = 0
     """Number of documents (or prompts) the score is computed over."""
-    filter: str = ""
-    """Harness filter / answer-extraction variant ("" when there is only one)."""
-    higher_is_better: bool = True
-    """Direction of the metric, needed to compare formats."""
-    normalized: float | None = None
-    """Leaderboard-v2 normalised score (random baseline subtracted, rescaled to 0-100); None when not defined."""
-    is_primary: bool = False
-    """The metric this task contributes to its suite's average (one per task)."""
 
 
 @dataclass(frozen=True)

@@ -37,10 +37,9 @@ import os
 import time
 import uuid
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -51,6 +50,18 @@ from evalkit.core.enums import CellState, RowStatus
 from evalkit.core.errors import StoreError
 from evalkit.core.records import SampleRecord, TaskScore
 from evalkit.results.adaptive import ADAPTIVE_META, AdaptiveRecord
+from evalkit.results.schema import (
+    ADDED_SCORE_COLUMNS,
+    SAMPLES_SCHEMA,
+    SCORES_SCHEMA,
+    SampleCell,
+    SampleRow,
+    SampleRun,
+    ScoreCell,
+    ScoreRow,
+    ScoreRun,
+    to_table,
+)
 from evalkit.util import locks
 from evalkit.util.files import make_dirs, share
 
@@ -85,126 +96,6 @@ class RunInfo:
     """The cell's data sources, `evalkit.core.datasources.sources_json` (the job always sets it and data_overridden)."""
     data_overridden: bool | None = None
     """The cell read local data instead of the benchmark's Hub datasets (a demo/smoke benchmark, or local copies)."""
-
-
-@dataclass(frozen=True)
-class ScoreRow:
-    """One row of `scores`: a metric of a task of a cell (or, with status "failed", the cell's failure)."""
-
-    model: str
-    format: str
-    benchmark: str
-    suite: str
-    task: str
-    metric: str
-    filter: str
-    value: float | None
-    """Accuracy-type metrics in percent (0-100)."""
-    stderr: float | None
-    normalized: float | None
-    """Leaderboard-v2 normalised score (0-100), where defined."""
-    is_primary: bool
-    """The metric the task contributes to its suite's average."""
-    higher_is_better: bool
-    n_samples: int
-    status: RowStatus
-    """"ok" or "failed" (written as the string)."""
-    error: str | None
-    log_path: str
-    cell_id: str
-    run_id: str
-    started_at: datetime
-    finished_at: datetime
-    checkpoint: str
-    """The cell's `CheckpointRef` as "<source>:<id>"."""
-    checkpoint_path: str
-    evalkit_version: str
-    evalkit_commit: str
-    lm_eval_version: str
-    vllm_version: str
-    config_hash: str
-    data_sources: str | None
-    """JSON list of what the cell read (evalkit/core/datasources.py `DataSource`): Hub id and revision (or "unpinned"),
-    or local path with sha256 and rows. Null in files written before the column existed."""
-    data_overridden: bool | None
-    """True when the cell ran on local data overrides (demo/smoke data, or local copies of Hub datasets): `aggregate`
-    marks such cells. Null in files written before the column existed."""
-
-
-@dataclass(frozen=True)
-class SampleRow:
-    """One row of `samples`: a document of a task of a cell."""
-
-    model: str
-    format: str
-    benchmark: str
-    task: str
-    doc_id: int
-    prompt_hash: str
-    target: str
-    response: str
-    metrics: dict[str, float]
-    cell_id: str
-    run_id: str
-
-
-_TS = pa.timestamp("us", tz="UTC")
-
-SCORES_SCHEMA = pa.schema(
-    [
-        pa.field("model", pa.string(), nullable=False),
-        pa.field("format", pa.string(), nullable=False),
-        pa.field("benchmark", pa.string(), nullable=False),
-        pa.field("suite", pa.string(), nullable=False),
-        pa.field("task", pa.string(), nullable=False),
-        pa.field("metric", pa.string(), nullable=False),
-        pa.field("filter", pa.string(), nullable=False),
-        pa.field("value", pa.float64()),
-        pa.field("stderr", pa.float64()),
-        pa.field("normalized", pa.float64()),
-        pa.field("is_primary", pa.bool_(), nullable=False),
-        pa.field("higher_is_better", pa.bool_(), nullable=False),
-        pa.field("n_samples", pa.int64(), nullable=False),
-        pa.field("status", pa.string(), nullable=False),
-        pa.field("error", pa.string()),
-        pa.field("log_path", pa.string(), nullable=False),
-        pa.field("cell_id", pa.string(), nullable=False),
-        pa.field("run_id", pa.string(), nullable=False),
-        pa.field("started_at", _TS, nullable=False),
-        pa.field("finished_at", _TS, nullable=False),
-        pa.field("checkpoint", pa.string(), nullable=False),
-        pa.field("checkpoint_path", pa.string(), nullable=False),
-        pa.field("evalkit_version", pa.string(), nullable=False),
-        pa.field("evalkit_commit", pa.string(), nullable=False),
-        pa.field("lm_eval_version", pa.string(), nullable=False),
-        pa.field("vllm_version", pa.string(), nullable=False),
-        pa.field("config_hash", pa.string(), nullable=False),
-        pa.field("data_sources", pa.string()),
-        pa.field("data_overridden", pa.bool_()),
-    ]
-)
-
-ADDED_SCORE_COLUMNS = ("data_sources", "data_overridden")
-"""Columns added to the contract after results were first written: files without them still read (as nulls)."""
-
-SAMPLES_SCHEMA = pa.schema(
-    [
-        pa.field("model", pa.string(), nullable=False),
-        pa.field("format", pa.string(), nullable=False),
-        pa.field("benchmark", pa.string(), nullable=False),
-        pa.field("task", pa.string(), nullable=False),
-        pa.field("doc_id", pa.int64(), nullable=False),
-        pa.field("prompt_hash", pa.string(), nullable=False),
-        pa.field("target", pa.string(), nullable=False),
-        pa.field("response", pa.string(), nullable=False),
-        pa.field("metrics", pa.map_(pa.string(), pa.float64()), nullable=False),
-        pa.field("cell_id", pa.string(), nullable=False),
-        pa.field("run_id", pa.string(), nullable=False),
-    ]
-)
-
-assert [f.name for f in fields(ScoreRow)] == SCORES_SCHEMA.names
-assert [f.name for f in fields(SampleRow)] == SAMPLES_SCHEMA.names
 
 
 @dataclass(frozen=True)
@@ -332,8 +223,8 @@ class ResultsStore:
             self._commit(
                 cell.key,
                 run.run_id,
-                _to_table(score_rows, SCORES_SCHEMA),
-                _to_table(sample_rows, SAMPLES_SCHEMA),
+                to_table(score_rows, SCORES_SCHEMA),
+                to_table(sample_rows, SAMPLES_SCHEMA),
                 {ADAPTIVE_META: adaptive.to_json().encode()} if adaptive is not None else {},
             )
 
@@ -349,21 +240,9 @@ class ResultsStore:
                 self._record_failure(cell, run, error)
 
     def _record_failure(self, cell: Cell, run: RunInfo, error: str) -> None:
-        row = ScoreRow(
-            **_identity(cell, run),
-            task="",
-            metric="",
-            filter="",
-            value=None,
-            stderr=None,
-            normalized=None,
-            is_primary=False,
-            higher_is_better=True,
-            n_samples=0,
-            status=RowStatus.failed,
-            error=error,
-        )
-        self._commit(cell.key, run.run_id, _to_table([row], SCORES_SCHEMA), _to_table([], SAMPLES_SCHEMA))
+        # the failure row's metric columns are an empty score's
+        row = _score_row(cell, run, TaskScore(task="", metric="", value=None), RowStatus.failed, error)
+        self._commit(cell.key, run.run_id, to_table([row], SCORES_SCHEMA), to_table([], SAMPLES_SCHEMA))
 
     def _commit(
         self, key: CellKey, run_id: str, scores: pa.Table, samples: pa.Table, extra: dict[bytes, bytes] | None = None
@@ -613,72 +492,38 @@ def _key_of(pending: Path) -> CellKey | None:
         return None
 
 
-def _identity(cell: Cell, run: RunInfo) -> dict[str, Any]:
+def _score_run(cell: Cell, run: RunInfo, status: RowStatus, error: str | None) -> ScoreRun:
     p = run.provenance
-    return {
-        "model": cell.model,
-        "format": cell.format,
-        "benchmark": cell.benchmark,
-        "suite": cell.suite,
-        "log_path": run.log_path,
-        "cell_id": cell.cell_id,
-        "run_id": run.run_id,
-        "started_at": run.started_at,
-        "finished_at": run.finished_at,
-        "checkpoint": str(cell.checkpoint),
-        "checkpoint_path": p.checkpoint_path,
-        "evalkit_version": p.evalkit_version,
-        "evalkit_commit": p.evalkit_commit,
-        "lm_eval_version": p.lm_eval_version,
-        "vllm_version": p.vllm_version,
-        "config_hash": p.config_hash,
-        "data_sources": run.data_sources,
-        "data_overridden": run.data_overridden,
-    }
-
-
-def _score_row(cell: Cell, run: RunInfo, s: TaskScore) -> ScoreRow:
-    return ScoreRow(
-        **_identity(cell, run),
-        task=s.task,
-        metric=s.metric,
-        filter=s.filter,
-        value=s.value,
-        stderr=s.stderr,
-        normalized=s.normalized,
-        is_primary=s.is_primary,
-        higher_is_better=s.higher_is_better,
-        n_samples=s.n_samples,
-        status=RowStatus.ok,
-        error=None,
+    return ScoreRun(
+        status=status,
+        error=error,
+        log_path=run.log_path,
+        cell_id=cell.cell_id,
+        run_id=run.run_id,
+        started_at=run.started_at,
+        finished_at=run.finished_at,
+        checkpoint=str(cell.checkpoint),
+        checkpoint_path=p.checkpoint_path,
+        evalkit_version=p.evalkit_version,
+        evalkit_commit=p.evalkit_commit,
+        lm_eval_version=p.lm_eval_version,
+        vllm_version=p.vllm_version,
+        config_hash=p.config_hash,
+        data_sources=run.data_sources,
+        data_overridden=run.data_overridden,
     )
+
+
+def _score_row(
+    cell: Cell, run: RunInfo, s: TaskScore, status: RowStatus = RowStatus.ok, error: str | None = None
+) -> ScoreRow:
+    where = ScoreCell(model=cell.model, format=cell.format, benchmark=cell.benchmark, suite=cell.suite)
+    return ScoreRow(where, s, _score_run(cell, run, status, error))
 
 
 def _sample_row(cell: Cell, run: RunInfo, s: SampleRecord) -> SampleRow:
-    return SampleRow(
-        model=cell.model,
-        format=cell.format,
-        benchmark=cell.benchmark,
-        task=s.task,
-        doc_id=s.doc_id,
-        prompt_hash=s.prompt_hash,
-        target=s.target,
-        response=s.response,
-        metrics=dict(s.metrics),
-        cell_id=cell.cell_id,
-        run_id=run.run_id,
-    )
-
-
-def _to_table(rows: list[ScoreRow] | list[SampleRow], schema: pa.Schema) -> pa.Table:
-    columns: dict[str, list[object]] = {name: [] for name in schema.names}
-    for row in rows:
-        for name in schema.names:
-            value = getattr(row, name)
-            if isinstance(value, dict):
-                value = list(value.items())
-            columns[name].append(value)
-    return pa.table(columns, schema=schema)
+    where = SampleCell(model=cell.model, format=cell.format, benchmark=cell.benchmark)
+    return SampleRow(where, s, SampleRun(cell_id=cell.cell_id, run_id=run.run_id))
 
 
 def cell_rows(
@@ -689,6 +534,6 @@ def cell_rows(
     score_rows = [_score_row(cell, run, s) for s in scores]
     sample_rows = [_sample_row(cell, run, s) for s in samples]
     return (
-        _to_table(score_rows, SCORES_SCHEMA).to_pandas(),
-        _to_table(sample_rows, SAMPLES_SCHEMA).to_pandas(),
+        to_table(score_rows, SCORES_SCHEMA).to_pandas(),
+        to_table(sample_rows, SAMPLES_SCHEMA).to_pandas(),
     )
