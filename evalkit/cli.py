@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from evalkit.core.enums import CellStatus, Phase
 from evalkit.core.errors import ConfigError, EvalkitError
+from evalkit.core.formats import BASELINE_FORMAT
 from evalkit.util.files import write_atomic
 
 if TYPE_CHECKING:
@@ -428,12 +429,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     a = _command(sub, "aggregate", "recovery tables (quantized / baseline) from a results directory")
     a.add_argument("--results", default="results", help="directory holding scores/ (default: results)")
-    a.add_argument("--baseline", default="bf16", help="baseline format (default: bf16)")
+    a.add_argument("--baseline", default=BASELINE_FORMAT, help=f"baseline format (default: {BASELINE_FORMAT})")
     a.set_defaults(func=cmd_aggregate)
 
     cm = _command(sub, "compare", "paired statistics and verdicts of each format vs the baseline")
     cm.add_argument("--results", default="results", help="directory holding scores/ and samples/ (default: results)")
-    cm.add_argument("--baseline", default="bf16", help="baseline format (default: bf16)")
+    cm.add_argument("--baseline", default=BASELINE_FORMAT, help=f"baseline format (default: {BASELINE_FORMAT})")
     cm.add_argument(
         "--margin", default=None, help="points of the suite's scale, or percent of baseline: 2%% (default: policy's)"
     )
@@ -464,7 +465,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ry = _command(sub, "replay", "what adaptive evaluation would have spent and decided on a full run")
     ry.add_argument("--results", default="results", help="directory holding scores/ and samples/ (default: results)")
-    ry.add_argument("--baseline", default="bf16", help="baseline format (default: bf16)")
+    ry.add_argument("--baseline", default=BASELINE_FORMAT, help=f"baseline format (default: {BASELINE_FORMAT})")
     ry.add_argument("--margin", default="1.0", help="points of the suite's scale, or percent of baseline: 2%%")
     ry.add_argument("--orders", type=int, default=200, help="random document orders per cell (default: 200)")
     ry.add_argument("--chunk", type=int, default=None, help="documents per chunk (default: 2%% of a cell's)")
@@ -492,7 +493,7 @@ def build_parser() -> argparse.ArgumentParser:
     rc.add_argument("--results", default="results", help="directory holding scores/, samples/, compare/")
     rc.add_argument("--suites", required=True, help="comma list of suites the format must be non-inferior on")
     rc.add_argument("--prices", help="price table YAML (default: conf/prices/study_2024-10-28.yaml, the study's)")
-    rc.add_argument("--baseline", default="bf16", help="baseline format (default: bf16)")
+    rc.add_argument("--baseline", default=BASELINE_FORMAT, help=f"baseline format (default: {BASELINE_FORMAT})")
     rc.add_argument("--ttft-ms", type=float, default=1000.0, help="async SLO: TTFT bound (default 1000 ms)")
     rc.add_argument("--itl-ms", type=float, default=100.0, help="async SLO: inter-token latency bound (default 100)")
     rc.add_argument("--percentile", type=int, choices=[50, 90, 99], default=90, help="SLO percentile (default 90)")

@@ -16,6 +16,7 @@ from evalkit.benchmarks import report_sections
 from evalkit.compare.frame import read_samples
 from evalkit.compare.table import REPLICATE, SUITE, CompareSettings, compare, verdict_of
 from evalkit.core.errors import CompareError, StoreError
+from evalkit.core.formats import BASELINE_FORMAT
 from evalkit.results.aggregate import REQUIRED_COLUMNS, TASK_SUITES, recovery_table, render_recovery, write_recovery
 from evalkit.results.store import ResultsStore
 
@@ -63,7 +64,7 @@ def with_verdicts(recovery: pd.DataFrame, comparisons: pd.DataFrame) -> pd.DataF
     return out
 
 
-def aggregate_results(results: Path, baseline_format: str = "bf16") -> str:
+def aggregate_results(results: Path, baseline_format: str = BASELINE_FORMAT) -> str:
     """Read `<results>/scores` (and `samples`), write `<results>/aggregate/recovery.{parquet,csv}` and return the text
     report: what `evalkit aggregate` prints, and the Slurm aggregate job's log. Without per-document samples (a
     hand-entered scores table) the recoveries stand alone, and the report says why."""

@@ -23,6 +23,7 @@ from evalkit.compare.pairing import drop_unscored, pair
 from evalkit.compare.policy import NO_CI, Family, Policy
 from evalkit.compare.verdict import Margin, Verdict, decide
 from evalkit.core.errors import CompareError, StoreError
+from evalkit.core.formats import BASELINE_FORMAT
 from evalkit.results.aggregate import TASK_SUITES, recovery_table
 
 PAIR_COLUMNS = [
@@ -50,7 +51,7 @@ floor (floor.py)."""
 
 @dataclass(frozen=True)
 class CompareSettings:
-    baseline: str = "bf16"
+    baseline: str = BASELINE_FORMAT
     margin: Margin = field(default_factory=Margin)
     method: Method = "holm"
     """Adjustment of the two-sided p of "no difference" within the family (information; verdicts read the
@@ -62,7 +63,9 @@ class CompareSettings:
     """Bonferroni over the claims (suite and task rows) of one model x format, or per claim (policy.py)."""
 
     @classmethod
-    def of(cls, policy: Policy, baseline: str = "bf16", margin: Margin | None = None, **kw: Any) -> CompareSettings:
+    def of(
+        cls, policy: Policy, baseline: str = BASELINE_FORMAT, margin: Margin | None = None, **kw: Any
+    ) -> CompareSettings:
         return cls(baseline, margin or policy.margin, alpha=policy.alpha, family=policy.family, **kw)
 
     subsets: frozenset[tuple[str, str, str]] = frozenset()

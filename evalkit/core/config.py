@@ -18,6 +18,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 
 from evalkit.core.enums import CheckpointSource, Phase, QuantScheme
 from evalkit.core.errors import ConfigError
+from evalkit.core.formats import BASELINE_FORMAT
 
 NAME_RE = re.compile(r"^(?!.*__)(?!.*_$)[A-Za-z0-9][A-Za-z0-9._-]*$")
 """Model, format and benchmark names: usable in file names, and never holding (or ending in) the "__" that joins
@@ -378,8 +379,9 @@ class EvalkitConfig:
     benchmark: list[str] = field(default_factory=list)
     """The benchmarks this job runs (names in the catalogue). A multirun over `benchmark` groups them into one
     job per model x format, so one server serves them all."""
-    baseline_format: str = "bf16"
-    """Recovery tables divide by this format."""
+    baseline_format: str = BASELINE_FORMAT
+    """The format every other is compared with (recovery tables divide by it, adaptive variants pair with it,
+    replicates re-run it)."""
     sweep: str = "default"
     """Sweep name: job folders go to `paths.jobs/<sweep>/`, so a plain folder name (no "/", not "." or "..")."""
     paths: PathsConfig = field(default_factory=PathsConfig)

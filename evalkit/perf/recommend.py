@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 import pandas as pd
 
 from evalkit.compare import Verdict
+from evalkit.core.formats import BASELINE_FORMAT
 from evalkit.perf.cost import PriceTable, Slo, cost_reduction, peak_qps, queries_per_dollar, within_slo
 
 HARDWARE_TYPES = ("H100", "A100", "A6000", "L40S", "L4", "A10")
@@ -80,7 +81,12 @@ _NON_INFERIOR = {v.value for v in Verdict if v.non_inferior}
 
 
 def recommend(
-    perf: pd.DataFrame, verdicts: pd.DataFrame, suites: list[str], prices: PriceTable, slo: Slo, baseline: str = "bf16"
+    perf: pd.DataFrame,
+    verdicts: pd.DataFrame,
+    suites: list[str],
+    prices: PriceTable,
+    slo: Slo,
+    baseline: str = BASELINE_FORMAT,
 ) -> pd.DataFrame:
     """One row per (model, deployment, use case, hardware, format): `Choice` columns."""
     suite_rows = verdicts[verdicts["task"] == "*"] if "task" in verdicts else verdicts

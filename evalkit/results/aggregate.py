@@ -21,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from evalkit.core.errors import StoreError
+from evalkit.core.formats import BASELINE_FORMAT
 from evalkit.util.files import write_atomic
 from evalkit.util.text import format_cell, text_table
 
@@ -77,7 +78,7 @@ def primary_scores(scores: pd.DataFrame) -> pd.DataFrame:
 
 
 def recovery_table(
-    scores: pd.DataFrame, baseline_format: str = "bf16", sections: Mapping[str, str] | None = None
+    scores: pd.DataFrame, baseline_format: str = BASELINE_FORMAT, sections: Mapping[str, str] | None = None
 ) -> pd.DataFrame:
     """Rows: (model, suite, format) with the format's average, the baseline's average over the same tasks, and
     their ratio in percent. The baseline's own row has recovery 100. Formats of a model without a baseline get
