@@ -28,10 +28,10 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
+from evalkit.benchmarks import generation
 from evalkit.benchmarks.arena import bradley_terry as bt
 from evalkit.benchmarks.arena import tokens
 from evalkit.benchmarks.arena.data import (
@@ -64,11 +64,10 @@ from evalkit.benchmarks.base import (
     data_check,
     pin_generation_settings,
 )
-from evalkit.benchmarks.parallel import run_parallel
 from evalkit.benchmarks.settings import parse_settings, require
 from evalkit.core.checks import Check
 from evalkit.core.datasources import DataSource, local_source
-from evalkit.core.errors import BenchmarkError, ConfigError, EvalkitError
+from evalkit.core.errors import BenchmarkError, ConfigError
 from evalkit.core.records import Endpoint, SampleRecord, TaskScore
 from evalkit.core.workload import CellWorkload
 from evalkit.util.hashing import sha256_file
@@ -389,8 +388,8 @@ class ArenaHard(BenchmarkBase):
         _check_generation_meta(out_dir, s, endpoint)
         answers = read_answers(path) if path.exists() else {}
         todo = [q for q in questions if q.question_id not in answers]
-        log.info("arena_hard: %d answers to generate (%d already there)", len(todo), len(questions) - len(todo))
-        if not todo:
+        out = generation.Outputs(TASK, "answers", path, log, phase="answer generation")
+        if not generation.pending(out, len(todo), len(questions) - len(todo)):
             return
         budgets = _answer_budgets(todo, endpoint, s)
         order = {q.question_id: i for i, q in enumerate(questions)}
@@ -417,19 +416,19 @@ class ArenaHard(BenchmarkBase):
                 if time.monotonic() - last_flush[0] >= s.checkpoint_every_s:
                     flush()
 
-        try:
-            with Client(endpoint.base_url, policy=s.retry_policy()) as http:
-                run_parallel([partial(one, http, q) for q in todo], s.concurrency)
-        except Exception as exc:
-            reason = exc.what if isinstance(exc, EvalkitError) else repr(exc)
-            raise BenchmarkError(
-                f"arena_hard: answer generation failed: {reason}",
-                log=path,
-                hint="answers written so far are kept; rerun generate to resume",
-            ) from exc
-        finally:
+        def final_flush() -> None:
             with lock:
                 flush()
+
+        generation.generate(
+            out,
+            todo,
+            one,
+            base_url=endpoint.base_url,
+            policy=s.retry_policy(),
+            concurrency=s.concurrency,
+            finish=final_flush,
+        )
 
     # -- score ------------------------------------------------------------------------------------------
 

@@ -37,6 +37,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
+from evalkit.benchmarks import generation
 from evalkit.benchmarks.base import (
     BenchmarkBase,
     BenchmarkResult,
@@ -410,15 +411,16 @@ class HumanEval(BenchmarkBase):
         samples_path = ctx.work_dir / SAMPLES_FILE
         done = {(r["task_id"], r["sample_index"]) for r in _load_jsonl_repairing(samples_path)}
         todo = [(p, i) for p in problems for i in range(settings.n_samples) if (p.task_id, i) not in done]
-        log.info("humaneval: %d samples to generate (%d already there)", len(todo), len(done))
-        if not todo:
+        out = generation.Outputs("humaneval", "samples", samples_path, log)
+        if not generation.pending(out, len(todo), len(done)):
             return
 
         endpoint = ctx.endpoint
         lock = threading.Lock()
         prompts = {p.task_id: plan.render(p.prompt) for p in problems}
 
-        def one(http: Client, problem: Problem, index: int) -> None:
+        def one(http: Client, item: tuple[Problem, int]) -> None:
+            problem, index = item
             prompt = prompts[problem.task_id]
             body = {
                 "model": endpoint.model,
@@ -445,16 +447,7 @@ class HumanEval(BenchmarkBase):
             _append_jsonl(samples_path, [row], lock)
 
         policy = dataclasses.replace(HTTP_RETRY, timeout_s=settings.request_timeout_s)
-        try:
-            with Client(endpoint.base_url, policy=policy) as http:
-                run_parallel([partial(one, http, p, i) for p, i in todo], settings.concurrency)
-        except Exception as exc:
-            reason = exc.what if isinstance(exc, EvalkitError) else repr(exc)
-            raise BenchmarkError(
-                f"humaneval: generation failed: {reason}",
-                log=samples_path,
-                hint="samples written so far are kept; rerun generate to resume",
-            ) from exc
+        generation.generate(out, todo, one, base_url=endpoint.base_url, policy=policy, concurrency=settings.concurrency)
 
     def _check_generation_meta(self, ctx: RunContext, settings: HumanEvalSettings, plan: PromptPlan) -> None:
         """Refuse to mix samples generated under different settings in one file."""
