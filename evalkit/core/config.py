@@ -201,7 +201,14 @@ class ArchitectureConfig:
 
 @dataclass
 class ModelConfig:
-    """A model of a family, with one checkpoint per quantization format."""
+    """A model of a family, with one checkpoint per quantization format.
+
+    Every fact of one model x format pair lives here, in the maps keyed by format name (`checkpoints`,
+    `recipe_overrides`, `resources_by_format`, `tp_by_format`, `pp_by_format`): the one place, with no per-pair
+    config group beside it. A model file then reads as the whole model, and a job reads other formats' entries too
+    (a recipe format quantizes the baseline's checkpoint; prefetch and doctor walk every format). A command line
+    reaches one pair as `model.<map>.<format>=...`, or clears a map with `'model.<map>={}'`.
+    """
 
     name: str = MISSING
     """Short id used in cell ids, file names and tables, e.g. "llama-3.1-8b-instruct"."""
