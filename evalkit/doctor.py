@@ -15,11 +15,14 @@ import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from evalkit.core.config import CheckpointSpec, EvalkitConfig
 from evalkit.core.errors import EvalkitError
 from evalkit.serve.cpu_support import CpuInfo, plan_support, read_cpuinfo, serving_dtype, vllm_op_library
+
+if TYPE_CHECKING:
+    from evalkit.launch.base import Launcher
 
 
 @dataclass(frozen=True)
@@ -60,16 +63,17 @@ def check_versions(found: Mapping[str, str | None]) -> list[Check]:
     ]
 
 
-def check_gpus(device: str, gpus_per_node: int, seen: int | None, how: str, slurm: bool = False) -> Check:
+def check_gpus(device: str, gpus_per_node: int, seen: int | None, how: str, allocated_by: str = "") -> Check:
     """`device`: the sweep's server device (cpu / gpu / auto); `gpus_per_node`: the most any job asks for;
-    `seen`: GPUs visible here (None: no way to tell); `slurm`: the jobs run in Slurm allocations, not here."""
+    `seen`: GPUs visible here (None: no way to tell); `allocated_by`: the launcher ("Slurm") whose allocations give
+    the jobs their GPUs, "" when they run here."""
     needs_gpu = device == "gpu" or (device == "auto" and gpus_per_node > 0)
     detail = f"{seen if seen is not None else 'unknown'} ({how})"
     if not needs_gpu:
         return Check("GPUs", True, f"{detail}; the sweep serves on CPU")
-    if slurm and not seen:
-        # a login node has none; the jobs' GPU requests are checked by `sbatch --test-only` at submission
-        return Check("GPUs", True, f"{detail} here; the jobs get theirs from Slurm")
+    if allocated_by and not seen:
+        # a login node has none; the jobs' GPU requests are checked at submission (`sbatch --test-only`)
+        return Check("GPUs", True, f"{detail} here; the jobs get theirs from {allocated_by}")
     if not seen:
         return Check(
             "GPUs",
@@ -78,12 +82,6 @@ def check_gpus(device: str, gpus_per_node: int, seen: int | None, how: str, slur
             "run on a GPU node (or launcher=slurm from a login node: the jobs get GPUs), or use server=cpu",
         )
     return Check("GPUs", True, detail)
-
-
-def check_slurm(answered: bool, detail: str) -> Check:
-    if answered:
-        return Check("Slurm", True, detail)
-    return Check("Slurm", False, detail, "run on a node of the cluster where `sinfo` answers, or use launcher=local")
 
 
 def check_writable(key: str, path: Path) -> Check:
@@ -245,18 +243,6 @@ def gpus_seen() -> tuple[int | None, str]:
         return None, "no nvidia-smi, no torch"
 
 
-def slurm_answers() -> tuple[bool, str]:
-    if not shutil.which("sinfo"):
-        return False, "sinfo not found"
-    try:
-        out = subprocess.run(["sinfo", "-h", "-o", "%P %a"], capture_output=True, text=True, timeout=20, check=False)
-    except (OSError, subprocess.SubprocessError) as exc:
-        return False, f"sinfo failed: {exc}"
-    if out.returncode != 0:
-        return False, f"sinfo exited {out.returncode}: {out.stderr.strip()[:200]}"
-    return True, f"partitions: {' '.join(out.stdout.split()[::2]) or '(none)'}"
-
-
 def _checkpoint_checks(cfg: EvalkitConfig, hf_home: Path) -> list[Check]:
     from evalkit.checkpoints.gguf import resolve_gguf
     from evalkit.checkpoints.resolve import cached_checkpoint
@@ -343,12 +329,12 @@ def _missing_hub_datasets(cfg: EvalkitConfig, name: str, settings: dict[str, Any
 
 def run_doctor(
     configs: Sequence[EvalkitConfig],
-    slurm: bool,
+    launchers: Sequence[Launcher],
     *,
     sandbox_probe: Callable[[], None] | None = None,
     versions: Mapping[str, str | None] | None = None,
 ) -> list[Check]:
-    """Every check for the jobs of one sweep. `sandbox_probe` defaults to
+    """Every check for the jobs of one sweep, run by `launchers`. `sandbox_probe` defaults to
     `evalkit.benchmarks.humaneval.sandbox.check_available`."""
     from evalkit.pipeline.job import harness_env
 
@@ -357,10 +343,11 @@ def run_doctor(
     devices = {c.server.device for c in configs}
     device = "gpu" if "gpu" in devices else ("auto" if "auto" in devices else "cpu")
     most = max((c.model.resources.gpus_per_node for c in configs), default=0)
-    checks.append(check_gpus(device, most, seen, how, slurm=slurm))
+    allocated_by = next((launcher.title for launcher in launchers if launcher.gpus_from_allocation), "")
+    checks.append(check_gpus(device, most, seen, how, allocated_by))
     checks += check_cpu_formats(configs, read_cpuinfo())
-    if slurm:
-        checks.append(check_slurm(*slurm_answers()))
+    for launcher in launchers:
+        checks += [Check(c.name, c.ok, c.detail, c.hint) for c in launcher.node_checks()]
     done: set[str] = set()
     for cfg in configs:
         hf_home = Path(harness_env(cfg)["HF_HOME"])
@@ -401,12 +388,12 @@ def _sandbox_check(probe: Callable[[], None] | None) -> Check:
 
 def doctor(overrides: Iterable[str]) -> list[Check]:
     """Compose the sweep of `overrides` (configuration errors raise ConfigError) and check this node for it."""
-    from evalkit.launch.sweep import is_slurm
+    from evalkit.launch.registry import get, name_of
     from evalkit.pipeline.compose import compose_grid
     from evalkit.pipeline.plan import typed
 
     composed = compose_grid(list(overrides), with_hydra=True)
-    slurm = any(is_slurm(c.hydra.launcher) for c in composed)
+    launchers = [get(name) for name in dict.fromkeys(name_of(c) for c in composed)]
     from evalkit.core.config import check_known_keys
     from evalkit.core.validate import validate
 
@@ -416,4 +403,4 @@ def doctor(overrides: Iterable[str]) -> list[Check]:
         cfg = typed(c)
         validate(cfg)  # the config itself must be valid; the adapters' checks become rows
         configs.append(cfg)
-    return run_doctor(configs, slurm)
+    return run_doctor(configs, launchers)

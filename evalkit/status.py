@@ -1,4 +1,5 @@
-"""Where each cell of a grid stands: the results store, combined with Slurm's view of the job that runs it.
+"""Where each cell of a grid stands: the results store, combined with the launcher's view of the job that runs it
+(Slurm's words below: the launcher's job states are Slurm's vocabulary, `evalkit.launch.base.JobState`).
 
 The store is the truth about results (done, failed with its error, stale); Slurm knows what is still to come
 (queued, running) and what died without a word to the store (a job killed for memory, a time limit without
@@ -18,8 +19,8 @@ from pathlib import Path
 from evalkit.core.cell import Cell
 from evalkit.core.enums import CellState, CellStatus
 from evalkit.core.errors import SlurmError
+from evalkit.launch.base import JobState
 from evalkit.launch.record import Submission, SubmittedJob, SweepRecord
-from evalkit.launch.slurm_state import JobState
 from evalkit.results.adaptive import AdaptiveRecord
 from evalkit.results.store import CellRecord
 
@@ -109,20 +110,20 @@ def slurm_ids(cells: Iterable[Cell], record: SweepRecord) -> list[str]:
 
 
 def grid_views(cells: Sequence[Cell], records: Sequence[CellRecord], sweep_dir: Path) -> tuple[list[CellView], str]:
-    """Views of the cells, with Slurm's job states when the sweep was submitted to Slurm; and a note for the
-    reader when Slurm could not be asked ("" otherwise)."""
-    from evalkit.launch import record as slurm_record
-    from evalkit.launch.slurm_state import job_states
+    """Views of the cells, with the job states of the launcher that submitted the sweep, if one did; and a note for
+    the reader when it could not be asked ("" otherwise)."""
+    from evalkit.launch import registry
 
-    rec_file = slurm_record.read(sweep_dir)
-    if rec_file is None:
+    found = registry.submitted_by(sweep_dir)
+    if found is None:
         return [cell_view(c, r) for c, r in zip(cells, records, strict=True)], ""
+    launcher, rec_file = found
     note = ""
     try:
-        states = job_states(slurm_ids(cells, rec_file))
+        states = launcher.states(slurm_ids(cells, rec_file))
     except SlurmError as err:
         states = {}
-        note = f"Slurm did not answer, job states unknown (store only): {err.what}"
+        note = f"{launcher.title} did not answer, job states unknown (store only): {err.what}"
     views = [
         cell_view(c, r, rec_file.job_for_cell(c.key), states, rec_file) for c, r in zip(cells, records, strict=True)
     ]

@@ -1,7 +1,7 @@
 """The sweep plan as one JSON document (`evalkit sweep --dry-run --json`): every job and cell, to read and to diff.
 
 Pure: built from the planned jobs (`JobPlan`) and, on Slurm, the sbatch requests the sweep would submit
-(`evalkit.launch.sweep.requests`). Everything is rendered by the code that runs it: the vLLM command by
+(the launcher's `render`). Everything is rendered by the code that runs it: the vLLM command by
 `evalkit.serve.render`, lm-eval's argv by `lm_eval.command.render_command`, the sbatch scripts by `render_sbatch` (via
 the requests). Nothing here reads the machine (no sandbox probe, no Hugging Face cache, no Slurm), so the study
 grid's plan is golden-tested (tests/unit/golden/study/) and checked against the protocol
@@ -27,7 +27,7 @@ from evalkit.benchmarks.lm_eval.offline import TaskCatalog, expand_tasks
 from evalkit.core.cell import Cell
 from evalkit.core.config import EvalkitConfig
 from evalkit.core.resources import job_resources
-from evalkit.launch.describe import Request, resources_text
+from evalkit.launch.base import Request
 from evalkit.launch.estimate import JobEstimate, cell_json, job_estimates, job_json, sweep_json, with_time_limit
 from evalkit.pipeline.cells import cell_dir_name, cell_seed, cell_settings
 from evalkit.pipeline.plan import JobPlan, job_dir_of
@@ -333,7 +333,7 @@ def request_document(index: int, req: Request) -> dict[str, Any]:
         "kind": req.kind,
         "jobs": list(req.names),
         "after": req.after or None,
-        "resources": resources_text(req.conf),
+        "resources": req.resources,
         "script": req.script,
     }
 

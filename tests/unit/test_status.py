@@ -8,8 +8,8 @@ import pytest
 
 from evalkit.core.cell import Cell
 from evalkit.core.enums import CellState
+from evalkit.launch.base import JobState
 from evalkit.launch.record import Submission, SubmittedJob, SweepRecord
-from evalkit.launch.slurm_state import JobState
 from evalkit.results.store import CellRecord
 from evalkit.status import CellStatus, CellView, cell_view, slurm_ids
 from evalkit.tables import render_failures, render_grid_status
