@@ -18,7 +18,7 @@ from pathlib import Path
 
 from evalkit.core.cell import Cell
 from evalkit.core.enums import CellState, CellStatus
-from evalkit.core.errors import SlurmError
+from evalkit.core.errors import EvalkitError
 from evalkit.launch.base import JobState
 from evalkit.launch.record import Submission, SubmittedJob, SweepRecord
 from evalkit.results.adaptive import AdaptiveRecord
@@ -121,7 +121,7 @@ def grid_views(cells: Sequence[Cell], records: Sequence[CellRecord], sweep_dir: 
     note = ""
     try:
         states = launcher.states(slurm_ids(cells, rec_file))
-    except SlurmError as err:
+    except EvalkitError as err:  # the cluster did not answer (SlurmError on Slurm)
         states = {}
         note = f"{launcher.title} did not answer, job states unknown (store only): {err.what}"
     views = [

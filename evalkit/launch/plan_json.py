@@ -345,9 +345,11 @@ def plan_document(
     placeholders: Placeholders,
     catalog: TaskCatalog | None,
     checks: Sequence[Mapping[str, str]] = (),
+    launcher: str = "local",
 ) -> dict[str, Any]:
-    """The whole plan. `requests`: the sweep's sbatch submissions (launcher=slurm), None for a local sweep. Each job
-    carries the submission that runs it (`slurm`), so one job's part of the document stands on its own."""
+    """The whole plan. `requests`: the submissions `launcher` would make (its `render`), None when it runs the jobs
+    here. Each job carries the submission that runs it (`slurm`), so one job's part of the document stands on its
+    own."""
     estimates = job_estimates(plans)
     jobs = [job_document(p, placeholders.python, catalog, e) for p, e in zip(plans, estimates, strict=True)]
     submissions = [request_document(i, r) for i, r in enumerate(requests or [], 1)]
@@ -369,7 +371,7 @@ def plan_document(
     doc: dict[str, Any] = {
         "evalkit_plan": FORMAT_VERSION,
         "sweep": plans[0].cfg.sweep if plans else None,
-        "launcher": "slurm" if requests is not None else "local",
+        "launcher": launcher,
         "placeholders": placeholders.as_dict(),
         "jobs": jobs,
         "submissions": [{k: v for k, v in s.items() if k != "script" or s["kind"] != "eval"} for s in submissions],

@@ -162,10 +162,18 @@ class EvalkitSweeper(Sweeper):
                 (job, plan.narrowed(plan.pending)) for job, plan in zip(jobs, self.plans, strict=True) if plan.pending
             ]
             # what the launcher would submit, rendered without a cluster (None: the jobs run here)
-            reqs = self._launcher().render(self._jobs(todo, self.plans, runnable=False))
+            launcher = self._launcher()
+            reqs = launcher.render(self._jobs(todo, self.plans, runnable=False))
             checks = adapter_checks(self.plans)
             placeholders = placeholders_of(self.plans, os.getcwd())
-            doc = plan_document(self.plans, reqs, placeholders=placeholders, catalog=task_catalog(), checks=checks)
+            doc = plan_document(
+                self.plans,
+                reqs,
+                placeholders=placeholders,
+                catalog=task_catalog(),
+                checks=checks,
+                launcher=launcher.name,
+            )
         except EvalkitError as err:
             print(f"evalkit: error: {err.message}", file=sys.stderr)
             raise SystemExit(2) from err
