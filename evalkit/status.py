@@ -40,7 +40,7 @@ class CellView:
     error: str | None = None
     log_path: str | None = None
     job_id: str | None = None
-    """The Slurm job that runs (or ran) the cell, if it was submitted to Slurm."""
+    """The submitted job that runs (or ran) the cell, if the sweep was submitted to a cluster (Slurm)."""
     job_state: JobState | None = None
     adaptive: AdaptiveRecord | None = None
     """An adaptive variant cell's progress and spending (the store's record)."""
@@ -56,26 +56,26 @@ def _recorded_by(rec: CellRecord, submission: Submission) -> bool:
 def cell_view(
     cell: Cell,
     rec: CellRecord,
-    slurm: tuple[Submission, SubmittedJob] | None = None,
+    submitted: tuple[Submission, SubmittedJob] | None = None,
     states: Mapping[str, JobState] | None = None,
     record: SweepRecord | None = None,
 ) -> CellView:
-    """The status of one cell from its store record and (on Slurm) its latest job and the job states."""
-    view = _cell_view(cell, rec, slurm, states, record)
+    """The status of one cell from its store record and, when submitted, its latest job and the job states."""
+    view = _cell_view(cell, rec, submitted, states, record)
     return dataclasses.replace(view, adaptive=rec.adaptive) if rec.adaptive is not None else view
 
 
 def _cell_view(
     cell: Cell,
     rec: CellRecord,
-    slurm: tuple[Submission, SubmittedJob] | None,
+    submitted: tuple[Submission, SubmittedJob] | None,
     states: Mapping[str, JobState] | None,
     record: SweepRecord | None,
 ) -> CellView:
     stored = CellView(cell, CellStatus(rec.state.value), rec.error, rec.log_path)
-    if slurm is None:
+    if submitted is None:
         return stored
-    submission, job = slurm
+    submission, job = submitted
     state = (states or {}).get(job.job_id, JobState.NOT_FOUND)
     if rec.state is CellState.DONE:
         return CellView(cell, CellStatus.DONE, None, rec.log_path, job.job_id, state)
@@ -99,7 +99,7 @@ def _cell_view(
     return CellView(cell, stored.status, stored.error, stored.log_path, job.job_id, state)
 
 
-def slurm_ids(cells: Iterable[Cell], record: SweepRecord) -> list[str]:
+def job_ids(cells: Iterable[Cell], record: SweepRecord) -> list[str]:
     """The job ids whose states the cells' views need: each cell's latest job and what that job waits for."""
     ids: list[str] = []
     for cell in cells:
@@ -120,7 +120,7 @@ def grid_views(cells: Sequence[Cell], records: Sequence[CellRecord], sweep_dir: 
     launcher, rec_file = found
     note = ""
     try:
-        states = launcher.states(slurm_ids(cells, rec_file))
+        states = launcher.states(job_ids(cells, rec_file))
     except EvalkitError as err:  # the cluster did not answer (SlurmError on Slurm)
         states = {}
         note = f"{launcher.title} did not answer, job states unknown (store only): {err.what}"
