@@ -114,7 +114,8 @@ class SweepJobs:
     plans: Sequence[JobPlan]
     """Every job's plan, pending or not (the sweep-level facts: results path, baseline, quantize resources)."""
     todo: Sequence[tuple[list[str], JobPlan]]
-    """Each job with pending cells: its overrides and its plan narrowed to those cells."""
+    """Each job with pending cells: its overrides as the grid expanded them, and its plan narrowed to those cells
+    (`job_overrides` makes the overrides that run only them)."""
     compose: Callable[[list[str]], DictConfig]
     """A job's config from its overrides, exactly as the job will compose it (its hash is checked there)."""
     run_here: Callable[[list[list[str]], Sequence[JobPlan]], list[Any]] | None = None
