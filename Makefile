@@ -70,8 +70,13 @@ demo: install
 	$(VENV)/bin/evalkit recommend --suites leaderboard_v1,leaderboard_v2
 	$(VENV)/bin/evalkit report
 
-test: install
-	$(PY) -m pytest
+# Unit tests on both cores (pytest-xdist: each is independent and most are CPU-bound), then the tests that start real
+# servers and a real Slurm one at a time (two vLLM servers on two cores only slow each other down).
+test: test-unit
+	$(PY) -m pytest tests/integration tests/slurm
+
+test-unit: install
+	$(PY) -m pytest tests/unit -n 2
 
 # The tests on a real local Slurm alone (part of `make test` too): they install (apt-get, as root) and start a
 # one-node cluster if none answers, and stop only what they started. ~7-9 min, most of it vLLM servers in jobs.

@@ -19,10 +19,10 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from evalkit.benchmarks.perf.loadgen import bench_command, run_bench
+from evalkit.benchmarks.perf.runs import THROUGHPUT
+from evalkit.benchmarks.perf.settings import UseCase
 from evalkit.core.records import Endpoint
-from evalkit.perf.loadgen import bench_command, run_bench
-from evalkit.perf.settings import UseCase
-from evalkit.perf.sweep import THROUGHPUT
 
 HERE = Path(__file__).resolve().parent
 TOKENIZER = Path("/work/main/checkpoints/smollm2-135m-instruct")

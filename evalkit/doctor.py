@@ -12,31 +12,18 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from evalkit.core.checks import Check
 from evalkit.core.config import CheckpointSpec, EvalkitConfig
 from evalkit.core.errors import EvalkitError
 from evalkit.serve.cpu_support import CpuInfo, plan_support, read_cpuinfo, serving_dtype, vllm_op_library
+from evalkit.util.hub_cache import hub_cached
 
 if TYPE_CHECKING:
     from evalkit.launch.base import Launcher
-
-
-@dataclass(frozen=True)
-class Check:
-    """One row of the doctor's table."""
-
-    name: str
-    """What was checked, e.g. "checkpoint smollm2-135m-instruct/fp8"."""
-    ok: bool
-    detail: str
-    """What was found (a version, a path, "none")."""
-    fix: str = ""
-    """What to do when not ok."""
-
 
 # ------------------------------------------------------------------------------------------------ pure checks
 
@@ -116,29 +103,6 @@ def check_writable(key: str, path: Path) -> Check:
     return Check(key, True, str(path) if path.exists() else f"{path} (will be created)")
 
 
-def check_judge_key(benchmark: str, variable: str | None, environ: Mapping[str, str]) -> Check:
-    name = f"judge key {benchmark}"
-    if variable is None:
-        return Check(name, True, "no key needed (served judge, or judge_api_key_env: null)")
-    if environ.get(variable):
-        return Check(name, True, f"${variable} is set")
-    return Check(
-        name,
-        False,
-        f"${variable} is not set",
-        f"export {variable}=<the judge's API key> before the sweep (jobs inherit it)",
-    )
-
-
-def hub_cached(hf_home: Path, repo: str, kind: str = "model") -> bool:
-    """Whether a Hub repo has a snapshot in the Hugging Face cache at `hf_home` (what offline jobs read)."""
-    entry = hf_home / "hub" / f"{kind}s--{repo.replace('/', '--')}"
-    if kind == "model":
-        return any(entry.glob("snapshots/*/config.json"))
-    # datasets: the Hub snapshot or the `datasets` library's own cache (what `prefetch` fills)
-    return any(entry.glob("snapshots/*")) or (hf_home / "datasets" / repo.replace("/", "___")).is_dir()
-
-
 def check_checkpoint(
     label: str,
     spec: CheckpointSpec,
@@ -191,11 +155,6 @@ def check_cpu_formats(configs: Sequence[EvalkitConfig], cpu: CpuInfo) -> list[Ch
             Check(f"cpu serves {cfg.format.name}", support.servable, f"{support.how}: {support.detail}", support.fix)
         )
     return rows
-
-
-def check_dataset(label: str, problem: str | None, fix: str = "") -> Check:
-    name = f"data {label}"
-    return Check(name, True, "present") if problem is None else Check(name, False, problem, fix)
 
 
 def render(checks: Sequence[Check]) -> str:
@@ -282,60 +241,22 @@ def _checkpoint_checks(cfg: EvalkitConfig, hf_home: Path) -> list[Check]:
 
 
 def _benchmark_checks(cfg: EvalkitConfig, name: str, hf_home: Path) -> list[Check]:
-    """The benchmark's own validation (which includes its data files), then the Hub datasets of lm-eval tasks."""
-    from evalkit.benchmarks import get_adapter
-    from evalkit.benchmarks.arena.adapter import ArenaHardSettings
+    """The benchmark family's own rows (`Benchmark.node_checks`): its data, and what else it needs of this node."""
+    from evalkit.benchmarks import NodeContext, get_adapter
 
     bench = cfg.benchmarks[name]
-    settings = dict(bench.settings)
-    checks: list[Check] = []
-    if bench.adapter == "arena_hard":
-        s = ArenaHardSettings.from_dict(settings)
-        needs_key = s.judge_base_url != "served" and s.judge_api_key_env
-        checks.append(check_judge_key(name, s.judge_api_key_env if needs_key else None, os.environ))
-        settings["judge_api_key_env"] = None  # the key has its own row; validate the data here
-    try:
-        get_adapter(bench.adapter).validate(settings)
-        problem, fix = None, ""
-    except EvalkitError as err:
-        problem, fix = err.what, err.hint or ""
-    if bench.adapter == "lm_eval" and problem is None:
-        missing = _missing_hub_datasets(cfg, name, settings, hf_home)
-        if missing:
-            problem = f"not in the cache {hf_home}: {', '.join(missing[:4])}{', ...' if len(missing) > 4 else ''}"
-            fix = f"run `evalkit prefetch` on a machine with internet ({len(missing)} dataset(s))"
-    checks.append(check_dataset(name, problem, fix))
-    return checks
-
-
-def _missing_hub_datasets(cfg: EvalkitConfig, name: str, settings: dict[str, Any], hf_home: Path) -> list[str]:
-    """Hub datasets of the suite's tasks that no local override serves and the cache lacks, and RULER's source files
-    (essays, SQuAD, HotpotQA) that are missing."""
-    from evalkit.benchmarks.lm_eval import ruler, ruler_data
-    from evalkit.benchmarks.lm_eval.offline import datasets_for_tasks, load_task_catalog
-    from evalkit.benchmarks.lm_eval.settings import validate_settings
-    from evalkit.core.datasources import resolve_overrides
-
-    parsed = validate_settings(settings, None)
-    # raises, naming the file, when an override's file is missing
-    local = resolve_overrides(cfg.benchmarks[name].data, where=f"benchmarks.{name}.data")
-    tasks = [t for run in parsed.runs for t in run.tasks]
-    catalog = load_task_catalog()
-    refs = datasets_for_tasks(tasks, catalog)
-    missing = [r.id for r in refs if r.id not in local and not hub_cached(hf_home, r.path, "dataset")]
-    sources = ruler.data_needed(ruler.ruler_leaves(tasks, catalog))
-    return missing + ruler_data.missing_or_wrong(Path(parsed.ruler_data_dir).resolve(), sources)
+    node = NodeContext(benchmark=name, data=bench.data, hf_home=hf_home, environ=os.environ)
+    return get_adapter(bench.adapter).node_checks(dict(bench.settings), node)
 
 
 def run_doctor(
     configs: Sequence[EvalkitConfig],
     launchers: Sequence[Launcher],
     *,
-    sandbox_probe: Callable[[], None] | None = None,
     versions: Mapping[str, str | None] | None = None,
 ) -> list[Check]:
-    """Every check for the jobs of one sweep, run by `launchers`. `sandbox_probe` defaults to
-    `evalkit.benchmarks.humaneval.sandbox.check_available`."""
+    """Every check for the jobs of one sweep, run by `launchers`; a row two benchmarks both report (the sandbox) is
+    shown once."""
     from evalkit.pipeline.job import harness_env
 
     checks = check_versions(versions if versions is not None else installed_versions())
@@ -347,7 +268,7 @@ def run_doctor(
     checks.append(check_gpus(device, most, seen, how, allocated_by))
     checks += check_cpu_formats(configs, read_cpuinfo())
     for launcher in launchers:
-        checks += [Check(c.name, c.ok, c.detail, c.hint) for c in launcher.node_checks()]
+        checks += launcher.node_checks()
     done: set[str] = set()
     for cfg in configs:
         hf_home = Path(harness_env(cfg)["HF_HOME"])
@@ -358,32 +279,14 @@ def run_doctor(
         for name in cfg.benchmark:
             if f"bench {name}" not in done:
                 done.add(f"bench {name}")
-                checks += _benchmark_checks(cfg, name, hf_home)
-    if any(cfg.benchmarks[n].adapter == "humaneval" for cfg in configs for n in cfg.benchmark):
-        checks.append(_sandbox_check(sandbox_probe))
+                for check in _benchmark_checks(cfg, name, hf_home):
+                    if check.name not in done:
+                        done.add(check.name)
+                        checks.append(check)
     for key in ("results", "jobs"):
         for path in dict.fromkeys(Path(getattr(c.paths, key)) for c in configs):
             checks.append(check_writable(f"paths.{key}", path))
     return checks
-
-
-def _sandbox_check(probe: Callable[[], None] | None) -> Check:
-    if probe is None:
-        from evalkit.benchmarks.humaneval import sandbox
-
-        probe = getattr(sandbox, "check_available", None)
-        if probe is None:
-            return Check(
-                "sandbox",
-                False,
-                "evalkit.benchmarks.humaneval.sandbox.check_available is missing",
-                "update evalkit (the check comes with the unprivileged sandbox)",
-            )
-    try:
-        probe()
-    except EvalkitError as err:
-        return Check("sandbox", False, err.what, err.hint or "")
-    return Check("sandbox", True, f"runs as {os.environ.get('USER') or os.getuid()}")
 
 
 def doctor(overrides: Iterable[str]) -> list[Check]:

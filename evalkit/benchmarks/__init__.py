@@ -1,10 +1,24 @@
-"""Benchmark adapters, listed explicitly. Heavy imports stay inside each adapter module, loaded on first use."""
+"""Benchmark adapters, listed explicitly. Heavy imports stay inside each adapter module, loaded on first use.
+
+A family outside this list (a package of its own) is named by its config directly: `adapter: "package.module:Class"`
+in conf/benchmarks/<name>.yaml; nothing else needs editing (README, "Adding a benchmark").
+"""
 
 from __future__ import annotations
 
+import functools
 import importlib
+from collections.abc import Mapping
 
-from evalkit.benchmarks.base import Benchmark, BenchmarkResult, Endpoint, RunContext
+from evalkit.benchmarks.base import (
+    Benchmark,
+    BenchmarkBase,
+    BenchmarkResult,
+    Endpoint,
+    NodeContext,
+    PlanContext,
+    RunContext,
+)
 from evalkit.core.errors import ConfigError
 
 ADAPTERS: dict[str, str] = {
@@ -12,21 +26,44 @@ ADAPTERS: dict[str, str] = {
     "arena_hard": "evalkit.benchmarks.arena.adapter:ArenaHard",
     "humaneval": "evalkit.benchmarks.humaneval.adapter:HumanEval",
     "divergence": "evalkit.benchmarks.divergence.adapter:Divergence",
-    "perf": "evalkit.perf.adapter:Perf",
+    "perf": "evalkit.benchmarks.perf.adapter:Perf",
 }
 """Adapter name (the `adapter:` key of conf/benchmarks/*.yaml) -> "module:class"."""
 
-NEEDS_IDLE_SERVER = frozenset({"perf"})
-"""Adapters that measure the server itself (latency, throughput): a job runs their cells alone, after the others,
-never overlapped with another cell (`EvalkitConfig.cell_concurrency`)."""
-
 
 def get_adapter(name: str) -> Benchmark:
-    if name not in ADAPTERS:
-        raise ConfigError(f"unknown benchmark adapter {name!r}", hint=f"valid choices: {', '.join(sorted(ADAPTERS))}")
-    module, _, cls = ADAPTERS[name].partition(":")
-    adapter: Benchmark = getattr(importlib.import_module(module), cls)()
+    """The adapter `name` names: a key of `ADAPTERS`, or "package.module:Class" (a family outside evalkit)."""
+    module, _, cls = ADAPTERS.get(name, name).partition(":")
+    if not cls:
+        raise ConfigError(
+            f"unknown benchmark adapter {name!r}",
+            hint=f"valid choices: {', '.join(sorted(ADAPTERS))}, or a family of your own as 'package.module:Class'",
+        )
+    try:
+        adapter: Benchmark = getattr(importlib.import_module(module), cls)()
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(
+            f"benchmark adapter {name!r} cannot be loaded: {exc}",
+            hint="name a class importable here as 'package.module:Class' (its package on PYTHONPATH)",
+        ) from exc
     return adapter
 
 
-__all__ = ["ADAPTERS", "NEEDS_IDLE_SERVER", "Benchmark", "BenchmarkResult", "Endpoint", "RunContext", "get_adapter"]
+@functools.cache
+def report_sections() -> Mapping[str, str]:
+    """Suite -> report section, as the listed families declare them (`Benchmark.sections`)."""
+    return {suite: section for name in ADAPTERS for suite, section in get_adapter(name).sections.items()}
+
+
+__all__ = [
+    "ADAPTERS",
+    "Benchmark",
+    "BenchmarkBase",
+    "BenchmarkResult",
+    "Endpoint",
+    "NodeContext",
+    "PlanContext",
+    "RunContext",
+    "get_adapter",
+    "report_sections",
+]

@@ -1,21 +1,29 @@
-"""The small protocol every benchmark adapter implements.
+"""The small protocol every benchmark adapter implements, and everything the rest of evalkit asks of a family.
 
 A benchmark runs in two phases so that GPU time is spent only on generation:
 `generate` talks to the served model and writes everything it needs to `ctx.work_dir`;
 `score` turns those files into records, with no model server needed (judging, code execution and
 parsing happen here). For harnesses that score inside the same process (lm-eval), `score` only parses.
+
+Around the run, a family answers for itself what the planner, the dry run, the cost estimate and `evalkit doctor`
+ask (its facts as class attributes, the rest as methods): code outside `evalkit.benchmarks` never branches on an
+adapter's name. `BenchmarkBase` holds the answers of a family that has nothing special to say.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
+from evalkit.core.checks import Check
+from evalkit.core.config import DatasetOverride
 from evalkit.core.datasources import DataSource
-from evalkit.core.errors import BenchmarkError
+from evalkit.core.errors import BenchmarkError, EvalkitError
 from evalkit.core.records import Endpoint, SampleRecord, TaskScore
+from evalkit.core.workload import CellWorkload
 from evalkit.util.files import write_text_atomic
 
 
@@ -42,7 +50,7 @@ class RunContext:
     None: nothing is kept, every attempt starts over."""
     samples: dict[str, list[int]] | None = None
     """Run only these documents, {harness task: [doc ids]} (an adaptive chunk, evalkit/pipeline/adaptive.py); None:
-    every document. Only adapters with `CHUNKS = True` accept it."""
+    every document. Only adapters with `chunks = True` accept it."""
 
 
 @dataclass(frozen=True)
@@ -51,11 +59,68 @@ class BenchmarkResult:
     samples: list[SampleRecord]
 
 
+@dataclass(frozen=True)
+class PlanContext:
+    """What a family may use to describe a cell in the plan (`evalkit sweep --dry-run`): the config alone, never
+    the machine (no files read, no server, no network), so the plan is the same text on any checkout."""
+
+    settings: Mapping[str, Any]
+    """The benchmark's settings as configured (for `describe`: the cell's, with a baseline replicate's
+    concurrency)."""
+    local_data: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    """The benchmark's own local data (`benchmarks.<name>.data`): dataset id -> {split: file as configured}."""
+    demo: bool = False
+    """A demo benchmark (`BenchmarkConfig.demo`): it reads shipped files, not the releases `prefetch` fetches."""
+    index: Any = None
+    """The family's planning index, as the plan loaded it (`Benchmark.planning_index`); None where unavailable."""
+    work_dir: Path | None = None
+    """The cell's folder in its job's (for `describe`)."""
+    endpoint: Endpoint | None = None
+    """The endpoint the job's server will have (its port a placeholder; for `describe`)."""
+    seed: int = 0
+    """The cell's seed (for `describe`)."""
+    python: str = ""
+    """The interpreter the job runs harnesses with (for `describe`)."""
+
+
+@dataclass(frozen=True)
+class NodeContext:
+    """What a family's node checks (`evalkit doctor`) may look at, gathered by the doctor."""
+
+    benchmark: str
+    """The benchmark's name (rows are named after it)."""
+    data: Mapping[str, DatasetOverride] = field(default_factory=dict)
+    """The benchmark's own local data (`benchmarks.<name>.data`)."""
+    hf_home: Path = Path("~/.cache/huggingface")
+    """The Hugging Face cache the jobs will read offline."""
+    environ: Mapping[str, str] = field(default_factory=dict)
+    """The environment the jobs inherit (API keys)."""
+
+
 class Benchmark(Protocol):
-    """A benchmark adapter. Adapters are listed explicitly in `evalkit.benchmarks.ADAPTERS`."""
+    """A benchmark adapter: one per family, listed in `evalkit.benchmarks.ADAPTERS` (or named by a config's
+    `adapter: "package.module:Class"`). Subclass `BenchmarkBase` for the defaults; `tests/unit/benchmarks/
+    test_family_contract.py` checks every family against this protocol."""
+
+    needs_idle_server: ClassVar[bool]
+    """It measures the server itself (latency, throughput): a job runs its cells alone, after the others."""
+    concurrency_key: ClassVar[str | None]
+    """The setting holding its requests in flight, which a baseline replicate varies; None: it cannot be
+    replicated."""
+    sections: ClassVar[Mapping[str, str]]
+    """Suite -> the study's report section its rows are grouped under ("academic", "real-world", ...); suites it
+    does not name land in "other"."""
+    chunks: ClassVar[bool]
+    """It runs a chunk of its documents (`RunContext.samples`): adaptive mode may stop it early."""
+
+    def parse_settings(self, settings: Mapping[str, Any]) -> Any:
+        """The settings as the family's typed record; `ConfigError` naming the bad key and the valid choices. Reads
+        no files (that is `validate`)."""
+        ...
 
     def validate(self, settings: dict[str, Any]) -> None:
-        """Raise `ConfigError` naming the bad key and the valid choices. Called before anything starts."""
+        """Raise `ConfigError` naming the bad key and the valid choices. Called before anything starts; includes
+        "is the data there"."""
         ...
 
     def generate(self, ctx: RunContext) -> None:
@@ -75,6 +140,78 @@ class Benchmark(Protocol):
         """On a machine with internet: download and cache the data this benchmark reads (used by `evalkit prefetch`;
         jobs then run with the Hub offline)."""
         ...
+
+    def planning_index(self) -> Any:
+        """What the family looks things up in to plan (lm-eval's task index), loaded once per plan; None when it
+        needs none or it is not installed here."""
+        ...
+
+    def planned_sources(self, plan: PlanContext) -> list[dict[str, Any]]:
+        """Where each dataset of the cell will come from, as configured (the plan's `data_sources`): what
+        `data_sources` records after the run, without reading a file."""
+        ...
+
+    def describe(self, plan: PlanContext) -> dict[str, Any]:
+        """How the cell's harness will be invoked (the plan's `harness`, after its `adapter` key): commands
+        (`runs`) or the resolved `settings` (the plan shows long strings by their hash)."""
+        ...
+
+    def workload(self, settings: Mapping[str, Any]) -> CellWorkload | None:
+        """What the cell asks of the server, in tokens (the cost estimate's input); None: no token facts."""
+        ...
+
+    def check_runtime(self, settings: dict[str, Any]) -> None:
+        """Raise an `EvalkitError` with the fix when this node cannot score the cell (HumanEval: no sandbox).
+        Called at planning when the job scores, and again by a Slurm job on its node."""
+        ...
+
+    def node_checks(self, settings: dict[str, Any], node: NodeContext) -> list[Check]:
+        """`evalkit doctor`'s rows for this benchmark: at least its data row (`data <benchmark>`)."""
+        ...
+
+
+class BenchmarkBase:
+    """The defaults of the `Benchmark` protocol: a family with nothing special to say (no idle server, no
+    concurrency setting, no report section, no chunks, no index, no token facts, no runtime needs, its data row
+    from `validate`) fills only `parse_settings`, `validate`, `generate`, `score`, `data_sources` and `prefetch`."""
+
+    needs_idle_server: ClassVar[bool] = False
+    concurrency_key: ClassVar[str | None] = None
+    sections: ClassVar[Mapping[str, str]] = {}
+    chunks: ClassVar[bool] = False
+
+    def parse_settings(self, settings: Mapping[str, Any]) -> Any:
+        return dict(settings)
+
+    def validate(self, settings: dict[str, Any]) -> None:
+        self.parse_settings(settings)
+
+    def planning_index(self) -> Any:
+        return None
+
+    def planned_sources(self, plan: PlanContext) -> list[dict[str, Any]]:
+        return []
+
+    def describe(self, plan: PlanContext) -> dict[str, Any]:
+        return {"settings": dict(plan.settings)}
+
+    def workload(self, settings: Mapping[str, Any]) -> CellWorkload | None:
+        return None
+
+    def check_runtime(self, settings: dict[str, Any]) -> None:
+        return None
+
+    def node_checks(self, settings: dict[str, Any], node: NodeContext) -> list[Check]:
+        return [data_check(node.benchmark, lambda: self.validate(settings))]
+
+
+def data_check(benchmark: str, validate: Callable[[], None]) -> Check:
+    """The `data <benchmark>` row: `validate()` passing, or what it refused and the fix."""
+    try:
+        validate()
+    except EvalkitError as err:
+        return Check(f"data {benchmark}", False, err.what, err.hint or "")
+    return Check(f"data {benchmark}", True, "present")
 
 
 def pin_generation_settings(path: Path, settings: dict[str, Any], what: str, start_over: str) -> None:

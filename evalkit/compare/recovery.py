@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from evalkit.benchmarks import report_sections
 from evalkit.compare.frame import read_samples
 from evalkit.compare.table import REPLICATE, SUITE, CompareSettings, compare, verdict_of
 from evalkit.core.errors import CompareError, StoreError
@@ -68,7 +69,7 @@ def aggregate_results(results: Path, baseline_format: str = "bf16") -> str:
     hand-entered scores table) the recoveries stand alone, and the report says why."""
     store = ResultsStore(results)
     scores = store.read_scores(required=REQUIRED_COLUMNS)
-    table = recovery_table(scores, baseline_format)
+    table = recovery_table(scores, baseline_format, report_sections())
     note = ""
     if (table["format"] != baseline_format).any():
         try:

@@ -21,11 +21,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from evalkit.benchmarks.arena.adapter import TASK as ARENA_TASK
-from evalkit.benchmarks.arena.adapter import WIN_FRACTION, WIN_RATE
-from evalkit.benchmarks.lm_eval.ruler import GROUP as RULER_GROUP
-from evalkit.benchmarks.lm_eval.ruler import TASKS as RULER_TASKS
-from evalkit.benchmarks.lm_eval.ruler_scores import NO_SAMPLE, SCORE, length_metric, length_of
+from evalkit.benchmarks.arena.names import TASK as ARENA_TASK
+from evalkit.benchmarks.arena.names import WIN_FRACTION, WIN_RATE
+from evalkit.benchmarks.lm_eval.names import NO_SAMPLE, RULER_GROUP, RULER_TASKS, SCORE, length_metric, length_of
 from evalkit.compare.frame import MetricMap
 
 Documents = Callable[[pd.DataFrame, MetricMap], pd.DataFrame]

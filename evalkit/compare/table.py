@@ -12,6 +12,7 @@ import pandas as pd
 import pyarrow as pa
 from scipy import stats
 
+from evalkit.benchmarks import report_sections
 from evalkit.compare import divergence
 from evalkit.compare.documents import document_scores
 from evalkit.compare.floor import is_replicate, with_floor
@@ -255,7 +256,7 @@ def _score_only_rows(
     """Recovery lines of suites the samples do not cover (hand-entered or score-only cells): the table's recovery,
     no interval, no verdict; said on their own line, never taken from (or removing) another line's interval."""
     try:
-        table = recovery_table(scores, settings.baseline)
+        table = recovery_table(scores, settings.baseline, report_sections())
     except StoreError as err:
         notes.append(f"score-only lines left out: {err.message}")
         return []

@@ -1,7 +1,7 @@
 """Token-level output divergence of each format vs the baseline, from the `divergence` cells' samples (pure numpy).
 
 Each sample holds, per prompt position, the baseline's or the variant's top-k next-token ids and logprobs
-(`evalkit.benchmarks.divergence.record`). Per token, KL(baseline || variant) is taken over k + 1 buckets: the
+(`evalkit.benchmarks.divergence.names`). Per token, KL(baseline || variant) is taken over k + 1 buckets: the
 baseline's top-k tokens and one bucket for all other tokens (the tail mass). What the tail bucket does: merging the
 tail tokens into one can only lower the KL (data-processing inequality), so with both sides' probabilities known the
 estimate is at most the full-vocabulary KL (llama.cpp's, which has all logits), by the divergence hidden inside the
@@ -23,7 +23,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from evalkit.benchmarks.divergence.record import TopK
+from evalkit.benchmarks.divergence.names import TopK
 from evalkit.core.errors import CompareError
 from evalkit.util.text import text_table
 

@@ -284,7 +284,8 @@ class BenchmarkConfig:
     name: str = MISSING
     """Cell-level benchmark name, e.g. "leaderboard_v1" or "demo_leaderboard_v1"."""
     adapter: str = MISSING
-    """Key in `evalkit.benchmarks.ADAPTERS`: lm_eval, arena_hard, humaneval, ruler."""
+    """Key in `evalkit.benchmarks.ADAPTERS` (lm_eval, arena_hard, humaneval, divergence, perf), or a family of one's
+    own as "package.module:Class"."""
     suite: str = MISSING
     """What `aggregate` groups by, e.g. "leaderboard_v1" (a demo variant shares its suite)."""
     settings: dict[str, Any] = field(default_factory=dict)

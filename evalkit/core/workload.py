@@ -1,7 +1,7 @@
 """What a cell asks of the server, in tokens: the input of the cost estimate (`evalkit.launch.estimate`). Pure.
 
 Each benchmark family states its own facts (documents, prompt lengths, generation budgets, with their sources) in
-its package (`evalkit/benchmarks/<family>/tokens.py`, `evalkit/perf/tokens.py`) and returns them as these records;
+its package (`evalkit/benchmarks/<family>/tokens.py`) and returns them as these records;
 the estimator turns tokens into FLOPs, bytes and GPU-hours.
 """
 

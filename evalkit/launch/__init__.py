@@ -6,7 +6,7 @@ Beside them, what any launcher's sweep shares: `record` (jobs/<sweep>/slurm_jobs
 launcher's own package knows which launcher runs; the launchers do not import each other (.importlinter).
 """
 
-from evalkit.launch.base import JobState, Launcher, NodeCheck, Request, SweepJobs
+from evalkit.launch.base import JobState, Launcher, Request, SweepJobs
 from evalkit.launch.registry import every, get, launcher_of
 
-__all__ = ["JobState", "Launcher", "NodeCheck", "Request", "SweepJobs", "every", "get", "launcher_of"]
+__all__ = ["JobState", "Launcher", "Request", "SweepJobs", "every", "get", "launcher_of"]

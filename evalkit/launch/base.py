@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from evalkit.core import grid
 from evalkit.core.cell import Cell
+from evalkit.core.checks import Check
 
 if TYPE_CHECKING:  # the protocol's vocabulary, kept light to import: launchers are looked up on every command
     from omegaconf import DictConfig
@@ -96,16 +97,6 @@ class Request:
 
 
 @dataclass(frozen=True)
-class NodeCheck:
-    """One row of `evalkit doctor` about the launcher on this node (the doctor's `Check`, which lives above)."""
-
-    name: str
-    ok: bool
-    detail: str
-    hint: str = ""
-
-
-@dataclass(frozen=True)
 class SweepJobs:
     """What the sweeper hands a launcher: the sweep's config and the jobs that have cells left to run."""
 
@@ -168,6 +159,6 @@ class Launcher(Protocol):
         """Cancel the jobs; ids already finished or unknown are not an error."""
         ...
 
-    def node_checks(self) -> list[NodeCheck]:
+    def node_checks(self) -> list[Check]:
         """Can this node use the launcher (the cluster answers)? For `evalkit doctor`."""
         ...

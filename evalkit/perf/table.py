@@ -14,8 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from evalkit.perf.hardware import Hardware
-from evalkit.perf.loadgen import LATENCIES, PERCENTILES
+from evalkit.benchmarks.perf.names import LATENCIES, PERCENTILES, Hardware
 from evalkit.results.store import ResultsStore
 from evalkit.util.files import write_atomic
 

@@ -82,7 +82,7 @@ def run_adaptive_cell(
     the provenance, log and data of the cell's rows (run id and times are set per chunk). `stopping`: the job's
     stop event (a chunk that ends after it is set commits nothing)."""
     adapter = get_adapter(adapter_name)
-    if not getattr(adapter, "CHUNKS", False):
+    if not adapter.chunks:
         raise ConfigError(
             f"adaptive mode: {cell.benchmark}'s adapter {adapter_name!r} cannot run a chunk of its documents",
             hint=f"turn adaptive mode off for it (benchmarks.{cell.benchmark}.adaptive.enabled=false)",

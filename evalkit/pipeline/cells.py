@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from evalkit.benchmarks import get_adapter
 from evalkit.checkpoints.quantize import recipe_identity
 from evalkit.checkpoints.resolve import effective_recipe
 from evalkit.core.cell import Cell, CheckpointRef, file_digest, stable_hash
@@ -16,9 +17,6 @@ from evalkit.core.config import EvalkitConfig, replicate_label, replicate_of
 from evalkit.core.enums import CheckpointSource
 from evalkit.core.errors import ConfigError
 from evalkit.pipeline.adaptive import adaptive_settings
-
-CONCURRENCY_SETTING = {"lm_eval": "num_concurrent", "arena_hard": "concurrency", "humaneval": "concurrency"}
-"""The setting holding an adapter's requests in flight: what a baseline replicate changes."""
 
 
 def checkpoint_identity(cfg: EvalkitConfig) -> CheckpointRef:
@@ -91,7 +89,7 @@ def _replicated(cfg: EvalkitConfig) -> list[str]:
         )
     names = [b for b in selected_benchmarks(cfg) if not rep.benchmarks or b in rep.benchmarks]
     for name in names:
-        if cfg.benchmarks[name].adapter not in CONCURRENCY_SETTING:
+        if _concurrency_key(cfg, name) is None:
             raise ConfigError(
                 f"benchmark {name} cannot be replicated: its adapter {cfg.benchmarks[name].adapter!r} has no "
                 "request-concurrency setting to vary",
@@ -105,9 +103,16 @@ def _replicated(cfg: EvalkitConfig) -> list[str]:
 def _settings(cfg: EvalkitConfig, benchmark: str, replicate: int) -> dict[str, Any]:
     settings = dict(cfg.benchmarks[benchmark].settings)
     if replicate:
-        key = CONCURRENCY_SETTING[cfg.benchmarks[benchmark].adapter]
+        key = _concurrency_key(cfg, benchmark)
+        assert key is not None, "_replicated refuses a benchmark without a concurrency setting"
         settings[key] = cfg.replicates.concurrency[(replicate - 1) % len(cfg.replicates.concurrency)]
     return settings
+
+
+def _concurrency_key(cfg: EvalkitConfig, benchmark: str) -> str | None:
+    """The setting holding the benchmark's requests in flight (`Benchmark.concurrency_key`): what a baseline
+    replicate changes."""
+    return get_adapter(cfg.benchmarks[benchmark].adapter).concurrency_key
 
 
 def _seed(cfg: EvalkitConfig, benchmark: str, replicate: int) -> int:

@@ -25,7 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
-from evalkit.benchmarks import NEEDS_IDLE_SERVER, Endpoint, RunContext, get_adapter
+from evalkit.benchmarks import Endpoint, RunContext, get_adapter
 from evalkit.core.cell import Cell, CellKey
 from evalkit.core.config import EvalkitConfig
 from evalkit.core.datasources import DataSource, datasets_home, read_manifest, sources_json
@@ -315,7 +315,7 @@ def run_cells(
             with lock:
                 remaining.remove(cell)
 
-    alone = [c for c in cells if cfg.benchmarks[c.benchmark].adapter in NEEDS_IDLE_SERVER]
+    alone = [c for c in cells if get_adapter(cfg.benchmarks[c.benchmark].adapter).needs_idle_server]
     ordered = [c for c in cells if c not in alone] + alone
 
     def when_it_may_start(pool: CellPool) -> Iterator[Cell]:

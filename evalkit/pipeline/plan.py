@@ -111,7 +111,7 @@ def check_adaptive(cfg: EvalkitConfig) -> None:
         if adaptive_settings(cfg, name, cfg.format.name) is None:
             continue
         adapter = cfg.benchmarks[name].adapter
-        if not getattr(get_adapter(adapter), "CHUNKS", False):
+        if not get_adapter(adapter).chunks:
             raise ConfigError(
                 f"benchmark {name}: adaptive mode is on but its adapter {adapter!r} cannot run a chunk of its "
                 "documents (only lm_eval suites can)",
@@ -133,7 +133,7 @@ def scores_in_process(cfg: EvalkitConfig) -> bool:
 
 def check_scoring_runtime(cfg: EvalkitConfig) -> None:
     """Refuse, before any server starts, a job whose scoring needs what this node lacks (HumanEval: a sandbox for
-    this user). An adapter opts in with `check_runtime(settings)`, raising an `EvalkitError` with the fix. Part of
+    this user): each adapter's `check_runtime(settings)`, raising an `EvalkitError` with the fix. Part of
     planning, and run again by a Slurm job on its node, which may lack what the submitting node had."""
     from evalkit.benchmarks import get_adapter
 
@@ -141,9 +141,7 @@ def check_scoring_runtime(cfg: EvalkitConfig) -> None:
         return
     for name in cfg.benchmark:
         settings = dict(cfg.benchmarks[name].settings)
-        check = getattr(get_adapter(cfg.benchmarks[name].adapter), "check_runtime", None)
-        if check is not None:
-            _check_one_runtime(cfg, name, check, settings)
+        _check_one_runtime(cfg, name, get_adapter(cfg.benchmarks[name].adapter).check_runtime, settings)
 
 
 def _check_one_runtime(cfg: EvalkitConfig, name: str, check: Callable[[dict], None], settings: dict) -> None:

@@ -15,6 +15,7 @@ one: `evalkit.compare.recovery` fills the columns, this module renders them).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
@@ -26,16 +27,6 @@ from evalkit.util.text import format_cell, text_table
 REQUIRED_COLUMNS = ("model", "format", "suite", "task", "metric", "value", "is_primary", "status")
 """The part of the scores contract aggregation reads (hand-entered tables need only these; `normalized` is
 optional)."""
-
-SECTIONS = {
-    "leaderboard_v1": "academic",
-    "leaderboard_v2": "academic",
-    "arena_hard": "real-world",
-    "humaneval": "real-world",
-    "humaneval_plus": "real-world",
-    "ruler": "long-context",
-}
-"""How the study groups suites in its tables; unknown suites land in "other"."""
 
 TASK_SUITES = {("humaneval", "humaneval_plus"): "humaneval_plus"}
 """(suite, task) -> the table line a task gets when it is not its cell's suite: one humaneval cell scores both
@@ -85,10 +76,15 @@ def primary_scores(scores: pd.DataFrame) -> pd.DataFrame:
     return ok[["model", "format", "suite", "task", "score", "data_overridden"]]
 
 
-def recovery_table(scores: pd.DataFrame, baseline_format: str = "bf16") -> pd.DataFrame:
+def recovery_table(
+    scores: pd.DataFrame, baseline_format: str = "bf16", sections: Mapping[str, str] | None = None
+) -> pd.DataFrame:
     """Rows: (model, suite, format) with the format's average, the baseline's average over the same tasks, and
     their ratio in percent. The baseline's own row has recovery 100. Formats of a model without a baseline get
-    recovery NaN (still listed, so a missing baseline is visible)."""
+    recovery NaN (still listed, so a missing baseline is visible). `sections`: suite -> the study's section its
+    rows are grouped under, as the benchmark families declare them (`evalkit.benchmarks.report_sections`); unknown
+    suites land in "other"."""
+    sections = sections or {}
     prim = primary_scores(scores).dropna(subset=["score"])
     rows: list[dict[str, object]] = []
     for (model, suite), group in prim.groupby(["model", "suite"], sort=True):
@@ -108,7 +104,7 @@ def recovery_table(scores: pd.DataFrame, baseline_format: str = "bf16") -> pd.Da
                 overridden = bool(over_f.any())
             rows.append(
                 {
-                    "section": SECTIONS.get(str(suite), "other"),
+                    "section": sections.get(str(suite), "other"),
                     "model": model,
                     "suite": suite,
                     "format": fmt,

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
+from vllm_cache import shared_vllm_cache  # noqa: F401  (autouse: one vLLM cache per session)
 
 from evalkit.checkpoints import ensure_converted, ensure_quantized
 from evalkit.checkpoints.recipes import apply_overrides, recipe_from_mapping

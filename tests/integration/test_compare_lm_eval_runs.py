@@ -1,6 +1,8 @@
 """`evalkit compare --lm-eval-runs` on runs made by a real lm-eval process with --log_samples against real vLLM
-servers (the demo checkpoint and its FP8-dynamic format, one server at a time) gives the verdicts of the evalkit
-cells of the same runs (`pytest -m integration tests/integration/test_compare_lm_eval_runs.py`)."""
+servers (the demo checkpoint and its W4A16 format, one server at a time) gives the verdicts of the evalkit cells of
+the same runs (`pytest -m integration tests/integration/test_compare_lm_eval_runs.py`). The W4A16 checkpoint is the
+round-to-nearest one the W4A16 serving test builds (the same pack-quantized layout as GPTQ's, cached for the
+session): FP8 is emulated on CPU, tens of times slower to serve, and its quantization would be one more here."""
 
 from __future__ import annotations
 
@@ -64,8 +66,8 @@ def test_lm_eval_runs_get_the_verdicts_of_the_evalkit_cells(
 ) -> None:
     outputs = {"bf16": _run(demo_server, tmp_path / "bf16")}  # the session's server of the demo checkpoint
     config = demo_server_config(startup_timeout_s=900.0)
-    with VLLMServer(config, demo_quantized("fp8"), log_path=tmp_path / "fp8.log") as server:
-        outputs["fp8"] = _run(server, tmp_path / "fp8")
+    with VLLMServer(config, demo_quantized("w4a16", algorithm="rtn"), log_path=tmp_path / "w4a16.log") as server:
+        outputs["w4a16"] = _run(server, tmp_path / "w4a16")
     # the evalkit cells, committed as a job commits them
     store = ResultsStore.open_for_writing(tmp_path / "cells")
     prov = Provenance("0", "x", "0.4.13", "0.32.0", "/ckpt", "cfg")

@@ -11,7 +11,7 @@ import pytest
 
 from evalkit.benchmarks.base import RunContext
 from evalkit.benchmarks.divergence.adapter import Divergence
-from evalkit.benchmarks.divergence.record import TopK
+from evalkit.benchmarks.divergence.names import TopK
 from evalkit.compare.token_divergence import compare_divergence
 from evalkit.serve import VLLMServer
 

@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import threading
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -140,19 +139,6 @@ def test_loglikelihood_and_generation_tasks_end_to_end(demo_server: Any, tmp_pat
 RESUME_DOCS = 12
 
 
-@pytest.fixture(scope="module")
-def fp32_server(
-    demo_checkpoint: Path, demo_server_config: Any, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[VLLMServer]:
-    """The demo model served in fp32: on CPUs without native bf16 (AVX2 only) bf16 serving is ~60x slower, and this
-    test needs a run long enough to be killed in the middle of."""
-    log_path = tmp_path_factory.mktemp("fp32_server") / "server.log"
-    # a loaded 2-core machine (other jobs beside this test) has taken 320 s to start one
-    config = demo_server_config(dtype="float32", startup_timeout_s=900.0)
-    with VLLMServer(config, demo_checkpoint, log_path=log_path) as server:
-        yield server
-
-
 def _resume_ctx(server: VLLMServer, tmp_path: Path, name: str) -> RunContext:
     """Winogrande (0-shot log-likelihoods), then GSM8K (8-shot generation) on 12 numbered shipped questions (no two
     send the same request), one request in flight: vLLM on CPU is not batch-invariant, and a resumed run sends
@@ -192,16 +178,18 @@ def _rows(result: Any) -> tuple[list[Any], list[Any]]:
 
 
 def test_a_harness_killed_mid_run_resumes_with_its_finished_run_and_cached_requests(
-    fp32_server: VLLMServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    demo_server: VLLMServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """kill -9 of the harness half-way through its second run (nothing flushed on the way out): the next attempt
-    runs only that run, sends only the requests lm-eval's cache did not hold, and gives the uninterrupted rows."""
+    runs only that run, sends only the requests lm-eval's cache did not hold, and gives the uninterrupted rows.
+    Against the session's server: it serves in the CPU's native dtype (float32 without native bf16), fast enough
+    on either CPU kind for a run long enough to be killed in the middle of."""
     adapter = LmEvalSuite()
-    reference = _resume_ctx(fp32_server, tmp_path, "reference")
+    reference = _resume_ctx(demo_server, tmp_path, "reference")
     adapter.generate(reference)
     expected = _rows(adapter.score(reference))
 
-    ctx = _resume_ctx(fp32_server, tmp_path, "resumed")
+    ctx = _resume_ctx(demo_server, tmp_path, "resumed")
     assert ctx.progress_dir is not None
     gsm_progress = ctx.progress_dir / "gsm"  # one folder per identity of the run: count over any
     failed: list[BaseException] = []

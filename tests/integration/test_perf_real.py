@@ -8,8 +8,8 @@ import json
 import pytest
 
 from evalkit.benchmarks.base import RunContext
-from evalkit.perf.adapter import Perf
-from evalkit.perf.loadgen import parse_result
+from evalkit.benchmarks.perf.adapter import Perf
+from evalkit.benchmarks.perf.loadgen import parse_result
 from evalkit.perf.table import perf_rows
 from evalkit.serve import VLLMServer
 

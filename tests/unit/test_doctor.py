@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from evalkit.benchmarks.arena.adapter import judge_key_check as check_judge_key
 from evalkit.benchmarks.humaneval import sandbox
 from evalkit.cli import main
 from evalkit.core.config import CheckpointSpec
@@ -16,7 +17,6 @@ from evalkit.doctor import (
     Check,
     check_checkpoint,
     check_gpus,
-    check_judge_key,
     check_versions,
     check_writable,
     hub_cached,

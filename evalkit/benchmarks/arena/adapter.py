@@ -26,12 +26,14 @@ import string
 import threading
 import time
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from evalkit.benchmarks.arena import bradley_terry as bt
+from evalkit.benchmarks.arena import tokens
 from evalkit.benchmarks.arena.data import (
     Answer,
     Question,
@@ -52,23 +54,29 @@ from evalkit.benchmarks.arena.judge import (
     JudgmentCache,
     judge_all,
 )
-from evalkit.benchmarks.base import BenchmarkResult, Endpoint, RunContext, pin_generation_settings
+from evalkit.benchmarks.arena.names import TASK, WIN_FRACTION, WIN_RATE
+from evalkit.benchmarks.base import (
+    BenchmarkBase,
+    BenchmarkResult,
+    Endpoint,
+    NodeContext,
+    PlanContext,
+    RunContext,
+    data_check,
+    pin_generation_settings,
+)
 from evalkit.benchmarks.parallel import run_parallel
 from evalkit.benchmarks.settings import parse_settings, require
+from evalkit.core.checks import Check
 from evalkit.core.datasources import DataSource, local_source
 from evalkit.core.errors import BenchmarkError, ConfigError, EvalkitError
 from evalkit.core.records import SampleRecord, TaskScore
+from evalkit.core.workload import CellWorkload
 from evalkit.util.hashing import sha256_file
 from evalkit.util.http import Client, HttpError, RetryPolicy, download
 
 log = logging.getLogger(__name__)
 
-TASK = "arena_hard"
-WIN_RATE = "win_rate"
-"""The primary metric: the Bradley-Terry win rate vs the baseline model (percent)."""
-WIN_FRACTION = "win_fraction"
-"""Per-question sample metric: the model's share of that question's weighted battles (0-1); absent when every
-judgment of the question failed. `evalkit compare` pairs formats on it (the BT fit has no per-question values)."""
 ARENA_HARD_COMMIT = "6c82720015d5da7b8795b809b91f63ef74abbf6a"
 """arena-hard-auto commit whose data/arena-hard-v0.1 holds the 500 questions and gpt-4-0314's answers."""
 _RAW = f"https://raw.githubusercontent.com/lmarena/arena-hard-auto/{ARENA_HARD_COMMIT}/data/arena-hard-v0.1/"
@@ -267,8 +275,61 @@ def _safe_name(name: str) -> str:
 # ------------------------------------------------------------------------------------------------ adapter
 
 
-class ArenaHard:
+def judge_key_check(benchmark: str, variable: str | None, environ: Mapping[str, str]) -> Check:
+    """`evalkit doctor`'s row for the judge's API key: `variable` None when no key is needed."""
+    name = f"judge key {benchmark}"
+    if variable is None:
+        return Check(name, True, "no key needed (served judge, or judge_api_key_env: null)")
+    if environ.get(variable):
+        return Check(name, True, f"${variable} is set")
+    return Check(
+        name,
+        False,
+        f"${variable} is not set",
+        f"export {variable}=<the judge's API key> before the sweep (jobs inherit it)",
+    )
+
+
+class ArenaHard(BenchmarkBase):
     """The `Benchmark` adapter for Arena-Hard-Auto v0.1."""
+
+    concurrency_key = "concurrency"
+    sections: ClassVar[Mapping[str, str]] = {TASK: "real-world"}
+
+    def parse_settings(self, settings: Mapping[str, Any]) -> ArenaHardSettings:
+        return ArenaHardSettings.from_dict(dict(settings))
+
+    def planned_sources(self, plan: PlanContext) -> list[dict[str, Any]]:
+        s = self.parse_settings(plan.settings)
+        return [
+            {
+                "dataset": "arena_hard/questions",
+                "source": "local",
+                "files": {"file": s.questions_file},
+                "url": s.questions_url,
+            },
+            {
+                "dataset": f"arena_hard/baseline_answers/{s.baseline_model}",
+                "source": "local",
+                "files": {"file": s.baseline_answers_file},
+                "url": s.baseline_answers_url,
+            },
+        ]
+
+    def describe(self, plan: PlanContext) -> dict[str, Any]:
+        # the key's variable name only: its value never goes into a plan that is printed and committed
+        return {"settings": asdict(self.parse_settings(plan.settings))}
+
+    def workload(self, settings: Mapping[str, Any]) -> CellWorkload:
+        s = self.parse_settings(settings)
+        return tokens.workload(s.limit, s.answer_max_tokens, s.concurrency)
+
+    def node_checks(self, settings: dict[str, Any], node: NodeContext) -> list[Check]:
+        """The judge key in a row of its own, then the data (validated without the key)."""
+        s = self.parse_settings(settings)
+        needs_key = s.judge_base_url != SERVED_JUDGE and s.judge_api_key_env
+        key = judge_key_check(node.benchmark, s.judge_api_key_env if needs_key else None, node.environ)
+        return [key, data_check(node.benchmark, lambda: self.validate({**settings, "judge_api_key_env": None}))]
 
     def validate(self, settings: dict[str, Any]) -> None:
         s = ArenaHardSettings.from_dict(settings)

@@ -5,9 +5,6 @@ Only the answers are generated on the job's GPUs; the judge is a paid API, price
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from evalkit.core.workload import CellWorkload, Workload
 
 QUESTIONS = 500
@@ -19,12 +16,8 @@ PROMPT_TOKENS = 300
 SOURCE = "Arena-Hard-Auto v0.1: 500 questions; prompt tokens approximate (+-50%); answers counted at their budget"
 
 
-def workload(settings: Mapping[str, Any]) -> CellWorkload:
-    """One answer per question, counted at the full answer budget (an upper bound)."""
-    from evalkit.benchmarks.arena.adapter import ArenaHardSettings
-
-    s = ArenaHardSettings.from_dict(dict(settings))
-    n = min(QUESTIONS, s.limit) if s.limit else QUESTIONS
-    return CellWorkload(
-        (Workload("answers", "arena_hard", n, PROMPT_TOKENS, s.answer_max_tokens, s.concurrency, SOURCE),)
-    )
+def workload(limit: int | None, answer_max_tokens: int, concurrency: int) -> CellWorkload:
+    """One answer per question, counted at the full answer budget (an upper bound). From the parsed settings
+    (`ArenaHard.workload`)."""
+    n = min(QUESTIONS, limit) if limit else QUESTIONS
+    return CellWorkload((Workload("answers", "arena_hard", n, PROMPT_TOKENS, answer_max_tokens, concurrency, SOURCE),))

@@ -6,7 +6,7 @@ Phases (see `evalkit.benchmarks.base`):
   token ids to `/v1/completions` with `prompt_logprobs=top_k`, `max_tokens=1`: one forward pass per prompt, and every
   format sees exactly the same tokens (the tokenizer is the same for all formats of a model; sending ids keeps any
   server-side re-tokenization out). The top-k per position goes to `<work_dir>/divergence/topk.jsonl`.
-- `score` (no server): one sample row per prompt (`evalkit.benchmarks.divergence.record`) and one score row with
+- `score` (no server): one sample row per prompt (`evalkit.benchmarks.divergence.names`) and one score row with
   the number of prompts and positions. There is no score of its own: a divergence cell means something only
   against the baseline's, so nothing is primary and the recovery tables leave it out.
 
@@ -19,6 +19,7 @@ from __future__ import annotations
 import difflib
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from functools import partial
 from pathlib import Path
@@ -28,12 +29,21 @@ import numpy as np
 
 from evalkit.benchmarks.arena.adapter import ARENA_HARD_COMMIT
 from evalkit.benchmarks.arena.data import read_questions, write_jsonl_atomic
-from evalkit.benchmarks.base import BenchmarkResult, Endpoint, RunContext, pin_generation_settings
-from evalkit.benchmarks.divergence.record import TopK, prompt_hash
+from evalkit.benchmarks.base import (
+    BenchmarkBase,
+    BenchmarkResult,
+    Endpoint,
+    PlanContext,
+    RunContext,
+    pin_generation_settings,
+)
+from evalkit.benchmarks.divergence import tokens
+from evalkit.benchmarks.divergence.names import TopK, prompt_hash
 from evalkit.benchmarks.parallel import run_parallel
 from evalkit.core.datasources import DataSource, local_source, read_rows
 from evalkit.core.errors import BenchmarkError, ConfigError
 from evalkit.core.records import SampleRecord, TaskScore
+from evalkit.core.workload import CellWorkload
 from evalkit.util.hashing import sha256_file
 from evalkit.util.http import Client, RetryPolicy, download
 
@@ -115,8 +125,29 @@ def prompts(s: DivergenceSettings) -> list[Prompt]:
     return out
 
 
-class Divergence:
+class Divergence(BenchmarkBase):
     """Adapter `divergence` (see the module docstring)."""
+
+    def parse_settings(self, settings: Mapping[str, Any]) -> DivergenceSettings:
+        return DivergenceSettings.from_dict(dict(settings))
+
+    def planned_sources(self, plan: PlanContext) -> list[dict[str, Any]]:
+        d = self.parse_settings(plan.settings)
+        out: list[dict[str, Any]] = [
+            {
+                "dataset": "arena_hard/questions",
+                "source": "local",
+                "files": {"file": d.questions_file},
+                "url": d.questions_url,
+            }
+        ]
+        if d.held_out_file:
+            out.append({"dataset": "divergence/held_out", "source": "local", "files": {"file": d.held_out_file}})
+        return out
+
+    def workload(self, settings: Mapping[str, Any]) -> CellWorkload:
+        s = self.parse_settings(settings)
+        return tokens.workload(s.limit, s.concurrency, bool(s.held_out_file))
 
     def validate(self, settings: dict[str, Any]) -> None:
         s = DivergenceSettings.from_dict(settings)

@@ -5,9 +5,6 @@ One forward pass per prompt (`max_tokens=1`, the prompt's top-k logprobs): prefi
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from evalkit.benchmarks.arena.tokens import PROMPT_TOKENS as ARENA_PROMPT_TOKENS
 from evalkit.benchmarks.arena.tokens import QUESTIONS as ARENA_QUESTIONS
 from evalkit.core.workload import CellWorkload, Workload
@@ -21,12 +18,10 @@ HELD_OUT_TOKENS = 250
 SOURCE = "the Arena-Hard v0.1 questions (500) and the held-out paragraphs (5); prompt tokens approximate (+-50%)"
 
 
-def workload(settings: Mapping[str, Any]) -> CellWorkload:
-    from evalkit.benchmarks.divergence.adapter import DivergenceSettings
-
-    s = DivergenceSettings.from_dict(dict(settings))
-    questions = min(ARENA_QUESTIONS, s.limit) if s.limit else ARENA_QUESTIONS
-    parts = [Workload("prompts", "arena_hard_questions", questions, ARENA_PROMPT_TOKENS, 0, s.concurrency, SOURCE)]
-    if s.held_out_file:
-        parts.append(Workload("prompts", "held_out", HELD_OUT, HELD_OUT_TOKENS, 0, s.concurrency, SOURCE))
+def workload(limit: int | None, concurrency: int, held_out: bool) -> CellWorkload:
+    """One prompt-logprobs request per prompt (nothing decoded). From the parsed settings (`Divergence.workload`)."""
+    questions = min(ARENA_QUESTIONS, limit) if limit else ARENA_QUESTIONS
+    parts = [Workload("prompts", "arena_hard_questions", questions, ARENA_PROMPT_TOKENS, 0, concurrency, SOURCE)]
+    if held_out:
+        parts.append(Workload("prompts", "held_out", HELD_OUT, HELD_OUT_TOKENS, 0, concurrency, SOURCE))
     return CellWorkload(tuple(parts))

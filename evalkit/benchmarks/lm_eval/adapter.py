@@ -22,10 +22,18 @@ import textwrap
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from evalkit.benchmarks.base import BenchmarkResult, Endpoint, RunContext
-from evalkit.benchmarks.lm_eval import ruler, ruler_data, ruler_scores, runner
+from evalkit.benchmarks.base import (
+    BenchmarkBase,
+    BenchmarkResult,
+    Endpoint,
+    NodeContext,
+    PlanContext,
+    RunContext,
+    data_check,
+)
+from evalkit.benchmarks.lm_eval import planning, ruler, ruler_data, ruler_scores, runner, tokens
 from evalkit.benchmarks.lm_eval.command import render_command
 from evalkit.benchmarks.lm_eval.leaderboard import promote_benchmarks
 from evalkit.benchmarks.lm_eval.offline import (
@@ -41,19 +49,27 @@ from evalkit.benchmarks.lm_eval.parse import RunFiles, read_run_outputs
 from evalkit.benchmarks.lm_eval.progress import RunProgress, run_key
 from evalkit.benchmarks.lm_eval.runner import BatchRun, read_status, write_batch
 from evalkit.benchmarks.lm_eval.settings import LmEvalRun, LmEvalSuiteSettings, parse_settings, validate_settings
+from evalkit.core.checks import Check
 from evalkit.core.datasources import DataSource, hub_source, local_source
 from evalkit.core.errors import BenchmarkError, ConfigError
 from evalkit.core.records import SampleRecord, TaskScore
+from evalkit.core.workload import CellWorkload
 from evalkit.util.procs import die_with_parent, log_tail, stop_process_group
 
 log = logging.getLogger("evalkit.lm_eval")
 
 
-class LmEvalSuite:
+class LmEvalSuite(BenchmarkBase):
     """Benchmark adapter for lm-eval suites (adapter key `lm_eval`)."""
 
-    CHUNKS = True
+    chunks = True
     """Runs a chunk of its documents (`RunContext.samples`: lm-eval's `--samples`, the same prompts as a full run)."""
+    concurrency_key = "num_concurrent"
+    sections: ClassVar[Mapping[str, str]] = {
+        "leaderboard_v1": "academic",
+        "leaderboard_v2": "academic",
+        "ruler": "long-context",
+    }
 
     def __init__(
         self,
@@ -65,8 +81,40 @@ class LmEvalSuite:
         self._python = python
         """Interpreter that has lm-eval (the running one by default)."""
 
+    def parse_settings(self, settings: Mapping[str, Any]) -> LmEvalSuiteSettings:
+        return parse_settings(settings)
+
     def validate(self, settings: dict[str, Any]) -> None:
         validate_settings(settings, self._catalog())
+
+    def planning_index(self) -> TaskCatalog | None:
+        """lm-eval's task index (which dataset each task reads), or None where lm-eval is not installed."""
+        try:
+            return self._catalog()
+        except ImportError:
+            return None
+
+    def planned_sources(self, plan: PlanContext) -> list[dict[str, Any]]:
+        return planning.planned_sources(plan)
+
+    def describe(self, plan: PlanContext) -> dict[str, Any]:
+        return planning.describe(plan)
+
+    def workload(self, settings: Mapping[str, Any]) -> CellWorkload:
+        return tokens.workload(settings)
+
+    def node_checks(self, settings: dict[str, Any], node: NodeContext) -> list[Check]:
+        """The data row: the settings, then the Hub datasets of the tasks in the cache and RULER's files."""
+        row = data_check(node.benchmark, lambda: self.validate(settings))
+        if not row.ok:
+            return [row]
+        where = f"benchmarks.{node.benchmark}.data"
+        missing = planning.missing_hub_datasets(settings, node.data, where, node.hf_home, self._catalog())
+        if not missing:
+            return [row]
+        problem = f"not in the cache {node.hf_home}: {', '.join(missing[:4])}{', ...' if len(missing) > 4 else ''}"
+        fix = f"run `evalkit prefetch` on a machine with internet ({len(missing)} dataset(s))"
+        return [Check(row.name, False, problem, fix)]
 
     def generate(self, ctx: RunContext) -> None:
         settings = validate_settings(ctx.settings, None)

@@ -18,10 +18,11 @@ from typing import Literal, Protocol
 
 import yaml
 
+from evalkit.benchmarks.lm_eval.names import RULER_GROUP
 from evalkit.benchmarks.lm_eval.offline import TaskCatalog, expand_tasks
 from evalkit.core.errors import ConfigError
 
-GROUP = "ruler"
+GROUP = RULER_GROUP
 """lm-eval's group of the 13 RULER tasks; also the task name of evalkit's aggregate rows."""
 
 DataSource = Literal["essays", "squad", "hotpotqa"]

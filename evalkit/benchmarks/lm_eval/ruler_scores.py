@@ -19,18 +19,9 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 
+from evalkit.benchmarks.lm_eval.names import NO_SAMPLE, SCORE, length_metric, length_of
 from evalkit.benchmarks.lm_eval.ruler import GROUP, TASKS
 from evalkit.core.records import SampleRecord, TaskScore
-
-SCORE = "score"
-NO_SAMPLE = -1.0
-"""lm-eval's per-document value under a length metric the document does not belong to (and the aggregate of a
-length without documents)."""
-
-
-def length_metric(length: int) -> str:
-    """Metric name of a score at one length: "score@4096"."""
-    return f"{SCORE}@{length}"
 
 
 def is_ruler(task: str) -> bool:
@@ -99,12 +90,6 @@ def without_ruler(results: Mapping[str, object]) -> dict[str, object]:
         if isinstance(block, Mapping):
             out[key] = {k: v for k, v in block.items() if not is_ruler(str(k))}
     return out
-
-
-def length_of(metric: str) -> int | None:
-    """The length of a `length_metric` name ("score@4096" -> 4096); None for any other metric."""
-    prefix = f"{SCORE}@"
-    return int(metric[len(prefix) :]) if metric.startswith(prefix) else None
 
 
 def _mean(values: Sequence[float]) -> float:

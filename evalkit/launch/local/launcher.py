@@ -7,8 +7,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from evalkit.core.checks import Check
 from evalkit.core.errors import ConfigError
-from evalkit.launch.base import JobState, Launcher, NodeCheck, Request, SweepJobs, job_overrides
+from evalkit.launch.base import JobState, Launcher, Request, SweepJobs, job_overrides
 from evalkit.launch.record import SweepRecord
 
 
@@ -49,7 +50,7 @@ class LocalLauncher:
     def cancel(self, job_ids: Iterable[str]) -> None:
         """Nothing was submitted, so nothing to cancel."""
 
-    def node_checks(self) -> list[NodeCheck]:
+    def node_checks(self) -> list[Check]:
         return []  # the doctor's own rows (GPUs, versions, paths) are this node's
 
 

@@ -9,8 +9,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from evalkit.core.checks import Check
 from evalkit.launch import record
-from evalkit.launch.base import JobState, Launcher, NodeCheck, Request, SweepJobs
+from evalkit.launch.base import JobState, Launcher, Request, SweepJobs
 from evalkit.launch.record import SweepRecord
 
 
@@ -54,14 +55,12 @@ class SlurmLauncher:
 
         cancel(job_ids)
 
-    def node_checks(self) -> list[NodeCheck]:
+    def node_checks(self) -> list[Check]:
         answered, detail = sinfo_answers()
         if answered:
-            return [NodeCheck("Slurm", True, detail)]
+            return [Check("Slurm", True, detail)]
         return [
-            NodeCheck(
-                "Slurm", False, detail, "run on a node of the cluster where `sinfo` answers, or use launcher=local"
-            )
+            Check("Slurm", False, detail, "run on a node of the cluster where `sinfo` answers, or use launcher=local")
         ]
 
 

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from fixture_store import commit, lm_eval_fixture
 
-from evalkit.benchmarks.arena.adapter import TASK as ARENA_TASK
+from evalkit.benchmarks.arena.names import TASK as ARENA_TASK
 from evalkit.benchmarks.lm_eval.ruler_scores import ruler_sample, ruler_scores
 from evalkit.compare import CompareSettings, compare, render
 from evalkit.compare.documents import document_scores

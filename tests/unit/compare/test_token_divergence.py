@@ -11,7 +11,7 @@ import pytest
 from fixture_store import binary_task, commit
 from scipy.stats import entropy
 
-from evalkit.benchmarks.divergence.record import TopK, prompt_hash
+from evalkit.benchmarks.divergence.names import TopK, prompt_hash
 from evalkit.cli import main
 from evalkit.compare.token_divergence import compare_divergence, render, summarize, token_kl
 from evalkit.core.errors import CompareError

@@ -19,9 +19,10 @@ import pytest
 from paths import REPO
 
 import evalkit.launch
+from evalkit.core.checks import Check
 from evalkit.core.errors import ConfigError, EvalkitError
 from evalkit.launch import registry
-from evalkit.launch.base import JobState, Launcher, NodeCheck, Request, SweepJobs
+from evalkit.launch.base import JobState, Launcher, Request, SweepJobs
 
 NAMES = registry.names()
 SMOKE = ["benchmark=smoke_generate", "format=bf16"]
@@ -109,7 +110,7 @@ def test_garbage_job_ids_never_reach_a_command_line(launcher: Launcher, no_proce
 def test_node_checks_are_rows(launcher: Launcher) -> None:
     if launcher.name == "slurm":
         pytest.skip("asks sinfo: tests/slurm")
-    assert all(isinstance(c, NodeCheck) for c in launcher.node_checks())
+    assert all(isinstance(c, Check) for c in launcher.node_checks())
 
 
 def test_slurm_render_refuses_an_unresolvable_site_setting(tmp_path: Path, no_process: None) -> None:
@@ -124,7 +125,8 @@ def test_slurm_render_refuses_an_unresolvable_site_setting(tmp_path: Path, no_pr
 ECHO = '''
     """A launcher for the test: it "submits" by printing each job's name."""
 
-    from evalkit.launch.base import JobState, NodeCheck, Request
+    from evalkit.core.checks import Check
+    from evalkit.launch.base import JobState, Request
 
 
     class EchoLauncher:
@@ -153,7 +155,7 @@ ECHO = '''
             pass
 
         def node_checks(self):
-            return [NodeCheck("echo", True, "always")]
+            return [Check("echo", True, "always")]
 
 
     LAUNCHER = EchoLauncher()

@@ -65,7 +65,7 @@ def test_peak_qps_is_the_fastest_run_within_the_slo() -> None:
 
 
 def test_a_measurement_counts_the_gpus_visible_to_its_job() -> None:
-    from evalkit.perf.hardware import visible_gpus
+    from evalkit.benchmarks.perf.hardware import visible_gpus
 
     # nvidia-smi lists all 8 GPUs of the node; the server was given 2 (Slurm or the user set CUDA_VISIBLE_DEVICES)
     assert visible_gpus("0,1", installed=8) == 2

@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 from evalkit.benchmarks.base import RunContext
+from evalkit.benchmarks.perf.adapter import CONTEXT, Perf
 from evalkit.cli import main
 from evalkit.core.cell import Cell
-from evalkit.perf.adapter import CONTEXT, Perf
 from evalkit.perf.table import PERF_SCHEMA
 from evalkit.results.store import Provenance, ResultsStore, RunInfo, new_run_id
 

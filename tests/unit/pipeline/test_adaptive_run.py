@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from unit.compare.fixture_store import PROV, binary_task, commit
 
-from evalkit.benchmarks import ADAPTERS, BenchmarkResult, RunContext
+from evalkit.benchmarks import ADAPTERS, BenchmarkBase, BenchmarkResult, RunContext
 from evalkit.core.cell import Cell
 from evalkit.core.datasources import DataSource
 from evalkit.core.enums import CellState
@@ -32,10 +32,10 @@ FAIL_AT: list[int] = []
 """Chunk calls (1-based, over the test) whose generate raises: a job killed in that chunk."""
 
 
-class Oracle:
+class Oracle(BenchmarkBase):
     """Scores exactly the chunk's documents from RIGHT."""
 
-    CHUNKS = True
+    chunks = True
 
     def validate(self, settings: dict[str, Any]) -> None: ...
 

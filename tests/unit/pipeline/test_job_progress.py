@@ -11,7 +11,7 @@ import pytest
 from unit.pipeline.test_replicate_cells import plan
 from unit.pipeline.test_run_cells import Server
 
-from evalkit.benchmarks import ADAPTERS, BenchmarkResult, RunContext
+from evalkit.benchmarks import ADAPTERS, BenchmarkBase, BenchmarkResult, RunContext
 from evalkit.core.datasources import DataSource
 from evalkit.core.records import TaskScore
 from evalkit.pipeline.job import JobSummary, cell_contexts, run_cells
@@ -20,7 +20,7 @@ from evalkit.results.store import Provenance, ResultsStore
 SEEN: dict[str, set[str]] = {}
 
 
-class Resumable:
+class Resumable(BenchmarkBase):
     """Reports what its progress folder's parent holds when it starts, then keeps a finished part there."""
 
     def validate(self, settings: dict[str, Any]) -> None: ...

@@ -15,7 +15,7 @@ import pytest
 from unit.pipeline.test_replicate_cells import plan
 
 import evalkit.pipeline.job as job
-from evalkit.benchmarks import ADAPTERS, BenchmarkResult, Endpoint, RunContext
+from evalkit.benchmarks import ADAPTERS, BenchmarkBase, BenchmarkResult, Endpoint, RunContext
 from evalkit.core.datasources import DataSource
 from evalkit.core.records import TaskScore
 from evalkit.pipeline.job import JobSummary, run_cells
@@ -25,7 +25,7 @@ SPANS: list[tuple[str, float, float]] = []
 LOCK = threading.Lock()
 
 
-class Sleepy:
+class Sleepy(BenchmarkBase):
     """Occupies the server for a moment; records when."""
 
     def validate(self, settings: dict[str, Any]) -> None: ...
@@ -45,6 +45,12 @@ class Sleepy:
     def prefetch(self, settings: dict[str, Any]) -> None: ...
 
 
+class SleepyMeasure(Sleepy):
+    """Measures the server: runs alone, after the others."""
+
+    needs_idle_server = True
+
+
 class Server:
     endpoint = Endpoint(base_url="http://127.0.0.1:9/v1", model="m", tokenizer="t", max_model_len=2048)
 
@@ -58,8 +64,7 @@ def test_cells_overlap_up_to_the_limit_and_a_server_measurement_runs_alone_last(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setitem(ADAPTERS, "sleepy", f"{__name__}:Sleepy")
-    monkeypatch.setitem(ADAPTERS, "sleepy_measure", f"{__name__}:Sleepy")
-    monkeypatch.setattr(job, "NEEDS_IDLE_SERVER", frozenset({"sleepy_measure"}))
+    monkeypatch.setitem(ADAPTERS, "sleepy_measure", f"{__name__}:SleepyMeasure")
     p = plan(tmp_path, benchmarks=",".join(BENCHES))
     cfg = replace(p.cfg, cell_concurrency=2)
     for name in BENCHES:  # the first benchmark measures the server; listed first, it must still run last

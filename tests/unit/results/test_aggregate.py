@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from evalkit.benchmarks import report_sections
 from evalkit.core.errors import StoreError
 from evalkit.results.aggregate import recovery_table, render_recovery
 
@@ -43,7 +44,7 @@ def test_ratio_of_averages_not_average_of_ratios() -> None:
             ("m", "w4a16", "leaderboard_v1", "b", 12.0, None),
         ]
     )
-    t = recovery_table(df).set_index("format")
+    t = recovery_table(df, sections=report_sections()).set_index("format")
     assert t.loc["w4a16", "recovery"] == pytest.approx(90.0)  # (78+12)/(80+20)
     # the average of ratios would be (97.5 + 60) / 2 = 78.75
     assert t.loc["bf16", "recovery"] == pytest.approx(100.0)
@@ -60,7 +61,7 @@ def test_v2_uses_normalised_scores_and_common_tasks() -> None:
             ("m", "fp8", "leaderboard_v2", "ifeval", 69.0, 69.0),
         ]
     )
-    t = recovery_table(df).set_index("format")
+    t = recovery_table(df, sections=report_sections()).set_index("format")
     assert t.loc["fp8", "n_tasks"] == 2  # musr missing for fp8: excluded from both averages
     assert t.loc["fp8", "recovery"] == pytest.approx((4.0 + 69.0) / (6.67 + 70.0) * 100)
 
@@ -70,7 +71,7 @@ def test_failed_and_non_primary_rows_ignored_and_missing_baseline_visible() -> N
     extra = df.iloc[[0]].assign(metric="acc_norm", value=99.0, is_primary=False)
     failed = df.iloc[[1]].assign(status="failed", value=None, task="")
     other = hand_table([("n", "fp8", "s", "a", 10.0, None)])
-    t = recovery_table(pd.concat([df, extra, failed, other]))
+    t = recovery_table(pd.concat([df, extra, failed, other]), sections=report_sections())
     m = t[t.model == "m"].set_index("format")
     assert m.loc["fp8", "recovery"] == pytest.approx(80.0)
     n = t[t.model == "n"].iloc[0]
@@ -80,17 +81,17 @@ def test_failed_and_non_primary_rows_ignored_and_missing_baseline_visible() -> N
 def test_two_primary_metrics_for_a_task_is_an_error() -> None:
     df = hand_table([("m", "bf16", "s", "a", 50.0, None)])
     with pytest.raises(StoreError, match="more than one primary"):
-        recovery_table(pd.concat([df, df.assign(metric="acc_norm")]))
+        recovery_table(pd.concat([df, df.assign(metric="acc_norm")]), sections=report_sections())
 
 
 def test_missing_contract_columns_named() -> None:
     with pytest.raises(StoreError, match="is_primary"):
-        recovery_table(pd.DataFrame({"model": ["m"], "format": ["bf16"]}))
+        recovery_table(pd.DataFrame({"model": ["m"], "format": ["bf16"]}), sections=report_sections())
 
 
 def test_render_has_scores_and_recoveries() -> None:
     df = hand_table([("m", "bf16", "leaderboard_v1", "a", 50.0, None), ("m", "fp8", "leaderboard_v1", "a", 45.0, None)])
-    text = render_recovery(recovery_table(df), "bf16")
+    text = render_recovery(recovery_table(df, sections=report_sections()), "bf16")
     assert "50.0" in text and "45.0 (90.0%)" in text and "academic" in text
 
 
@@ -104,11 +105,11 @@ def test_humaneval_and_humaneval_plus_are_separate_lines() -> None:
             ("m", "w4a16", "humaneval", "humaneval_plus", 40.0, None),
         ]
     )
-    t = recovery_table(df).set_index(["suite", "format"])
+    t = recovery_table(df, sections=report_sections()).set_index(["suite", "format"])
     assert t.loc[("humaneval", "w4a16"), "recovery"] == pytest.approx(95.0)
     assert t.loc[("humaneval_plus", "w4a16"), "recovery"] == pytest.approx(80.0)
     assert t.loc[("humaneval_plus", "w4a16"), "section"] == "real-world"
-    text = render_recovery(recovery_table(df), "bf16")
+    text = render_recovery(recovery_table(df, sections=report_sections()), "bf16")
     assert "57.0 (95.0%)" in text and "40.0 (80.0%)" in text
 
 
@@ -120,14 +121,16 @@ def test_cells_on_overridden_data_are_marked() -> None:
         [("m", "bf16", "arena_hard", "arena", 40.0, None), ("m", "fp8", "arena_hard", "arena", 20.0, None)]
     )
     df = pd.concat([real.assign(data_overridden=False), demo.assign(data_overridden=[False, True])])
-    t = recovery_table(df).set_index(["suite", "format"])
+    t = recovery_table(df, sections=report_sections()).set_index(["suite", "format"])
     assert not t.loc[("leaderboard_v1", "fp8"), "data_overridden"]
     # the fp8 row ran on demo data; the baseline row of that suite did not, but the fp8 recovery used demo numbers
     assert t.loc[("arena_hard", "fp8"), "data_overridden"] and not t.loc[("arena_hard", "bf16"), "data_overridden"]
-    text = render_recovery(recovery_table(df), "bf16")
+    text = render_recovery(recovery_table(df, sections=report_sections()), "bf16")
     assert "20.0 (50.0%)*" in text and "45.0 (90.0%)*" not in text
     assert "* ran on local data overrides" in text
-    assert "ran on local data overrides" not in render_recovery(recovery_table(real), "bf16")
+    assert "ran on local data overrides" not in render_recovery(
+        recovery_table(real, sections=report_sections()), "bf16"
+    )
 
 
 def aggregate_cli(results: Path) -> str:

@@ -13,7 +13,7 @@ from paths import REPO
 from evalkit.benchmarks import get_adapter
 from evalkit.benchmarks.base import RunContext
 from evalkit.benchmarks.divergence.adapter import OUTPUT_FILE, SUBDIR, DivergenceSettings, _parse, prompts
-from evalkit.benchmarks.divergence.record import TopK
+from evalkit.benchmarks.divergence.names import TopK
 from evalkit.core.errors import BenchmarkError, ConfigError
 
 DEMO = {

@@ -1,27 +1,14 @@
-"""What the numbers were measured on: GPU name and count (nvidia-smi), or CPU model and usable cores."""
+"""What the numbers were measured on: GPU name and count (nvidia-smi), or CPU model and usable cores (the record:
+`names.Hardware`)."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 
-
-@dataclass(frozen=True)
-class Hardware:
-    kind: str
-    """"gpu" or "cpu"."""
-    name: str
-    """GPU name ("NVIDIA H100 80GB HBM3") or CPU model."""
-    count: int
-    """GPUs this job may use (CUDA_VISIBLE_DEVICES when set: what Slurm or the user gave the server), or the cores
-    this process may use. Cost per query is priced on this many."""
-
-    @property
-    def label(self) -> str:
-        return f"{self.count}x {self.name}" if self.kind == "gpu" else f"CPU {self.name} ({self.count} cores)"
+from evalkit.benchmarks.perf.names import Hardware
 
 
 def visible_gpus(cuda_visible_devices: str | None, installed: int) -> int:

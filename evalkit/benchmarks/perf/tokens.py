@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from evalkit.benchmarks.perf.settings import parse_settings
 from evalkit.core.workload import CellWorkload, Workload
-from evalkit.perf.settings import parse_settings
 
 SOURCE = "exact: vllm bench serve, random prompts of the use case's lengths, --ignore-eos"
 

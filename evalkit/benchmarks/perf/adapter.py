@@ -11,18 +11,20 @@ from __future__ import annotations
 
 import json
 import statistics
+from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from evalkit.benchmarks.base import BenchmarkResult, RunContext
+from evalkit.benchmarks.base import BenchmarkBase, BenchmarkResult, PlanContext, RunContext
+from evalkit.benchmarks.perf import hardware, tokens
+from evalkit.benchmarks.perf.loadgen import RunStats, bench_command, parse_result, run_bench
+from evalkit.benchmarks.perf.runs import Run, constant_rates, oversaturated
+from evalkit.benchmarks.perf.settings import PerfSettings, UseCase, parse_settings
 from evalkit.core.datasources import DataSource
 from evalkit.core.errors import BenchmarkError
 from evalkit.core.records import SampleRecord, TaskScore
-from evalkit.perf import hardware
-from evalkit.perf.loadgen import RunStats, bench_command, parse_result, run_bench
-from evalkit.perf.settings import PerfSettings, UseCase, parse_settings
-from evalkit.perf.sweep import Run, constant_rates, oversaturated
+from evalkit.core.workload import CellWorkload
 from evalkit.util.files import write_text_atomic
 
 CONTEXT = "context.json"
@@ -31,9 +33,23 @@ RERUN_MARK = "to rerun by hand:"
 HEADER_END = "===== vLLM output follows"
 
 
-class Perf:
+class Perf(BenchmarkBase):
+    """Adapter `perf` (see the module docstring)."""
+
+    needs_idle_server = True
+
+    def parse_settings(self, settings: Mapping[str, Any]) -> PerfSettings:
+        return parse_settings(dict(settings))
+
     def validate(self, settings: dict[str, Any]) -> None:
         parse_settings(settings)
+
+    def planned_sources(self, plan: PlanContext) -> list[dict[str, Any]]:
+        # prompts are random token ids of the served tokenizer, drawn by the load generator from the job's seed
+        return [{"dataset": "synthetic prompts (vllm bench serve, random dataset)", "source": "generated"}]
+
+    def workload(self, settings: Mapping[str, Any]) -> CellWorkload:
+        return tokens.workload(settings)
 
     def data_sources(self, ctx: RunContext) -> list[DataSource]:
         # prompts are synthetic: random token ids of the served tokenizer, drawn from the job's seed
