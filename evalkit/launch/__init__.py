@@ -7,6 +7,5 @@ launcher's own package knows which launcher runs; the launchers do not import ea
 """
 
 from evalkit.launch.base import JobState, Launcher, Request, SweepJobs
-from evalkit.launch.registry import every, get, launcher_of
 
-__all__ = ["JobState", "Launcher", "Request", "SweepJobs", "every", "get", "launcher_of"]
+__all__ = ["JobState", "Launcher", "Request", "SweepJobs"]

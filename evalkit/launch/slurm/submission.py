@@ -30,8 +30,8 @@ from evalkit.launch.base import JobState, Request, SweepJobs, job_overrides
 from evalkit.launch.record import JobKind, Submission, SubmittedJob
 from evalkit.launch.slurm.describe import render_requests, render_submitted, resources_text
 from evalkit.launch.slurm.executor import slurm_executor
-from evalkit.launch.slurm.groups import EvalJobSpec, SubmissionPlan
-from evalkit.launch.slurm.resources import launcher_conf
+from evalkit.launch.slurm.groups import EvalJobSpec, SubmissionPlan, plan_submission
+from evalkit.launch.slurm.resources import AGGREGATE_RESOURCES, launcher_conf, plain_resources
 from evalkit.launch.slurm.sbatch import render_sbatch
 from evalkit.launch.slurm.state import cancel, job_states
 from evalkit.launch.slurm.submit import check_submittable, submission_errors
@@ -74,9 +74,6 @@ def slurm_submission(
 ) -> tuple[SlurmSweep, SubmissionPlan, dict[str, JobPlan]]:
     """What submitting these jobs' cells means: the sweep's site facts, the submission plan (quantize jobs, arrays
     per resources, aggregate) and each job's plan (by job name) for its task to carry."""
-    from evalkit.launch.slurm.groups import plan_submission
-    from evalkit.launch.slurm.resources import AGGREGATE_RESOURCES, plain_resources
-
     config = jobs.config
     specs = []
     job_plans = {}
