@@ -135,28 +135,31 @@ def _report_status(overrides: Sequence[str], failed_only: bool, plans: Sequence[
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
-    """scancel the sweep's Slurm jobs that have not ended: all of them, or only those running the cells of the
-    model / format / benchmark given. Idempotent: jobs that already ended are left alone."""
+    """Cancel the sweep's submitted jobs that have not ended (scancel on Slurm): all of them, or only those running
+    the cells of the model / format / benchmark given. Idempotent: jobs that already ended are left alone."""
     from evalkit.core import grid
-    from evalkit.launch import JobState, cancel, job_states
-    from evalkit.launch import record as slurm_record
+    from evalkit.launch import JobState, registry
+    from evalkit.launch import record as job_record
     from evalkit.pipeline.plan import JobPlan, job_dir_of
 
     plans = [p for p in _compose_jobs(args.overrides, check_adapters=False) if isinstance(p, JobPlan)]
     narrowed = any(o.get_key_element() in ("model", "format", "benchmark") for o in grid.parse(args.overrides))
     cells = {c.key for p in plans for c in p.cells} if narrowed else None
     for sweep_dir in dict.fromkeys(job_dir_of(p.cfg).parent for p in plans):
-        rec = slurm_record.read(sweep_dir)
-        if rec is None:
-            print(f"sweep {sweep_dir.name}: nothing was submitted to Slurm ({slurm_record.path_of(sweep_dir)} missing)")
+        found = registry.submitted_by(sweep_dir)
+        if found is None:
+            print(
+                f"sweep {sweep_dir.name}: nothing was submitted to a cluster ({job_record.path_of(sweep_dir)} missing)"
+            )
             continue
+        launcher, rec = found
         jobs = rec.jobs_for(cells)
-        states = job_states([j.job_id for j in jobs])
+        states = launcher.states([j.job_id for j in jobs])
         live = [j for j in jobs if not states.get(j.job_id, JobState.NOT_FOUND).finished]
         if not live:
-            print(f"sweep {rec.sweep}: nothing to cancel; its {len(jobs)} Slurm job(s) have all ended")
+            print(f"sweep {rec.sweep}: nothing to cancel; its {len(jobs)} {launcher.title} job(s) have all ended")
             continue
-        cancel([j.job_id for j in live])
+        launcher.cancel([j.job_id for j in live])
         for j in live:
             print(f"cancelled {j.job_id} ({j.kind} {j.name}, was {states[j.job_id].value})")
     return 0

@@ -14,12 +14,16 @@ import subprocess
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from evalkit.core.checks import Check
 from evalkit.core.config import CheckpointSpec, EvalkitConfig, check_known_keys
 from evalkit.core.errors import EvalkitError
 from evalkit.serve.cpu_support import CpuInfo, plan_support, read_cpuinfo, serving_dtype, vllm_op_library
 from evalkit.util.hub_cache import hub_cached
+
+if TYPE_CHECKING:
+    from evalkit.launch.base import Launcher
 
 # ------------------------------------------------------------------------------------------------ pure checks
 
@@ -46,16 +50,17 @@ def check_versions(found: Mapping[str, str | None]) -> list[Check]:
     ]
 
 
-def check_gpus(device: str, gpus_per_node: int, seen: int | None, how: str, slurm: bool = False) -> Check:
+def check_gpus(device: str, gpus_per_node: int, seen: int | None, how: str, allocated_by: str = "") -> Check:
     """`device`: the sweep's server device (cpu / gpu / auto); `gpus_per_node`: the most any job asks for;
-    `seen`: GPUs visible here (None: no way to tell); `slurm`: the jobs run in Slurm allocations, not here."""
+    `seen`: GPUs visible here (None: no way to tell); `allocated_by`: the launcher ("Slurm") whose allocations give
+    the jobs their GPUs, "" when they run here."""
     needs_gpu = device == "gpu" or (device == "auto" and gpus_per_node > 0)
     detail = f"{seen if seen is not None else 'unknown'} ({how})"
     if not needs_gpu:
         return Check("GPUs", True, f"{detail}; the sweep serves on CPU")
-    if slurm and not seen:
-        # a login node has none; the jobs' GPU requests are checked by `sbatch --test-only` at submission
-        return Check("GPUs", True, f"{detail} here; the jobs get theirs from Slurm")
+    if allocated_by and not seen:
+        # a login node has none; the jobs' GPU requests are checked at submission (`sbatch --test-only`)
+        return Check("GPUs", True, f"{detail} here; the jobs get theirs from {allocated_by}")
     if not seen:
         return Check(
             "GPUs",
@@ -64,12 +69,6 @@ def check_gpus(device: str, gpus_per_node: int, seen: int | None, how: str, slur
             "run on a GPU node (or launcher=slurm from a login node: the jobs get GPUs), or use server=cpu",
         )
     return Check("GPUs", True, detail)
-
-
-def check_slurm(answered: bool, detail: str) -> Check:
-    if answered:
-        return Check("Slurm", True, detail)
-    return Check("Slurm", False, detail, "run on a node of the cluster where `sinfo` answers, or use launcher=local")
 
 
 def check_writable(key: str, path: Path) -> Check:
@@ -203,18 +202,6 @@ def gpus_seen() -> tuple[int | None, str]:
         return None, "no nvidia-smi, no torch"
 
 
-def slurm_answers() -> tuple[bool, str]:
-    if not shutil.which("sinfo"):
-        return False, "sinfo not found"
-    try:
-        out = subprocess.run(["sinfo", "-h", "-o", "%P %a"], capture_output=True, text=True, timeout=20, check=False)
-    except (OSError, subprocess.SubprocessError) as exc:
-        return False, f"sinfo failed: {exc}"
-    if out.returncode != 0:
-        return False, f"sinfo exited {out.returncode}: {out.stderr.strip()[:200]}"
-    return True, f"partitions: {' '.join(out.stdout.split()[::2]) or '(none)'}"
-
-
 def _checkpoint_checks(cfg: EvalkitConfig, hf_home: Path) -> list[Check]:
     from evalkit.checkpoints.gguf import resolve_gguf
     from evalkit.checkpoints.resolve import cached_checkpoint
@@ -264,11 +251,12 @@ def _benchmark_checks(cfg: EvalkitConfig, name: str, hf_home: Path) -> list[Chec
 
 def run_doctor(
     configs: Sequence[EvalkitConfig],
-    slurm: bool,
+    launchers: Sequence[Launcher],
     *,
     versions: Mapping[str, str | None] | None = None,
 ) -> list[Check]:
-    """Every check for the jobs of one sweep; a row two benchmarks both report (the sandbox) is shown once."""
+    """Every check for the jobs of one sweep, run by `launchers`; a row two benchmarks both report (the sandbox) is
+    shown once."""
     from evalkit.pipeline.job import harness_env
 
     checks = check_versions(versions if versions is not None else installed_versions())
@@ -276,10 +264,11 @@ def run_doctor(
     devices = {c.server.device for c in configs}
     device = "gpu" if "gpu" in devices else ("auto" if "auto" in devices else "cpu")
     most = max((c.model.resources.gpus_per_node for c in configs), default=0)
-    checks.append(check_gpus(device, most, seen, how, slurm=slurm))
+    allocated_by = next((launcher.title for launcher in launchers if launcher.gpus_from_allocation), "")
+    checks.append(check_gpus(device, most, seen, how, allocated_by))
     checks += check_cpu_formats(configs, read_cpuinfo())
-    if slurm:
-        checks.append(check_slurm(*slurm_answers()))
+    for launcher in launchers:
+        checks += launcher.node_checks()
     done: set[str] = set()
     for cfg in configs:
         hf_home = Path(harness_env(cfg)["HF_HOME"])
@@ -302,12 +291,12 @@ def run_doctor(
 
 def doctor(overrides: Iterable[str]) -> list[Check]:
     """Compose the sweep of `overrides` (configuration errors raise ConfigError) and check this node for it."""
-    from evalkit.launch.sweep import is_slurm
+    from evalkit.launch.registry import get, name_of
     from evalkit.pipeline.compose import compose_grid
     from evalkit.pipeline.plan import typed
 
     composed = compose_grid(list(overrides), with_hydra=True)
-    slurm = any(is_slurm(c.hydra.launcher) for c in composed)
+    launchers = [get(name) for name in dict.fromkeys(name_of(c) for c in composed)]
     from evalkit.core.validate import validate
 
     configs = []
@@ -316,4 +305,4 @@ def doctor(overrides: Iterable[str]) -> list[Check]:
         cfg = typed(c)
         validate(cfg)  # the config itself must be valid; the adapters' checks become rows
         configs.append(cfg)
-    return run_doctor(configs, slurm)
+    return run_doctor(configs, launchers)

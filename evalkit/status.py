@@ -1,4 +1,5 @@
-"""Where each cell of a grid stands: the results store, combined with Slurm's view of the job that runs it.
+"""Where each cell of a grid stands: the results store, combined with the launcher's view of the job that runs it
+(Slurm's words below: the launcher's job states are Slurm's vocabulary, `evalkit.launch.base.JobState`).
 
 The store is the truth about results (done, failed with its error, stale); Slurm knows what is still to come
 (queued, running) and what died without a word to the store (a job killed for memory, a time limit without
@@ -17,9 +18,9 @@ from pathlib import Path
 
 from evalkit.core.cell import Cell
 from evalkit.core.enums import CellState, CellStatus
-from evalkit.core.errors import SlurmError
+from evalkit.core.errors import EvalkitError
+from evalkit.launch.base import JobState
 from evalkit.launch.record import Submission, SubmittedJob, SweepRecord
-from evalkit.launch.slurm_state import JobState, job_states
 from evalkit.results.adaptive import AdaptiveRecord
 from evalkit.results.store import CellRecord
 
@@ -39,7 +40,7 @@ class CellView:
     error: str | None = None
     log_path: str | None = None
     job_id: str | None = None
-    """The Slurm job that runs (or ran) the cell, if it was submitted to Slurm."""
+    """The submitted job that runs (or ran) the cell, if the sweep was submitted to a cluster (Slurm)."""
     job_state: JobState | None = None
     adaptive: AdaptiveRecord | None = None
     """An adaptive variant cell's progress and spending (the store's record)."""
@@ -55,26 +56,26 @@ def _recorded_by(rec: CellRecord, submission: Submission) -> bool:
 def cell_view(
     cell: Cell,
     rec: CellRecord,
-    slurm: tuple[Submission, SubmittedJob] | None = None,
+    submitted: tuple[Submission, SubmittedJob] | None = None,
     states: Mapping[str, JobState] | None = None,
     record: SweepRecord | None = None,
 ) -> CellView:
-    """The status of one cell from its store record and (on Slurm) its latest job and the job states."""
-    view = _cell_view(cell, rec, slurm, states, record)
+    """The status of one cell from its store record and, when submitted, its latest job and the job states."""
+    view = _cell_view(cell, rec, submitted, states, record)
     return dataclasses.replace(view, adaptive=rec.adaptive) if rec.adaptive is not None else view
 
 
 def _cell_view(
     cell: Cell,
     rec: CellRecord,
-    slurm: tuple[Submission, SubmittedJob] | None,
+    submitted: tuple[Submission, SubmittedJob] | None,
     states: Mapping[str, JobState] | None,
     record: SweepRecord | None,
 ) -> CellView:
     stored = CellView(cell, CellStatus(rec.state.value), rec.error, rec.log_path)
-    if slurm is None:
+    if submitted is None:
         return stored
-    submission, job = slurm
+    submission, job = submitted
     state = (states or {}).get(job.job_id, JobState.NOT_FOUND)
     if rec.state is CellState.DONE:
         return CellView(cell, CellStatus.DONE, None, rec.log_path, job.job_id, state)
@@ -98,7 +99,7 @@ def _cell_view(
     return CellView(cell, stored.status, stored.error, stored.log_path, job.job_id, state)
 
 
-def slurm_ids(cells: Iterable[Cell], record: SweepRecord) -> list[str]:
+def job_ids(cells: Iterable[Cell], record: SweepRecord) -> list[str]:
     """The job ids whose states the cells' views need: each cell's latest job and what that job waits for."""
     ids: list[str] = []
     for cell in cells:
@@ -109,19 +110,20 @@ def slurm_ids(cells: Iterable[Cell], record: SweepRecord) -> list[str]:
 
 
 def grid_views(cells: Sequence[Cell], records: Sequence[CellRecord], sweep_dir: Path) -> tuple[list[CellView], str]:
-    """Views of the cells, with Slurm's job states when the sweep was submitted to Slurm; and a note for the
-    reader when Slurm could not be asked ("" otherwise)."""
-    from evalkit.launch import record as slurm_record
+    """Views of the cells, with the job states of the launcher that submitted the sweep, if one did; and a note for
+    the reader when it could not be asked ("" otherwise)."""
+    from evalkit.launch import registry
 
-    rec_file = slurm_record.read(sweep_dir)
-    if rec_file is None:
+    found = registry.submitted_by(sweep_dir)
+    if found is None:
         return [cell_view(c, r) for c, r in zip(cells, records, strict=True)], ""
+    launcher, rec_file = found
     note = ""
     try:
-        states = job_states(slurm_ids(cells, rec_file))
-    except SlurmError as err:
+        states = launcher.states(job_ids(cells, rec_file))
+    except EvalkitError as err:  # the cluster did not answer (SlurmError on Slurm)
         states = {}
-        note = f"Slurm did not answer, job states unknown (store only): {err.what}"
+        note = f"{launcher.title} did not answer, job states unknown (store only): {err.what}"
     views = [
         cell_view(c, r, rec_file.job_for_cell(c.key), states, rec_file) for c, r in zip(cells, records, strict=True)
     ]

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from evalkit.core.errors import ConfigError
-from evalkit.util.files import parse_jsonl
+from evalkit.util.files import parse_jsonl, write_text_atomic
 from evalkit.util.hashing import sha256_file
 
 if TYPE_CHECKING:
@@ -167,8 +167,6 @@ def read_manifest_file(path: Path) -> dict[str, DatasetRecord]:
 
 def write_manifest(path: Path, records: Mapping[str, DatasetRecord]) -> Path:
     """Merge `records` into the manifest file (datasets prefetched earlier stay), atomically."""
-    from evalkit.util.files import write_text_atomic
-
     merged = {**read_manifest_file(path), **records}
     body = {"datasets": {k: asdict(v) for k, v in sorted(merged.items())}}
     write_text_atomic(path, json.dumps(body, indent=1, sort_keys=True) + "\n")

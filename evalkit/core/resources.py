@@ -1,7 +1,7 @@
 """What one model x format job needs: the model's resources, overridden per format, and how vLLM spreads over them.
 
 Pure. The planner checks it before anything starts (`evalkit.core.validate`); the job starts its server with
-it; the Slurm launcher turns it into sbatch options (`evalkit.launch.resources`).
+it; the Slurm launcher turns it into sbatch options (`evalkit.launch.slurm.resources`).
 """
 
 from __future__ import annotations

@@ -1,32 +1,11 @@
-"""Running sweeps on Slurm.
+"""Running a sweep's jobs somewhere: the `Launcher` protocol (`base`), the launchers behind it, one subpackage each
+(`local`: in this process; `slurm`: sbatch jobs), and `registry`, which finds the one a config names.
 
-Pure, tested without a cluster: `resources` (what a job asks for), `sbatch` (the script it becomes), `groups` (jobs
-into arrays, quantize dependencies), `record` (jobs/<sweep>/slurm_jobs.json), `describe` (dry run and submission
-tables). At the edge, tested against the local cluster of scripts/slurm (pytest marker `slurm`): `submit` (sbatch
---test-only, refusals), `executor` and `sweep` (submission with submitit), `tasks` (what runs inside the jobs),
-`slurm_state` (squeue / sacct / scancel).
+Beside them, what any launcher's sweep shares: `record` (jobs/<sweep>/slurm_jobs.json, the jobs a sweep submitted),
+`estimate` (the cost before submission) and `plan_json` (the dry run as one JSON document). Nothing outside a
+launcher's own package knows which launcher runs; the launchers do not import each other (.importlinter).
 """
 
-from evalkit.core.errors import SlurmError, SubmissionError
-from evalkit.core.resources import JobResources, job_resources
-from evalkit.launch.resources import launcher_conf
-from evalkit.launch.sbatch import render_sbatch, sbatch_parameters, submit_command
-from evalkit.launch.slurm_state import JobState, cancel, job_states
-from evalkit.launch.submit import as_submission_error, check_submittable, submission_errors
+from evalkit.launch.base import JobState, Launcher, Request, SweepJobs
 
-__all__ = [
-    "JobResources",
-    "JobState",
-    "SlurmError",
-    "SubmissionError",
-    "as_submission_error",
-    "cancel",
-    "check_submittable",
-    "job_resources",
-    "job_states",
-    "launcher_conf",
-    "render_sbatch",
-    "sbatch_parameters",
-    "submission_errors",
-    "submit_command",
-]
+__all__ = ["JobState", "Launcher", "Request", "SweepJobs"]

@@ -1,7 +1,7 @@
 """The sweep plan as one JSON document (`evalkit sweep --dry-run --json`): every job and cell, to read and to diff.
 
 Pure: built from the planned jobs (`JobPlan`) and, on Slurm, the sbatch requests the sweep would submit
-(`evalkit.launch.sweep.requests`). Everything is rendered by the code that runs it: the vLLM command by
+(the launcher's `render`). Everything is rendered by the code that runs it: the vLLM command by
 `evalkit.serve.render`, each cell's harness by its family (`Benchmark.describe`: lm-eval's argv), the sbatch scripts
 by `render_sbatch` (via the requests). Nothing here reads the machine (no sandbox probe, no Hugging Face cache, no
 Slurm), so the study grid's plan is golden-tested (tests/unit/golden/study/) and checked against the protocol
@@ -26,7 +26,7 @@ from evalkit.benchmarks import ADAPTERS, Endpoint, PlanContext, get_adapter
 from evalkit.core.cell import Cell
 from evalkit.core.config import EvalkitConfig, ServerConfig
 from evalkit.core.resources import job_resources
-from evalkit.launch.describe import Request, resources_text
+from evalkit.launch.base import Request
 from evalkit.launch.estimate import JobEstimate, cell_json, job_estimates, job_json, sweep_json, with_time_limit
 from evalkit.pipeline.cells import cell_dir_name, cell_seed, cell_settings, checkpoint_identity
 from evalkit.pipeline.plan import JobPlan, job_dir_of
@@ -224,7 +224,7 @@ def request_document(index: int, req: Request) -> dict[str, Any]:
         "kind": req.kind,
         "jobs": list(req.names),
         "after": req.after or None,
-        "resources": resources_text(req.conf),
+        "resources": req.resources,
         "script": req.script,
     }
 
@@ -236,9 +236,11 @@ def plan_document(
     placeholders: Placeholders,
     catalog: Any,
     checks: Sequence[Mapping[str, str]] = (),
+    launcher: str = "local",
 ) -> dict[str, Any]:
-    """The whole plan. `requests`: the sweep's sbatch submissions (launcher=slurm), None for a local sweep. Each job
-    carries the submission that runs it (`slurm`), so one job's part of the document stands on its own."""
+    """The whole plan. `requests`: the submissions `launcher` would make (its `render`), None when it runs the jobs
+    here. Each job carries the submission that runs it (`slurm`), so one job's part of the document stands on its
+    own."""
     estimates = job_estimates(plans)
     jobs = [job_document(p, placeholders.python, catalog, e) for p, e in zip(plans, estimates, strict=True)]
     submissions = [request_document(i, r) for i, r in enumerate(requests or [], 1)]
@@ -260,7 +262,7 @@ def plan_document(
     doc: dict[str, Any] = {
         "evalkit_plan": FORMAT_VERSION,
         "sweep": plans[0].cfg.sweep if plans else None,
-        "launcher": "slurm" if requests is not None else "local",
+        "launcher": launcher,
         "placeholders": placeholders.as_dict(),
         "jobs": jobs,
         "submissions": [{k: v for k, v in s.items() if k != "script" or s["kind"] != "eval"} for s in submissions],

@@ -46,7 +46,8 @@ STOPPING = threading.Event()
 """Set when the job is being stopped from outside: Slurm sends SIGTERM to every process of a job it cancels,
 requeues or preempts, so the server and the harness die a moment before the job does. The failures that follow are
 consequences of the stop, not results: they are not recorded, and the cells stay pending for the requeued job or
-the next sweep. (evalkit.launch.tasks sets it; a local run is stopped by KeyboardInterrupt, which records nothing.)"""
+the next sweep. (evalkit.launch.slurm.tasks sets it; a local run is stopped by KeyboardInterrupt, which records
+nothing.)"""
 
 SETTLING = threading.Lock()
 """Held from a cell's last look at STOPPING until its result is recorded, and by the job's loop while it lists the

@@ -1,9 +1,9 @@
 """The evalkit sweeper: Hydra multirun where benchmarks are grouped per model x format and finished cells skipped.
 
 Hydra requires sweepers to live in the `hydra_plugins` namespace; the logic is in `evalkit.core.grid` /
-`evalkit.pipeline.plan`,
-this module only connects it to a launcher: Hydra's (basic) locally; on Slurm (`launcher=slurm`) evalkit.launch
-submits with submitit itself, reading Hydra's launcher config for the site settings (see README, "Slurm").
+`evalkit.pipeline.plan`, and this module only hands the planned jobs to the launcher the config names
+(`launcher=<name>`, evalkit.launch.registry): the local one runs them here through Hydra's (basic) launcher, the
+Slurm one submits them with submitit itself, reading Hydra's launcher config for the site settings (README, "Slurm").
 """
 
 # No `from __future__ import annotations`: Hydra execs plugin modules outside sys.modules, where dataclasses
@@ -69,7 +69,6 @@ class EvalkitSweeper(Sweeper):
         )
 
     def sweep(self, arguments: list[str]) -> Any:
-        from evalkit.app import plan_key
         from evalkit.core import grid
         from evalkit.core.errors import EvalkitError
         from evalkit.core.validate import check_overrides
@@ -96,24 +95,37 @@ class EvalkitSweeper(Sweeper):
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
         # each job runs its pending cells only, with this plan narrowed to them: the job does not plan again
         todo = [(job, plan.narrowed(plan.pending)) for job, plan in zip(jobs, self.plans, strict=True) if plan.pending]
-        if self._slurm():
-            try:
-                self._submit_to_slurm(todo, sweep_dir)
-            except EvalkitError as err:
-                print(f"evalkit: error: {err.message}", file=sys.stderr)
-                raise SystemExit(2) from err
-            return []
-        if self.dry_run and todo:
-            from evalkit.launch.estimate import job_estimates, render_text
+        try:
+            return self._launcher().submit(self._jobs(todo, self.plans), dry_run=self.dry_run, wait=self.wait)
+        except EvalkitError as err:
+            print(f"evalkit: error: {err.message}", file=sys.stderr)
+            raise SystemExit(2) from err
 
-            estimates = job_estimates([plan for _, plan in todo])
-            if any(not isinstance(e, str) for e in estimates):  # GPU jobs: what they will cost
-                print(render_text([plan.name for _, plan in todo], estimates), flush=True)
-        if self.dry_run or not todo:
-            return []
-        batch = [_job_overrides(job, plan.cells) for job, plan in todo]
-        self.planned.plans.update({plan_key(o): plan for o, (_, plan) in zip(batch, todo, strict=True)})
-        names = [plan.name for _, plan in todo]
+    def _launcher(self) -> Any:
+        from evalkit.launch.registry import launcher_of
+
+        assert self.config is not None
+        return launcher_of(self.config)
+
+    def _jobs(self, todo: list[tuple[list[str], Any]], plans: list[Any], *, runnable: bool = True) -> Any:
+        """The sweep as its launcher takes it (evalkit.launch.base.SweepJobs)."""
+        from evalkit.launch.base import SweepJobs
+
+        assert self.config is not None and self.hydra_context is not None
+        config, loader = self.config, self.hydra_context.config_loader
+
+        def compose(overrides: list[str]) -> DictConfig:
+            # the JSON plan composed these jobs a moment ago (all cells pending: the same overrides, in another order)
+            return self._composed.get(tuple(sorted(overrides))) or loader.load_sweep_config(config, overrides)
+
+        return SweepJobs(config, plans, todo, compose, self._run_here if runnable else None)
+
+    def _run_here(self, batch: list[list[str]], plans: list[Any]) -> list[Any]:
+        """Run the jobs in this process through Hydra's launcher, each with the plan made for it."""
+        from evalkit.app import plan_key
+
+        self.planned.plans.update({plan_key(o): plan for o, plan in zip(batch, plans, strict=True)})
+        names = [plan.name for plan in plans]
         # one job per launch call, so the sweep's progress (elapsed, ETA) moves as each job ends
         self.returns = []
         for i, job in progress.track(list(enumerate(batch)), "jobs of the sweep", len(batch), lambda x: names[x[0]]):
@@ -123,70 +135,6 @@ class EvalkitSweeper(Sweeper):
                 # A job fails as a whole only when something outside its cells broke; cells record their own errors.
                 log.error("job %s failed: %r", ret.overrides, ret._return_value)
         return [self.returns]
-
-    def _slurm(self) -> bool:
-        from evalkit.launch.sweep import is_slurm
-
-        assert self.config is not None
-        return is_slurm(self.config.hydra.launcher)
-
-    def _submit_to_slurm(self, todo: list[tuple[list[str], Any]], sweep_dir: Path) -> None:
-        from evalkit.launch.sweep import in_flight, launch
-
-        # a cell whose job is still queued or running is not submitted again: two jobs would write it
-        busy = in_flight(sweep_dir.resolve(), [c.key for _, plan in todo for c in plan.cells])
-        if busy:
-            print(
-                f"Slurm: {len(busy)} cell(s) already queued or running, not submitted again: "
-                + ", ".join(f"{key} (job {job_id})" for key, job_id in busy.items()),
-                flush=True,
-            )
-        todo = [
-            (job, plan.narrowed(left)) for job, plan in todo if (left := [c for c in plan.cells if c.key not in busy])
-        ]
-        if not todo:
-            print("Slurm: nothing to submit.", flush=True)
-            return
-        sweep, submission, compose, job_plans = self._slurm_submission(todo)
-        launch(sweep, submission, compose, job_plans, dry_run=self.dry_run, wait=self.wait)
-
-    def _slurm_submission(self, todo: list[tuple[list[str], Any]]) -> tuple[Any, Any, Any, dict[str, Any]]:
-        """What submitting these jobs' cells means: the sweep's site facts, the submission plan (quantize jobs,
-        arrays per resources, aggregate), the composer each Slurm job's config comes from, and each job's plan
-        (by job name) for its task to carry."""
-        import os
-
-        from evalkit.launch.groups import plan_submission
-        from evalkit.launch.resources import AGGREGATE_RESOURCES, plain_resources
-        from evalkit.launch.sweep import SlurmSweep, job_spec, launcher_base
-
-        assert self.config is not None and self.hydra_context is not None
-        batch = [_job_overrides(job, plan.cells) for job, plan in todo]
-        config, loader = self.config, self.hydra_context.config_loader
-
-        def compose(overrides: list[str]) -> DictConfig:
-            # the JSON plan composed these jobs a moment ago (all cells pending: the same overrides, in another order)
-            return self._composed.get(tuple(sorted(overrides))) or loader.load_sweep_config(config, overrides)
-
-        specs = []
-        job_plans = {}
-        for overrides, (_, job_plan) in zip(batch, todo, strict=True):
-            cfg = compose(overrides)  # exactly the config the Slurm job will compose: its hash is checked there
-            specs.append(job_spec(job_plan, overrides, cfg))
-            job_plans[job_plan.name] = job_plan
-        primary = self.plans[0].cfg
-        cwd = os.getcwd()
-        sweep = SlurmSweep(
-            name=primary.sweep,
-            sweep_dir=Path(config.hydra.sweep.dir).resolve(),
-            base=launcher_base(config.hydra.launcher, cwd),
-            cwd=cwd,
-            overrides=list(config.hydra.overrides.task),
-            results=str(Path(primary.paths.results).resolve()),
-            baseline=primary.baseline_format,
-        )
-        plan = plan_submission(specs, plain_resources(primary.quantize.resources), AGGREGATE_RESOURCES)
-        return sweep, plan, compose, job_plans
 
     def _print_json(self, jobs: list[list[str]]) -> list[Any]:
         """The dry run as JSON (stdout holds only the document). Planning reads no machine state beyond the results
@@ -202,7 +150,6 @@ class EvalkitSweeper(Sweeper):
             render_plan_json,
             task_catalog,
         )
-        from evalkit.launch.sweep import requests
         from evalkit.pipeline.plan import plan_job
 
         assert self.config is not None and self.hydra_context is not None
@@ -211,21 +158,22 @@ class EvalkitSweeper(Sweeper):
             for job in jobs:
                 self._composed[tuple(sorted(job))] = loader.load_sweep_config(self.config, job)
             self.plans = [plan_job(self._composed[tuple(sorted(job))], check_adapters=False) for job in jobs]
-            reqs = None
-            if self._slurm():
-                # no in-flight query and no sbatch --test-only: the plan renders without a cluster
-                todo = [
-                    (job, plan.narrowed(plan.pending))
-                    for job, plan in zip(jobs, self.plans, strict=True)
-                    if plan.pending
-                ]
-                reqs = []
-                if todo:
-                    sweep, submission, _, _ = self._slurm_submission(todo)
-                    reqs = requests(submission, sweep)
+            todo = [
+                (job, plan.narrowed(plan.pending)) for job, plan in zip(jobs, self.plans, strict=True) if plan.pending
+            ]
+            # what the launcher would submit, rendered without a cluster (None: the jobs run here)
+            launcher = self._launcher()
+            reqs = launcher.render(self._jobs(todo, self.plans, runnable=False))
             checks = adapter_checks(self.plans)
             placeholders = placeholders_of(self.plans, os.getcwd())
-            doc = plan_document(self.plans, reqs, placeholders=placeholders, catalog=task_catalog(), checks=checks)
+            doc = plan_document(
+                self.plans,
+                reqs,
+                placeholders=placeholders,
+                catalog=task_catalog(),
+                checks=checks,
+                launcher=launcher.name,
+            )
         except EvalkitError as err:
             print(f"evalkit: error: {err.message}", file=sys.stderr)
             raise SystemExit(2) from err
@@ -236,12 +184,3 @@ class EvalkitSweeper(Sweeper):
                 print(f"evalkit: error: {c['job']} {c['benchmark']}: {c['error']}", file=sys.stderr)
             raise SystemExit(2)
         return []
-
-
-def _job_overrides(job: list[str], cells: list[Any]) -> list[str]:
-    """The job's overrides, running only these cells (its pending ones)."""
-    from evalkit.core import grid
-
-    kept = [o for o in job if not o.startswith(f"{grid.GROUPED_KEY}=")]
-    # a benchmark once, though a baseline replicate is a cell of the same benchmark: the job adds its replicates
-    return [*kept, grid.grouped_override(list(dict.fromkeys(c.benchmark for c in cells)))]

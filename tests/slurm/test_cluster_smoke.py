@@ -23,16 +23,12 @@ import submitit
 from hydra_plugins.hydra_submitit_launcher.config import SlurmQueueConf
 from submitit.core.utils import UncompletedJobError
 
-from evalkit.launch import (
-    JobState,
-    SubmissionError,
-    cancel,
-    check_submittable,
-    job_states,
-    render_sbatch,
-    slurm_state,
-    submission_errors,
-)
+from evalkit.core.errors import SubmissionError
+from evalkit.launch.base import JobState
+from evalkit.launch.slurm import state as slurm_state
+from evalkit.launch.slurm.sbatch import render_sbatch
+from evalkit.launch.slurm.state import cancel, job_states
+from evalkit.launch.slurm.submit import check_submittable, submission_errors
 
 pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("slurm_cluster")]
 
@@ -303,7 +299,7 @@ def test_hydra_submitit_launcher_runs_a_job_array(tmp_path: Path) -> None:
     assert submitted == render_sbatch(expected, python=shlex.quote(sys.executable), array_size=3)
 
 
-# ---------------------------------------------------------------- evalkit.launch.slurm_state
+# ---------------------------------------------------------------- evalkit.launch.slurm.state
 
 
 def test_job_states_pending_failed_and_unknown() -> None:

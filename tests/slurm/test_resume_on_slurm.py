@@ -31,8 +31,9 @@ import polling
 import pytest
 from slurm.test_sweep_on_slurm import seed_bf16_checkpoint
 
-from evalkit.launch import JobState, job_states
+from evalkit.launch.base import JobState
 from evalkit.launch.record import read as read_record
+from evalkit.launch.slurm.state import job_states
 
 pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("slurm_cluster")]
 

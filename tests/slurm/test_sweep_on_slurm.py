@@ -33,9 +33,10 @@ import pandas as pd
 import polling
 import pytest
 
-from evalkit.launch import JobState, job_states
+from evalkit.launch.base import JobState
 from evalkit.launch.record import SubmittedJob, SweepRecord
 from evalkit.launch.record import read as read_record
+from evalkit.launch.slurm.state import job_states
 
 pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("slurm_cluster")]
 

@@ -51,7 +51,7 @@ def test_no_gpu_is_fine_for_a_cpu_server_only() -> None:
     assert check_gpus("gpu", 8, 8, "nvidia-smi -L").ok
     assert not check_gpus("auto", 8, None, "no nvidia-smi, no torch").ok
     # from a login node, a Slurm sweep's GPUs are the allocation's, not this node's
-    assert check_gpus("gpu", 8, 0, "torch.cuda", slurm=True).ok
+    assert check_gpus("gpu", 8, 0, "torch.cuda", allocated_by="Slurm").ok
 
 
 def test_writable(tmp_path: Path) -> None:

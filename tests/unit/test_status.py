@@ -8,10 +8,10 @@ import pytest
 
 from evalkit.core.cell import Cell
 from evalkit.core.enums import CellState
+from evalkit.launch.base import JobState
 from evalkit.launch.record import Submission, SubmittedJob, SweepRecord
-from evalkit.launch.slurm_state import JobState
 from evalkit.results.store import CellRecord
-from evalkit.status import CellStatus, CellView, cell_view, slurm_ids
+from evalkit.status import CellStatus, CellView, cell_view, job_ids
 from evalkit.tables import render_failures, render_grid_status
 
 SUBMITTED = "2026-11-23T18:00:00+00:00"
@@ -89,7 +89,7 @@ def test_an_old_failure_is_superseded_by_the_job_that_reruns_it() -> None:
 
 
 def test_slurm_ids_are_the_cells_jobs_and_their_dependencies() -> None:
-    assert slurm_ids([cell(), cell("bf16")], RECORD) == ["8_1", "7"]
+    assert job_ids([cell(), cell("bf16")], RECORD) == ["8_1", "7"]
 
 
 def test_matrix_rows_columns_job_column_and_counts() -> None:

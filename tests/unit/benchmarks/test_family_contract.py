@@ -190,11 +190,11 @@ def test_a_family_outside_evalkit_is_planned_described_and_checked(tiny_package:
     assert cell["harness"] == {"adapter": tiny_package, "settings": {"documents": 4}}
     assert cell["data_sources"] == [{"dataset": "tiny", "source": "generated"}]
 
-    rows = {c.name: c for c in run_doctor([cfg], slurm=False, versions={})}
+    rows = {c.name: c for c in run_doctor([cfg], launchers=[], versions={})}
     assert rows["data smoke_generate"].ok
 
     bench.settings = {"documnets": 4}
-    rows = {c.name: c for c in run_doctor([cfg], slurm=False, versions={})}
+    rows = {c.name: c for c in run_doctor([cfg], launchers=[], versions={})}
     assert not rows["data smoke_generate"].ok and "documnets" in rows["data smoke_generate"].detail
     with pytest.raises(EvalkitError, match="documnets"):
         plan_job(cfg)

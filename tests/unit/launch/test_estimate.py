@@ -12,7 +12,7 @@ from study_plan import cell, job, jobs_of, render
 
 from evalkit.core.errors import SubmissionError
 from evalkit.core.resources import JobResources
-from evalkit.launch.describe import Request
+from evalkit.launch.base import Request
 from evalkit.launch.estimate import JobEstimate, limit_note, render_text, with_time_limit
 
 # Llama-3.1-8B (config.json): 8.03e9 parameters, 32 layers, hidden 4096, 8 KV heads of 128
@@ -120,16 +120,14 @@ def test_text_shows_each_job_against_its_limit_and_the_sweeps_totals() -> None:
 
 
 def test_a_refused_long_limit_says_how_to_split(monkeypatch: pytest.MonkeyPatch) -> None:
-    from hydra_plugins.hydra_submitit_launcher.config import SlurmQueueConf
-
-    from evalkit.launch import sweep
+    from evalkit.launch.slurm import submission as sweep
 
     def refuse(script: str, *, name: str = "job") -> None:
         raise SubmissionError("Slurm refuses it:\nsbatch: error: Requested time limit is invalid", hint="fix it")
 
     monkeypatch.setattr(sweep, "check_submittable", refuse)  # Slurm's refusal, as sbatch --test-only words it
     note = "m.bf16: 240 -> 6090 min (ruler ~64.9 GPU-h on 1x H100)"
-    req = Request("eval", ["m.bf16"], SlurmQueueConf(), "#!/bin/bash\n", limit_notes=(note,))
+    req = Request("eval", ["m.bf16"], "1 CPU", "#!/bin/bash\n", limit_notes=(note,))
     with pytest.raises(SubmissionError) as err:
         sweep.check([req])
     assert note in err.value.message and "sweep of its own" in err.value.message

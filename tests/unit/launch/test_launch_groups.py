@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 
 from evalkit.core.resources import JobResources
-from evalkit.launch.groups import EvalJobSpec, group_jobs, plan_submission, quantize_specs
-from evalkit.launch.resources import AGGREGATE_RESOURCES
+from evalkit.launch.slurm.groups import EvalJobSpec, group_jobs, plan_submission, quantize_specs
+from evalkit.launch.slurm.resources import AGGREGATE_RESOURCES
 
 GPU1 = JobResources(1, 1, 8, 64, 240, 1, 1)
 GPU4 = JobResources(4, 1, 32, 256, 720, 4, 1)

@@ -18,7 +18,9 @@ from paths import GOLDEN, REPO
 
 from evalkit.core.config import ModelConfig
 from evalkit.core.errors import ConfigError
-from evalkit.launch import JobResources, job_resources, launcher_conf, render_sbatch, sbatch_parameters
+from evalkit.core.resources import JobResources, job_resources
+from evalkit.launch.slurm.resources import launcher_conf
+from evalkit.launch.slurm.sbatch import render_sbatch, sbatch_parameters
 
 ROOT = REPO
 

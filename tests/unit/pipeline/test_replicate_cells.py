@@ -81,10 +81,10 @@ def test_a_complete_replicate_is_skipped(tmp_path: Path) -> None:
 
 
 def test_the_sweeper_names_a_replicated_benchmark_once(tmp_path: Path) -> None:
-    from hydra_plugins.evalkit_sweeper.evalkit_sweeper import _job_overrides
+    from evalkit.launch.base import job_overrides
 
     p = plan(tmp_path, "replicates.k=1")
-    assert _job_overrides(["format=bf16", "benchmark=[x]"], p.pending)[-1] == f"benchmark=[{V1},{V2}]"
+    assert job_overrides(["format=bf16", "benchmark=[x]"], p.pending)[-1] == f"benchmark=[{V1},{V2}]"
 
 
 def test_an_unknown_replicated_benchmark_is_a_config_error(tmp_path: Path) -> None:

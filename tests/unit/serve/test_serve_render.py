@@ -155,7 +155,7 @@ def test_gpu_405b_bf16_two_nodes_golden() -> None:
     """The BF16 405B server as its job starts it: conf/server/gpu.yaml, the model's TP 8 x PP 2 over two nodes, run
     by the Ray bootstrap (evalkit.serve.process.VLLMServer.start wraps it the same way)."""
     from evalkit.core.config import ModelConfig
-    from evalkit.launch import job_resources
+    from evalkit.core.resources import job_resources
     from evalkit.serve.ray_cluster import RayCluster, bootstrap_env, wrap_command
 
     conf = REPO / "conf"

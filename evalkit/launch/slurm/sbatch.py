@@ -3,9 +3,9 @@
 Pure: no process, no file, no look at the machine. It takes the launcher's own schema (`SlurmQueueConf`, what
 `hydra.launcher` holds under `launcher=slurm`) and maps it to sbatch options as Hydra's submitit launcher does
 (hydra_submitit_launcher 1.2.0 `BaseSubmititLauncher.launch` -> submitit `AutoExecutor` -> `SlurmExecutor`), then calls
-submitit's own `_make_sbatch_string`. evalkit's own submission (`evalkit.launch.executor`) hands the same parameters
-to submitit's `SlurmExecutor`, so the script a dry run prints and `sbatch --test-only` checks is the one submitted.
-A golden file of the result shows what a submitit upgrade changes in the scripts users' jobs run with, and
+submitit's own `_make_sbatch_string`. evalkit's own submission (`evalkit.launch.slurm.executor`) hands the same
+parameters to submitit's `SlurmExecutor`, so the script a dry run prints and `sbatch --test-only` checks is the one
+submitted. A golden file of the result shows what a submitit upgrade changes in the scripts users' jobs run with, and
 `tests/slurm` checks it against the file submitit really writes.
 """
 

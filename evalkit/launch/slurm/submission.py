@@ -4,7 +4,7 @@ evaluation job arrays (afterok on the quantize job they need) and an aggregate j
 
 Only the site settings of Hydra's launcher config are used (`hydra.launcher` under `launcher=slurm`: partition,
 account, qos, constraint, setup, extra sbatch options, array parallelism, signal delay, max requeues, submitit
-folder); sizes come per job from `job_resources`. See `evalkit.launch.executor` for why submitit is used directly.
+folder); sizes come per job from `job_resources`. See `evalkit.launch.slurm.executor` for why submitit is used directly.
 """
 
 from __future__ import annotations
@@ -26,17 +26,16 @@ from omegaconf import DictConfig, OmegaConf
 from evalkit.core.cell import CellKey
 from evalkit.core.resources import JobResources, job_resources
 from evalkit.launch import record
-from evalkit.launch.describe import Request, render_requests, render_submitted
-from evalkit.launch.executor import slurm_executor
-from evalkit.launch.groups import EvalJobSpec, SubmissionPlan
+from evalkit.launch.base import JobState, Request, SweepJobs, job_overrides
 from evalkit.launch.record import JobKind, Submission, SubmittedJob
-from evalkit.launch.resources import launcher_conf
-from evalkit.launch.sbatch import render_sbatch
-from evalkit.launch.slurm_state import JobState, cancel, job_states
-from evalkit.launch.submit import check_submittable, submission_errors
+from evalkit.launch.slurm.describe import render_requests, render_submitted, resources_text
+from evalkit.launch.slurm.executor import slurm_executor
+from evalkit.launch.slurm.groups import EvalJobSpec, SubmissionPlan, plan_submission
+from evalkit.launch.slurm.resources import AGGREGATE_RESOURCES, launcher_conf, plain_resources
+from evalkit.launch.slurm.sbatch import render_sbatch
+from evalkit.launch.slurm.state import cancel, job_states
+from evalkit.launch.slurm.submit import check_submittable, submission_errors
 from evalkit.pipeline.plan import JobPlan, config_hash, without_hydra
-
-SLURM_LAUNCHER = "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
 
 
 @dataclass(frozen=True)
@@ -58,10 +57,6 @@ class SlurmSweep:
     """The interpreter the jobs run, as submitit writes it into the script."""
 
 
-def is_slurm(launcher: DictConfig) -> bool:
-    return str(launcher.get("_target_", "")) == SLURM_LAUNCHER
-
-
 def launcher_base(launcher: DictConfig, cwd: str) -> SlurmQueueConf:
     """`hydra.launcher` as the launcher's schema, resolved, with the submitit folder made absolute (jobs and the
     dry run's rendering must not depend on where they are read)."""
@@ -72,6 +67,54 @@ def launcher_base(launcher: DictConfig, cwd: str) -> SlurmQueueConf:
     conf = OmegaConf.to_object(merged)
     assert isinstance(conf, SlurmQueueConf)
     return dataclasses.replace(conf, submitit_folder=os.path.join(cwd, conf.submitit_folder))
+
+
+def slurm_submission(
+    jobs: SweepJobs, todo: Sequence[tuple[list[str], JobPlan]]
+) -> tuple[SlurmSweep, SubmissionPlan, dict[str, JobPlan]]:
+    """What submitting these jobs' cells means: the sweep's site facts, the submission plan (quantize jobs, arrays
+    per resources, aggregate) and each job's plan (by job name) for its task to carry."""
+    config = jobs.config
+    specs = []
+    job_plans = {}
+    for job, job_plan in todo:
+        overrides = job_overrides(job, job_plan.cells)
+        cfg = jobs.compose(overrides)  # exactly the config the Slurm job will compose: its hash is checked there
+        specs.append(job_spec(job_plan, overrides, cfg))
+        job_plans[job_plan.name] = job_plan
+    primary = jobs.plans[0].cfg
+    cwd = os.getcwd()
+    sweep = SlurmSweep(
+        name=primary.sweep,
+        sweep_dir=Path(config.hydra.sweep.dir).resolve(),
+        base=launcher_base(config.hydra.launcher, cwd),
+        cwd=cwd,
+        overrides=list(config.hydra.overrides.task),
+        results=str(Path(primary.paths.results).resolve()),
+        baseline=primary.baseline_format,
+    )
+    plan = plan_submission(specs, plain_resources(primary.quantize.resources), AGGREGATE_RESOURCES)
+    return sweep, plan, job_plans
+
+
+def submit_sweep(jobs: SweepJobs, *, dry_run: bool, wait: bool) -> None:
+    """Submit the sweep's pending cells, except those whose job is still queued or running (two jobs would write
+    them); `dry_run`: print and check what would be submitted."""
+    busy = in_flight(Path(jobs.config.hydra.sweep.dir).resolve(), [c.key for _, plan in jobs.todo for c in plan.cells])
+    if busy:
+        print(
+            f"Slurm: {len(busy)} cell(s) already queued or running, not submitted again: "
+            + ", ".join(f"{key} (job {job_id})" for key, job_id in busy.items()),
+            flush=True,
+        )
+    todo = [
+        (job, plan.narrowed(left)) for job, plan in jobs.todo if (left := [c for c in plan.cells if c.key not in busy])
+    ]
+    if not todo:
+        print("Slurm: nothing to submit.", flush=True)
+        return
+    sweep, submission, job_plans = slurm_submission(jobs, todo)
+    launch(sweep, submission, jobs.compose, job_plans, dry_run=dry_run, wait=wait)
 
 
 def job_spec(plan: JobPlan, overrides: Sequence[str], cfg: DictConfig) -> EvalJobSpec:
@@ -131,16 +174,22 @@ def requests(plan: SubmissionPlan, sweep: SlurmSweep) -> list[Request]:
     if plan.quantize:
         conf = _conf(sweep, plan.quantize_resources)
         names = [q.name for q in plan.quantize]
-        out.append(Request("quantize", names, conf, render_sbatch(conf, python=sweep.python, array_size=len(names))))
+        out.append(
+            Request(
+                "quantize", names, resources_text(conf), render_sbatch(conf, python=sweep.python, array_size=len(names))
+            )
+        )
     for group in plan.groups:
         conf = _conf(sweep, group.resources)
         names = [j.name for j in group.jobs]
         after = f"quantize {group.jobs[0].name}" if group.after else ""
         script = render_sbatch(conf, python=sweep.python, array_size=len(names))
         notes = tuple(j.limit_note for j in group.jobs if j.limit_note)
-        out.append(Request("eval", names, conf, script, after=after, limit_notes=notes))
+        out.append(Request("eval", names, resources_text(conf), script, after=after, limit_notes=notes))
     conf = _conf(sweep, plan.aggregate_resources)
-    out.append(Request("aggregate", ["aggregate"], conf, render_sbatch(conf, python=sweep.python), after="all"))
+    out.append(
+        Request("aggregate", ["aggregate"], resources_text(conf), render_sbatch(conf, python=sweep.python), after="all")
+    )
     return out
 
 
@@ -196,7 +245,7 @@ def submit(
     """Submit quantize -> eval arrays -> aggregate; record them. If sbatch refuses anything midway (the test-only
     check passed, but the cluster changed), what was already submitted is cancelled: no half-submitted sweep.
     `job_plans`: each evaluation job's plan by job name, pickled into its task so the job does not plan again."""
-    from evalkit.launch.tasks import AggregateTask, EvalTask, QuantizeTask
+    from evalkit.launch.slurm.tasks import AggregateTask, EvalTask, QuantizeTask
 
     submitted: list[SubmittedJob] = []
     # before the first sbatch: anything a job writes to the store is later than this

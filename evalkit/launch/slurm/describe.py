@@ -3,30 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from hydra_plugins.hydra_submitit_launcher.config import SlurmQueueConf
 
 from evalkit.core.cell import CellKey
+from evalkit.launch.base import Request
 from evalkit.launch.record import SubmittedJob
 from evalkit.util.text import text_table
-
-
-@dataclass(frozen=True)
-class Request:
-    """One sbatch submission of a sweep: a job array (or a single job) and its script."""
-
-    kind: str
-    names: list[str]
-    """The jobs in it: "<model>.<format>" (one array task each), or "aggregate"."""
-    conf: SlurmQueueConf
-    script: str
-    """As `render_sbatch` renders it, without the dependency (which names jobs not submitted yet)."""
-    after: str = ""
-    """What it waits for, in words ("quantize <model>.<format>", "all")."""
-    limit_notes: tuple[str, ...] = ()
-    """Jobs in it whose time limit the cost estimate raised, and why (`EvalJobSpec.limit_note`)."""
 
 
 def resources_text(conf: SlurmQueueConf) -> str:
@@ -44,7 +28,7 @@ def resources_text(conf: SlurmQueueConf) -> str:
 def render_requests(reqs: Sequence[Request]) -> str:
     """The dry run: one row per job, then each distinct sbatch script once."""
     rows = [
-        [f"#{i}", req.kind, name, resources_text(req.conf), req.after or "-"]
+        [f"#{i}", req.kind, name, req.resources, req.after or "-"]
         for i, req in enumerate(reqs, 1)
         for name in req.names
     ]

@@ -19,7 +19,7 @@ from typing import Any
 import submitit
 
 from evalkit.core.errors import ConfigError
-from evalkit.launch.groups import EvalJobSpec, QuantizeSpec
+from evalkit.launch.slurm.groups import EvalJobSpec, QuantizeSpec
 from evalkit.pipeline.plan import JobPlan, check_scoring_runtime, config_hash, typed
 
 log = logging.getLogger("evalkit.slurm")

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from submitit.core.utils import FailedJobError
 
 from evalkit.core.errors import SubmissionError
-from evalkit.launch._run import run
+from evalkit.launch.slurm._run import run
 
 HINT = (
     "fix the request (partition, account, qos, gpus_per_node, nodes, mem_gb) in the launcher config"

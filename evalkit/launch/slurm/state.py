@@ -10,70 +10,20 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from enum import Enum
 
 from evalkit.core.errors import SlurmError
-from evalkit.launch._run import run
+from evalkit.launch.base import JobState
+from evalkit.launch.slurm._run import run
 
 
-class JobState(str, Enum):
-    """A Slurm job state (`squeue -o %T`, `sacct -o State`), plus NOT_FOUND when Slurm has no record of the id."""
+def parse_state(text: str) -> JobState:
+    """A state as Slurm prints it: sacct says "CANCELLED by 0", squeue "CANCELLED"."""
+    word = text.strip().split(" ", 1)[0].rstrip("+")
+    try:
+        return JobState(word)
+    except ValueError as exc:
+        raise SlurmError(f"unknown Slurm job state {text!r}", hint="extend evalkit.launch.base.JobState") from exc
 
-    PENDING = "PENDING"
-    CONFIGURING = "CONFIGURING"
-    RUNNING = "RUNNING"
-    COMPLETING = "COMPLETING"
-    COMPLETED = "COMPLETED"
-    FAILED = "FAILED"
-    CANCELLED = "CANCELLED"
-    TIMEOUT = "TIMEOUT"
-    PREEMPTED = "PREEMPTED"
-    NODE_FAIL = "NODE_FAIL"
-    OUT_OF_MEMORY = "OUT_OF_MEMORY"
-    BOOT_FAIL = "BOOT_FAIL"
-    DEADLINE = "DEADLINE"
-    REQUEUED = "REQUEUED"
-    REQUEUE_HOLD = "REQUEUE_HOLD"
-    REQUEUE_FED = "REQUEUE_FED"
-    RESIZING = "RESIZING"
-    REVOKED = "REVOKED"
-    SIGNALING = "SIGNALING"
-    SPECIAL_EXIT = "SPECIAL_EXIT"
-    STAGE_OUT = "STAGE_OUT"
-    STOPPED = "STOPPED"
-    SUSPENDED = "SUSPENDED"
-    NOT_FOUND = "NOT_FOUND"
-    """Neither squeue nor sacct knows the id (purged, another cluster, or never submitted)."""
-
-    @property
-    def finished(self) -> bool:
-        """The job will not run again by itself (a requeued or preempted job still may)."""
-        return self in _FINISHED
-
-    @classmethod
-    def parse(cls, text: str) -> JobState:
-        """A state as Slurm prints it: sacct says "CANCELLED by 0", squeue "CANCELLED"."""
-        word = text.strip().split(" ", 1)[0].rstrip("+")
-        try:
-            return cls(word)
-        except ValueError as exc:
-            raise SlurmError(f"unknown Slurm job state {text!r}", hint="extend evalkit.launch.JobState") from exc
-
-
-_FINISHED = frozenset(
-    {
-        JobState.COMPLETED,
-        JobState.FAILED,
-        JobState.CANCELLED,
-        JobState.TIMEOUT,
-        JobState.NODE_FAIL,
-        JobState.OUT_OF_MEMORY,
-        JobState.BOOT_FAIL,
-        JobState.DEADLINE,
-        JobState.SPECIAL_EXIT,
-        JobState.REVOKED,
-    }
-)
 
 # "12", "12_3", and pending array ranges "12_[4-6,9%2]"
 _ID_RE = re.compile(r"^(?P<job>\d+)(?:_(?P<task>\d+)|_\[(?P<range>[\d,\-]+)(?:%\d+)?\])?$")
@@ -104,7 +54,7 @@ def parse_state_lines(text: str) -> dict[str, JobState]:
         if "." in job_id or "+" in job_id:  # steps (12.batch) and heterogeneous components are not jobs
             continue
         for one in expand_job_id(job_id):
-            states[one] = JobState.parse(state)
+            states[one] = parse_state(state)
     return states
 
 

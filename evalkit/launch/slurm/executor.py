@@ -11,7 +11,7 @@ from __future__ import annotations
 from hydra_plugins.hydra_submitit_launcher.config import SlurmQueueConf
 from submitit import SlurmExecutor
 
-from evalkit.launch.sbatch import sbatch_parameters
+from evalkit.launch.slurm.sbatch import sbatch_parameters
 
 
 def slurm_executor(conf: SlurmQueueConf, *, dependency: str | None = None) -> SlurmExecutor:
