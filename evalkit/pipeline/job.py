@@ -255,6 +255,8 @@ def _serve_and_run(
                 *tool_versions(vllm_version=server.vllm_version()),
                 checkpoint_path=str(checkpoint),
                 config_hash=cfg_hash,
+                # what a CPU server chose for server.dtype=cpu_native (float32 without native bf16), else as configured
+                served_dtype=server.dtype.dtype if server.dtype is not None else cfg.server.dtype,
             )
             run_cells(cells, cfg, server, ctx_of, store, prov, summary, generate_only, remaining)
     except ServerError as err:

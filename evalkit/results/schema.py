@@ -59,6 +59,10 @@ class ScoreRun:
     data_overridden: bool | None
     """True when the cell ran on local data overrides (demo/smoke data, or local copies of Hub datasets): `aggregate`
     marks such cells. Null in files written before the column existed."""
+    served_dtype: str | None
+    """The dtype the server computed in: "float32" where a CPU without native bf16 served a bf16 checkpoint
+    (server.dtype=cpu_native), the configured server.dtype elsewhere ("auto": the checkpoint's own). Null where no
+    server ran, for results made elsewhere, and in files written before the column existed."""
 
 
 @dataclass(frozen=True)
@@ -128,7 +132,7 @@ def _schema(row: type) -> pa.Schema:
 SCORES_SCHEMA = _schema(ScoreRow)
 SAMPLES_SCHEMA = _schema(SampleRow)
 
-ADDED_SCORE_COLUMNS = ("data_sources", "data_overridden")
+ADDED_SCORE_COLUMNS = ("data_sources", "data_overridden", "served_dtype")
 """Columns added to the contract after results were first written: files without them still read (as nulls)."""
 
 

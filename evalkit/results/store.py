@@ -83,6 +83,8 @@ class Provenance:
     vllm_version: str
     checkpoint_path: str
     config_hash: str
+    served_dtype: str | None = None
+    """The dtype the server computed in (`ScoreRun.served_dtype`); None where no server ran."""
 
 
 @dataclass(frozen=True)
@@ -511,6 +513,7 @@ def _score_run(cell: Cell, run: RunInfo, status: RowStatus, error: str | None) -
         config_hash=p.config_hash,
         data_sources=run.data_sources,
         data_overridden=run.data_overridden,
+        served_dtype=p.served_dtype,
     )
 
 

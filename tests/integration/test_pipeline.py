@@ -52,6 +52,8 @@ def test_sweep_writes_both_tables_for_every_cell(swept: Path) -> None:
     assert 0 <= wino["value"] <= 100 and wino["n_samples"] == 5
     assert wino["lm_eval_version"] == "0.4.13" and wino["vllm_version"] not in ("", "unknown")
     assert wino["checkpoint"].startswith("gguf:") and Path(wino["checkpoint_path"]).is_dir()
+    # conf/server/cpu.yaml's cpu_native: float32 on a CPU without native bf16, bf16 on one with it (issue 16)
+    assert wino["served_dtype"] in ("float32", "bfloat16")
     # smoke benchmarks read shipped files: every row says so, with each file's path, sha256 and rows (issue 7)
     assert df["data_overridden"].all()
     sources = json.loads(wino["data_sources"])

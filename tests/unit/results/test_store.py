@@ -66,6 +66,7 @@ CONTRACT_SCORES = [
     *((name, _STR, False) for name in ("lm_eval_version", "vllm_version", "config_hash")),
     ("data_sources", _STR, True),
     ("data_overridden", pa.bool_(), True),
+    ("served_dtype", _STR, True),
 ]
 CONTRACT_SAMPLES = [
     *((name, _STR, False) for name in ("model", "format", "benchmark", "task")),
@@ -167,14 +168,28 @@ def test_data_sources_recorded_on_ok_and_failed_rows(tmp_path: Path) -> None:
     assert df.loc["leaderboard_v1", "status"] == "failed" and not df.loc["leaderboard_v1", "data_overridden"]
 
 
+def test_served_dtype_is_recorded_on_every_row_of_the_run(tmp_path: Path) -> None:
+    """Issue 16: a CPU without native bf16 serves a bf16 checkpoint in float32; the rows say so (a GPU run's say
+    what server.dtype was), so a recovery is never read across dtypes unknowingly."""
+    store = ResultsStore.open_for_writing(tmp_path)
+    r = run()
+    fp32 = dataclasses.replace(r, provenance=dataclasses.replace(r.provenance, served_dtype="float32"))
+    store.commit_cell(cell(), fp32, scores(2), samples())
+    store.record_failure(cell("leaderboard_v1"), r, "boom")
+    df = store.read_scores().set_index("benchmark")
+    assert df.loc["demo_leaderboard_v1", "served_dtype"].tolist() == ["float32", "float32"]
+    assert df.loc["leaderboard_v1", "served_dtype"] is None or pd.isna(df.loc["leaderboard_v1", "served_dtype"])
+
+
 def test_files_from_before_the_data_columns_still_read(tmp_path: Path) -> None:
     store = ResultsStore.open_for_writing(tmp_path)
     store.commit_cell(cell(), run(), scores(1), samples())
     path = tmp_path / "scores" / f"{cell().key}.parquet"
-    old = pq.read_table(path).drop_columns(["data_sources", "data_overridden"])
+    old = pq.read_table(path).drop_columns(["data_sources", "data_overridden", "served_dtype"])
     pq.write_table(old, path)
     df = store.read_scores()
     assert len(df) == 1 and df["data_sources"].isna().all() and df["data_overridden"].isna().all()
+    assert df["served_dtype"].isna().all()
     assert store.cell_record(cell()).state is CellState.DONE
 
 
