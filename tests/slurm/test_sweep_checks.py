@@ -67,3 +67,15 @@ def test_impossible_request_fails_before_anything_is_submitted(tmp_path: Path, o
     assert "Traceback" not in proc.stderr
     assert queued_ids() == before
     assert not (tmp_path / "jobs" / "checks" / "slurm_jobs.json").exists()
+
+
+def test_the_slurm_launchers_node_check_asks_the_real_controller() -> None:
+    """The launcher contract's node check (skipped in tests/unit, which have no cluster): `evalkit doctor
+    launcher=slurm` shows one row, ok, listing the partitions this cluster's `sinfo` names."""
+    from evalkit.core.checks import Check
+    from evalkit.launch import registry
+
+    (row,) = registry.get("slurm").node_checks()
+    partitions = subprocess.run(["sinfo", "-h", "-o", "%P"], capture_output=True, text=True, timeout=60).stdout.split()
+    assert isinstance(row, Check) and row.ok and row.name == "Slurm", row
+    assert partitions and all(p in row.detail for p in partitions), (row.detail, partitions)
