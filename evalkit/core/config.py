@@ -179,6 +179,11 @@ class ResourcesConfig:
     timeout_min: int = bounded(240, ge=1)
     """The job's time limit when the estimate needs less; an estimate that needs more raises it
     (evalkit/launch/estimate.py, README "Cost before submission")."""
+    max_timeout_min: int | None = None
+    """The longest limit the cluster grants (the partition's MaxTime); None: no cap. An estimate that needs longer
+    gets this limit and the job runs in several attempts: submitit requeues it at its limit (SIGUSR2 first) and it
+    resumes where it stopped (its unfinished cell; lm-eval at the unfinished run, with the requests it cached).
+    The attempts must fit `hydra.launcher.max_num_timeout` + 1: checked before anything is submitted."""
     gpu_type: str | None = None
     """GPU model the job asks for ("H100", "A100", "A6000"; None: any GPU the partition has). Requested from Slurm as
     `gpu_request` says, lower-cased (a site's gres type or node feature), and the type the cost estimate prices."""

@@ -34,6 +34,8 @@ class JobResources:
     """GPU model asked for (`ResourcesConfig.gpu_type`); None: any."""
     gpu_request: str = "gres"
     """gres (typed GPUs) or constraint (a node feature): how Slurm is asked for `gpu_type`."""
+    max_timeout_min: int | None = None
+    """The cluster's longest limit (`ResourcesConfig.max_timeout_min`); None: no cap."""
 
     @property
     def gpus(self) -> int:

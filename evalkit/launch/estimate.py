@@ -16,10 +16,12 @@ study's whole RULER cell about 46 H100-hours at the assumed 30% of peak: the est
 factor of about 2 (the utilisations are assumed; conf/hardware/throughput.yaml says from what).
 
 Time limits: a job's Slurm limit is the larger of its configured `timeout_min` and the estimate (vLLM start-up plus
-every cell) times the table's margin, rounded up to 30 minutes. So no job of a sweep is planned to run out of time;
-a requeue (preemption, a node failure) restarts the job at its first unfinished cell, which then starts over, so
-the limit is sized for a job to finish in one attempt. A limit longer than the partition allows is refused by
-`sbatch --test-only` before anything is submitted, with the fix (see `refusal_hint`).
+every cell) times the table's margin, rounded up to 30 minutes. So no job of a sweep is planned to run out of time.
+Where the cluster grants less (`model.resources.max_timeout_min`, the partition's MaxTime), the limit is that cap
+and the job is planned in attempts: at its limit submitit requeues it, and it resumes where it stopped (its
+unfinished cell; an lm-eval cell at its unfinished run, with the requests lm-eval cached), paying the start-up again
+each time. The attempts must fit `max_num_timeout` + 1 (checked before submission). A limit longer than the partition
+allows is refused by `sbatch --test-only` before anything is submitted, with the fix (see `refusal_hint`).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from evalkit.core.config import ArchitectureConfig, EvalkitConfig
+from evalkit.core.errors import ConfigError
 from evalkit.core.resources import JobResources, job_resources
 from evalkit.core.workload import CellWorkload, Workload
 from evalkit.perf.cost import DEFAULT_PRICES, PriceTable, load_prices
@@ -126,6 +129,8 @@ class JobEstimate:
     """The job's GPUs at the price table's list price (None: the type is not priced)."""
     prices: str
     """Which price table (its date)."""
+    max_limit_min: int | None = None
+    """The cluster's longest limit (`JobResources.max_timeout_min`); None: no cap."""
 
     @property
     def wall_hours(self) -> float:
@@ -142,7 +147,20 @@ class JobEstimate:
 
     @property
     def time_limit_min(self) -> int:
-        return max(self.configured_limit_min, self.needed_min)
+        limit = max(self.configured_limit_min, self.needed_min)
+        return limit if self.max_limit_min is None else min(limit, self.max_limit_min)
+
+    @property
+    def attempts(self) -> int:
+        """How many runs of `time_limit_min` the job needs: 1 unless the cap cut the limit. Each later attempt starts
+        the server again (`startup_min`), which the count includes."""
+        if self.needed_min <= self.time_limit_min:
+            return 1
+        startup = self.startup_min * self.margin
+        per_attempt = self.time_limit_min - startup
+        if per_attempt <= 0:
+            return 0  # the limit does not even hold the start-up: no number of attempts finishes
+        return math.ceil((self.needed_min - startup) / per_attempt)
 
     @property
     def raised(self) -> bool:
@@ -232,6 +250,7 @@ def estimate_job(
         configured_limit_min=resources.timeout_min,
         usd_per_hour=usd,
         prices=prices.date,
+        max_limit_min=resources.max_timeout_min,
     )
 
 
@@ -284,6 +303,8 @@ def job_json(e: JobEstimate | str) -> dict[str, Any]:
         "needed_min": e.needed_min,
         "configured_limit_min": e.configured_limit_min,
         "time_limit_min": e.time_limit_min,
+        "max_limit_min": e.max_limit_min,
+        "attempts": e.attempts,
         "usd": None if e.usd is None else round(e.usd, 2),
         "prices": e.prices,
     }
@@ -350,9 +371,10 @@ def limit_note(name: str, e: JobEstimate | str) -> str:
     if isinstance(e, str) or not e.raised:
         return ""
     biggest = max(e.cells, key=lambda c: c.gpu_hours)
+    attempts = f", {e.attempts} attempts: capped at the cluster's {e.max_limit_min} min" if e.attempts > 1 else ""
     return (
         f"{name}: {e.configured_limit_min} -> {e.time_limit_min} min ({biggest.benchmark} "
-        f"~{biggest.gpu_hours:.3g} GPU-h on {e.gpus}x {e.gpu_type})"
+        f"~{biggest.gpu_hours:.3g} GPU-h on {e.gpus}x {e.gpu_type}{attempts})"
     )
 
 
@@ -361,9 +383,31 @@ def refusal_hint(notes: Sequence[str]) -> str:
     return (
         "the cost estimate raised the time limit of " + "; ".join(notes) + ". If that exceeds the partition's limit: "
         "run the long benchmark in a sweep of its own (`benchmark=ruler ...`) on more GPUs (model.resources_by_format) "
-        "or on a partition with a longer limit (hydra.launcher.partition=...), or drop lengths/tasks it does not need. "
-        "Requeue does not help yet: a requeued job starts its unfinished cell over"
+        "or on a partition with a longer limit (hydra.launcher.partition=...), or drop lengths/tasks it does not need; "
+        "or cap the limit at the partition's (model.resources.max_timeout_min=<its MaxTime in minutes>): the job then "
+        "runs in attempts, requeued at its limit, resuming where it stopped"
     )
+
+
+def check_attempts(name: str, e: JobEstimate | str, max_num_timeout: int) -> None:
+    """Raise ConfigError when a capped job needs more attempts than its requeues at the limit allow (or when its
+    limit does not hold even the server's start-up): it would be given up unfinished, GPUs spent for nothing."""
+    if isinstance(e, str) or e.attempts == 1:
+        return
+    if e.attempts == 0:
+        raise ConfigError(
+            f"{name}: the time limit of {e.time_limit_min} min (model.resources.max_timeout_min) does not hold the "
+            f"server's start-up ({e.startup_min * e.margin:.0f} min with margin)",
+            hint="raise model.resources.max_timeout_min to the partition's MaxTime",
+        )
+    if e.attempts > max_num_timeout + 1:
+        raise ConfigError(
+            f"{name}: the estimate needs {e.needed_min} min, {e.attempts} attempts of the cluster's "
+            f"{e.time_limit_min} min, but hydra.launcher.max_num_timeout={max_num_timeout} requeues it only "
+            f"{max_num_timeout} time(s) at its limit",
+            hint=f"set hydra.launcher.max_num_timeout={e.attempts - 1} (or more), or run the long benchmark in a sweep "
+            "of its own on more GPUs (model.resources_by_format)",
+        )
 
 
 def job_estimates(

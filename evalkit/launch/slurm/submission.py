@@ -121,10 +121,12 @@ def job_spec(plan: JobPlan, overrides: Sequence[str], cfg: DictConfig) -> EvalJo
     """The Slurm job for a validated model x format job; `cfg` is its composed config (with Hydra's node, for the
     job folder Hydra would give it)."""
     from evalkit.checkpoints.resolve import needs_quantization
-    from evalkit.launch.estimate import job_estimates, limit_note, with_time_limit
+    from evalkit.launch.estimate import check_attempts, job_estimates, limit_note, with_time_limit
 
     job_dir = Path(str(cfg.hydra.sweep.dir), str(cfg.hydra.sweep.subdir)).resolve()
     (estimate,) = job_estimates([plan])
+    # a job capped at the cluster's limit runs in attempts: its requeues at the limit must be enough to finish
+    check_attempts(plan.name, estimate, int(cfg.hydra.launcher.max_num_timeout))
     return EvalJobSpec(
         name=plan.name,
         overrides=tuple(overrides),

@@ -4,16 +4,26 @@ comes with the fix. The study plan is rendered by the real command (`study_plan.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import json
 from typing import Any
 
 import pytest
 from study_plan import cell, job, jobs_of, render
 
-from evalkit.core.errors import SubmissionError
+from evalkit.core.errors import ConfigError, SubmissionError
 from evalkit.core.resources import JobResources
 from evalkit.launch.base import Request
-from evalkit.launch.estimate import JobEstimate, limit_note, render_text, with_time_limit
+from evalkit.launch.estimate import (
+    CellEstimate,
+    JobEstimate,
+    RunEstimate,
+    check_attempts,
+    limit_note,
+    render_text,
+    with_time_limit,
+)
 
 # Llama-3.1-8B (config.json): 8.03e9 parameters, 32 layers, hidden 4096, 8 KV heads of 128
 P, LAYERS, HIDDEN, KV_HEADS, HEAD_DIM = 8.03e9, 32, 4096, 8, 128
@@ -113,6 +123,55 @@ def test_time_limit_is_the_estimate_with_margin_rounded_up_and_never_below_the_c
     assert with_time_limit(r, long).timeout_min == 300
 
 
+def test_a_limit_capped_at_the_clusters_runs_in_attempts_that_must_fit_the_requeues() -> None:
+    """A job the cluster cannot hold in one limit (70B RULER: days) gets the partition's limit and runs in
+    attempts, each paying the start-up again; the plan refuses it when max_num_timeout requeues cannot finish it."""
+    ruler = CellEstimate("ruler", (RunEstimate("ruler", 1, 0.0, 0.0, 100 * 3600.0),), 1, (), ())  # 100 h of work
+    capped = _estimate(cells=(ruler,), max_limit_min=2880)  # 48 h, the usual partition limit
+    # needed: (20 min + 100 h) x 1.5 = 9030 min; an attempt holds 2880 - 30 (its start-up) = 2850 min of work
+    assert (capped.needed_min, capped.time_limit_min, capped.attempts) == (9030, 2880, 4)
+    assert with_time_limit(JobResources(1, 1, 8, 64, 240, 1, 1), capped).timeout_min == 2880
+    assert "4 attempts: capped at the cluster's 2880 min" in limit_note("m.bf16", capped)
+    check_attempts("m.bf16", capped, max_num_timeout=3)  # 3 requeues: 4 attempts, enough
+    with pytest.raises(ConfigError) as err:
+        check_attempts("m.bf16", capped, max_num_timeout=2)
+    assert "4 attempts" in err.value.message and "hydra.launcher.max_num_timeout=3" in err.value.message
+    uncapped = dataclasses.replace(capped, max_limit_min=None)
+    assert (uncapped.time_limit_min, uncapped.attempts) == (9030, 1)
+    check_attempts("m.bf16", uncapped, max_num_timeout=0)
+    with pytest.raises(ConfigError, match="does not hold the server's start-up"):
+        check_attempts("m.bf16", dataclasses.replace(capped, max_limit_min=30, configured_limit_min=30), 3)
+
+
+def test_the_study_plan_refuses_a_capped_job_its_requeues_cannot_finish(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    """Through the real dry run: 70B bf16 capped at 2 days needs more attempts than 0 requeues allow; with the
+    default 3 it is planned (the JSON plan says how many attempts)."""
+    from study_plan import DUMMY_KEY, JUDGE_KEY_ENV, OVERRIDES, ROOT
+
+    from evalkit.cli import main
+
+    monkeypatch.setenv(JUDGE_KEY_ENV, DUMMY_KEY)
+    monkeypatch.chdir(ROOT)
+    grid = [o for o in OVERRIDES if not o.startswith(("model=", "format=", "benchmark="))] + ["benchmark=ruler"]
+    where = [f"paths.results={tmp_path}/results", f"paths.jobs={tmp_path}/jobs"]
+    argv = ["sweep", "--dry-run", *grid, *where, "model=llama-3.1-70b-instruct", "format=bf16"]
+    argv += ["model.resources.max_timeout_min=2880"]
+    with pytest.raises(SystemExit) as stopped:  # refused before anything is submitted: the configuration's exit code
+        main([*argv, "hydra.launcher.max_num_timeout=0"])
+    assert stopped.value.code == 2
+    refused = capsys.readouterr()
+    assert "attempts of the cluster's 2880 min" in refused.out + refused.err
+    assert "set hydra.launcher.max_num_timeout=" in refused.out + refused.err
+    with contextlib.suppress(SystemExit):  # exit 2 where the study's data is not prefetched: the plan prints anyway
+        main([*argv[:2], "--json", *argv[2:]])
+    planned = capsys.readouterr().out
+    doc = json.loads(planned[planned.index("{") :])
+    (est,) = [j["estimate"] for j in jobs_of(doc)]
+    assert est["time_limit_min"] == 2880 and 1 < est["attempts"] <= 4 and est["max_limit_min"] == 2880
+
+
 def test_text_shows_each_job_against_its_limit_and_the_sweeps_totals() -> None:
     text = render_text(["a.bf16", "cpu.bf16"], [_estimate(startup_min=200.0), "CPU job: not estimated"])
     assert "240 -> 300" in text and "CPU job: not estimated" in text
@@ -131,6 +190,7 @@ def test_a_refused_long_limit_says_how_to_split(monkeypatch: pytest.MonkeyPatch)
     with pytest.raises(SubmissionError) as err:
         sweep.check([req])
     assert note in err.value.message and "sweep of its own" in err.value.message
+    assert "model.resources.max_timeout_min" in err.value.message  # or cap it and let the job requeue itself
     with pytest.raises(SubmissionError) as plain:
         sweep.check([dataclasses.replace(req, limit_notes=())])
     assert "sweep of its own" not in plain.value.message
