@@ -221,7 +221,11 @@ def main(argv: list[str] | None = None) -> int:
             f"## {args.results}: {args.results_orders} random orders per cell, a look every 2% of a cell's "
             "documents (at least one per stratum), target: the population",
             "",
-            "| model | format | suite | documents | diff | full-data verdict | docs used | stopped early "
+            "The rule counts a task's document once per task that scores it (`task docs`): a document two tasks share "
+            "(MMLU and MMLU-CoT, HumanEval and HumanEval+) is two units here and one in `evalkit compare` (its "
+            "`n`), so these cells show more units than compare's documents.",
+            "",
+            "| model | format | suite | task docs | diff | full-data verdict | docs used | stopped early "
             "| recovered | degraded | agreement |",
             "|---|---|---|---:|---:|---|---:|---:|---:|---:|---:|",
         ]
