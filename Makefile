@@ -72,19 +72,18 @@ demo: install
 
 # Unit tests on both cores (pytest-xdist: each is independent and most are CPU-bound), then the tests that start real
 # servers and a real Slurm one at a time (two vLLM servers on two cores only slow each other down).
-test: test-unit
-	$(PY) -m pytest tests/integration tests/slurm
-
-test-unit: install
+test: install
 	$(PY) -m pytest tests/unit -n 2
+	$(PY) -m pytest tests/integration tests/slurm
 
 # The tests on a real local Slurm alone (part of `make test` too): they install (apt-get, as root) and start a
 # one-node cluster if none answers, and stop only what they started. ~7-9 min, most of it vLLM servers in jobs.
 test-slurm: install
 	$(PY) -m pytest tests/slurm
 
+# A quick loop while developing: the unit tests without the hostile-code sandbox ones (`make test` runs them all).
 test-unit: install
-	$(PY) -m pytest tests/unit -m "not sandbox"
+	$(PY) -m pytest tests/unit -n 2 -m "not sandbox"
 
 # ruff (lint and format), mypy on the package, and the layers contract (.importlinter: each folder of evalkit/
 # imports only from the layers below it).
