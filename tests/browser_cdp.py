@@ -100,6 +100,7 @@ def open_page(chromium: str, profile: Path) -> Iterator[DevTools]:
             yield DevTools(ws)
     finally:
         kill_group(proc)
+        proc.stderr.close()  # read only up to the DevTools line: left open, the pipe is a ResourceWarning (an error)
 
 
 def screenshot_clip(width: int, height: int) -> dict[str, float]:
