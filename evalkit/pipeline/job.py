@@ -499,21 +499,19 @@ def _attempt(
         summary.done.append(cell.benchmark)
         return True
 
-    return _with_retries(cell, ctx, retries, once, prov, data, store, summary, settle)
+    return _with_retries(
+        cell,
+        ctx,
+        retries,
+        once,
+        lambda error, where: _record_failure(cell, error, where, prov, data, store, summary, settle),
+    )
 
 
 def _with_retries(
-    cell: Cell,
-    ctx: RunContext,
-    retries: int,
-    once: Callable[[], bool],
-    prov: Provenance,
-    data: CellData,
-    store: ResultsStore,
-    summary: JobSummary,
-    settle: Callable[[], None] = lambda: None,
+    cell: Cell, ctx: RunContext, retries: int, once: Callable[[], bool], fail: Callable[[str, str], bool]
 ) -> bool:
-    """`once()` up to `retries + 1` times, until it returns; record the cell failed (`_record_failure`) when every
+    """`once()` up to `retries + 1` times, until it returns; `fail(error, log_path)` (`_record_failure`) when every
     attempt raised. A server failure is not the cell's: it propagates at once (the caller records it for every cell
     still pending). An attempt that fails while the job is stopping is a consequence of the stop, not a result: False
     at once, nothing recorded, the job's loop says the cell is left pending."""
@@ -530,7 +528,7 @@ def _with_retries(
         if STOPPING.is_set():
             return False
         log.warning("    %s attempt %d/%d failed: %s", cell.benchmark, attempt + 1, retries + 1, error)
-    return _record_failure(cell, error, log_path, prov, data, store, summary, settle)
+    return fail(error, log_path)
 
 
 def _record_failure(
@@ -586,7 +584,13 @@ def _attempt_adaptive(
             summary.done.append(cell.benchmark)
         return True
 
-    return _with_retries(cell, ctx, cfg.retries, once, prov, data, store, summary)
+    return _with_retries(
+        cell,
+        ctx,
+        cfg.retries,
+        once,
+        lambda error, where: _record_failure(cell, error, where, prov, data, store, summary),
+    )
 
 
 def _discard_progress(ctx: RunContext, keep_own: bool = False) -> None:
