@@ -13,17 +13,16 @@ between planning and the lock is skipped as done.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import shutil
 import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from evalkit.benchmarks import Endpoint, RunContext, get_adapter
 from evalkit.core.cell import Cell, CellKey
@@ -35,10 +34,10 @@ from evalkit.core.provenance import tool_versions
 from evalkit.pipeline.adaptive import AdaptiveSettings, adaptive_settings
 from evalkit.pipeline.cell_pool import CellPool
 from evalkit.pipeline.cells import cell_dir_name, cell_seed, cell_settings
+from evalkit.pipeline.generated import clear_marker, read_marker, write_marker
 from evalkit.pipeline.plan import JobPlan, results_dir
 from evalkit.results.store import CellRecord, Provenance, ResultsStore, RunInfo, new_run_id
 from evalkit.util import progress
-from evalkit.util.files import write_text_atomic
 
 log = logging.getLogger("evalkit.pipeline.job")
 
@@ -78,9 +77,6 @@ def harness_env(cfg: EvalkitConfig) -> dict[str, str]:
 PROGRESS = "progress"
 """A cell's folder's subfolder for work kept across an interrupted job (`RunContext.progress_dir`), one folder per
 cell id: only the running id's is kept, and none once the cell is committed."""
-
-GENERATED = ".generated.json"
-"""Marker a cell's folder gets when its generation finished, with what the score phase needs to record."""
 
 
 def run_job(plan: JobPlan, job_dir: Path, cfg_hash: str) -> JobSummary:
@@ -427,7 +423,7 @@ def _score_generated(
     """The CPU step: score cells whose generation finished (their folder has the marker for this cell id)."""
     for cell in cells:
         ctx = ctx_of(cell, None)
-        marker = _read_marker(ctx.work_dir, cell)
+        marker = read_marker(ctx.work_dir, cell)
         if marker is None:
             log.info("    %s: not generated yet, nothing to score", cell.benchmark)
             continue
@@ -462,10 +458,10 @@ def _attempt(
         started = datetime.now(timezone.utc)
         t0 = time.monotonic()
         if not score_only:
-            (ctx.work_dir / GENERATED).unlink(missing_ok=True)
+            clear_marker(ctx.work_dir)
             adapter.generate(ctx)
             if generate_only:
-                _write_marker(ctx.work_dir, cell, prov, started)
+                write_marker(ctx.work_dir, cell, prov, started)
                 settle()
                 log.info(
                     "    %s generated in %.0fs; scoring follows without the server",
@@ -603,16 +599,3 @@ def _discard_progress(ctx: RunContext, keep_own: bool = False) -> None:
     for folder in ctx.progress_dir.parent.iterdir():
         if folder != ctx.progress_dir:
             shutil.rmtree(folder, ignore_errors=True)
-
-
-def _write_marker(work_dir: Path, cell: Cell, prov: Provenance, started: datetime) -> None:
-    marker = {"cell_id": cell.cell_id, "started_at": started.isoformat(), "provenance": asdict(prov)}
-    write_text_atomic(work_dir / GENERATED, json.dumps(marker))
-
-
-def _read_marker(work_dir: Path, cell: Cell) -> dict[str, Any] | None:
-    try:
-        marker: dict[str, Any] = json.loads((work_dir / GENERATED).read_text())
-    except (OSError, ValueError):
-        return None
-    return marker if marker.get("cell_id") == cell.cell_id else None

@@ -16,12 +16,13 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from evalkit.core.cell import Cell, stable_hash
+from evalkit.core.cell import Cell, CellKey, stable_hash
 from evalkit.core.config import EvalkitConfig, check_known_keys, to_object
 from evalkit.core.enums import CellState, Phase
 from evalkit.core.errors import ConfigError, EvalkitError
 from evalkit.core.validate import validate
-from evalkit.pipeline.cells import cells_of_job
+from evalkit.pipeline.cells import cell_dir_name, cells_of_job
+from evalkit.pipeline.generated import awaits_scoring
 from evalkit.results.store import CellRecord, ResultsStore
 
 
@@ -30,6 +31,8 @@ class JobPlan:
     cfg: EvalkitConfig
     cells: list[Cell]
     records: list[CellRecord]
+    rescore: frozenset[CellKey] = frozenset()
+    """Done cells whose newer generation awaits scoring (phase=score only; evalkit/pipeline/generated.py)."""
 
     @property
     def name(self) -> str:
@@ -37,17 +40,22 @@ class JobPlan:
 
     @property
     def pending(self) -> list[Cell]:
-        """Cells to run: all of them when forced, else those not done (missing, failed or stale)."""
+        """Cells to run: all of them when forced, else those not done (missing, failed or stale) and, when scoring,
+        those with a newer generation than their committed run."""
         if self.cfg.force:
             return list(self.cells)
-        return [c for c, r in zip(self.cells, self.records, strict=True) if r.state is not CellState.DONE]
+        return [
+            c
+            for c, r in zip(self.cells, self.records, strict=True)
+            if r.state is not CellState.DONE or c.key in self.rescore
+        ]
 
     def narrowed(self, cells: list[Cell]) -> JobPlan:
         """The plan of the same job running only these of its cells: what composing it again with the grouped
         `benchmark` override narrowed to them would plan (cell ids do not depend on the other benchmarks)."""
         records = dict(zip(self.cells, self.records, strict=True))
         cfg = dataclasses.replace(self.cfg, benchmark=[c.benchmark for c in cells])
-        return JobPlan(cfg, list(cells), [records[c] for c in cells])
+        return JobPlan(cfg, list(cells), [records[c] for c in cells], self.rescore)
 
 
 def without_hydra(cfg: DictConfig) -> DictConfig:
@@ -99,7 +107,19 @@ def plan_job(
     check_adaptive(typed_cfg)
     store = store or ResultsStore(results_dir(typed_cfg))
     cells = cells_of_job(typed_cfg)
-    return JobPlan(typed_cfg, cells, [store.cell_record(c) for c in cells])
+    records = [store.cell_record(c) for c in cells]
+    return JobPlan(typed_cfg, cells, records, _awaiting_scores(typed_cfg, cells, records))
+
+
+def _awaiting_scores(cfg: EvalkitConfig, cells: list[Cell], records: list[CellRecord]) -> frozenset[CellKey]:
+    """For the score phase: done cells generated again since their commit (`evalkit run ... phase=generate` on a
+    complete cell), which scoring must not call complete."""
+    if cfg.phase != Phase.score:
+        return frozenset()
+    job_dir = job_dir_of(cfg)
+    return frozenset(
+        c.key for c, r in zip(cells, records, strict=True) if awaits_scoring(job_dir / cell_dir_name(c), c, r)
+    )
 
 
 def check_adaptive(cfg: EvalkitConfig) -> None:

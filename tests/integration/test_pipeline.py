@@ -86,19 +86,6 @@ def test_status_shows_done(swept: Path) -> None:
     assert line.split()[1:] == ["done", "done"]
 
 
-def test_run_replaces_exactly_one_cell(swept: Path) -> None:
-    before = scores(swept)
-    evalkit(swept, "run", "format=bf16", "benchmark=smoke_loglikelihood")
-    after = scores(swept)
-    gen_before = before[before.benchmark == "smoke_generate"]
-    gen_after = after[after.benchmark == "smoke_generate"]
-    assert gen_after["run_id"].tolist() == gen_before["run_id"].tolist()
-    ll_before = set(before[before.benchmark == "smoke_loglikelihood"]["run_id"])
-    ll_after = set(after[after.benchmark == "smoke_loglikelihood"]["run_id"])
-    assert len(ll_after) == 1 and ll_after != ll_before
-    assert len(after) == len(before)
-
-
 def test_kill_minus_9_mid_cell_leaves_nothing_then_sweep_completes(tmp_path: Path) -> None:
     grid = ["format=bf16", "benchmark=smoke_loglikelihood"]
     where = [f"paths.results={tmp_path / 'results'}", f"paths.jobs={tmp_path / 'jobs'}", "sweep=kill"]
@@ -141,21 +128,30 @@ def test_kill_minus_9_mid_cell_leaves_nothing_then_sweep_completes(tmp_path: Pat
     assert set(df["status"]) == {"ok"} and set(df["benchmark"]) == {"smoke_loglikelihood"}
 
 
-def test_generate_then_score_without_server(tmp_path: Path) -> None:
-    """The cluster flow (issue: GPUs for generation only): a job that only generates leaves the cell uncommitted
-    with its outputs and a marker; `evalkit score` then commits it with no server running."""
+def test_run_generates_then_score_replaces_exactly_one_cell_without_server(swept: Path) -> None:
+    """`evalkit run` re-runs one cell of a swept grid, in the cluster flow (issue: GPUs for generation only): a job
+    that only generates leaves the cell's new run uncommitted with its outputs and a marker; `evalkit score` then
+    commits it with no server running. The other cell's rows are untouched."""
     grid = ["format=bf16", "benchmark=smoke_loglikelihood"]
-    evalkit(tmp_path, "run", "--phase", "generate", *grid)
-    job_dir = tmp_path / "jobs" / "it" / "smollm2-135m-instruct.bf16"
+    before = scores(swept)
+    evalkit(swept, "run", "--phase", "generate", *grid)
+    job_dir = swept / "jobs" / "it" / "smollm2-135m-instruct.bf16"
     assert (job_dir / "smoke_loglikelihood" / ".generated.json").is_file()
-    assert not (tmp_path / "results" / "scores").exists() or pd.read_parquet(tmp_path / "results" / "scores").empty
+    assert sorted(scores(swept)["run_id"]) == sorted(before["run_id"])  # generated, not committed
     server_log = (job_dir / "server.log").read_text()
-    out = evalkit(tmp_path, "score", *grid)
+    out = evalkit(swept, "score", *grid)
     assert (job_dir / "server.log").read_text() == server_log  # no server was started to score
     assert "done" in out.stdout
-    df = scores(tmp_path)
-    assert set(df["status"]) == {"ok"} and df["vllm_version"].iloc[0] not in ("", "unknown")
     assert "(no server)" in (job_dir / "job.log").read_text()
+    after = scores(swept)
+    assert set(after["status"]) == {"ok"} and after["vllm_version"].iloc[0] not in ("", "unknown")
+    gen_before = before[before.benchmark == "smoke_generate"]
+    gen_after = after[after.benchmark == "smoke_generate"]
+    assert gen_after["run_id"].tolist() == gen_before["run_id"].tolist()
+    ll_before = set(before[before.benchmark == "smoke_loglikelihood"]["run_id"])
+    ll_after = set(after[after.benchmark == "smoke_loglikelihood"]["run_id"])
+    assert len(ll_after) == 1 and ll_after != ll_before
+    assert len(after) == len(before)
 
 
 def test_two_sweeps_at_once_run_each_cell_once(tmp_path: Path) -> None:
