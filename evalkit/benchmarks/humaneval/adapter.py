@@ -175,7 +175,13 @@ class HumanEvalSettings:
                 hint="run `evalkit prefetch benchmark=humaneval` where there is internet, "
                 "or use data/humaneval_plus_demo.jsonl for a demo",
             )
-        if require_files and self.problems_file and not Path(self.problems_file).is_file():
+        if require_files:
+            self.check_files()
+
+    def check_files(self) -> None:
+        """The problems file is here: what the phases that read it check (the settings are parsed without it, for
+        plans and provenance)."""
+        if self.problems_file and not Path(self.problems_file).is_file():
             raise ConfigError(
                 f"humaneval: problems_file {self.problems_file} does not exist",
                 hint="run `evalkit prefetch benchmark=humaneval` on a machine with internet (it fetches evalplus's "
