@@ -91,14 +91,14 @@ def run_adapter(
     from evalkit.benchmarks import RunContext
     from evalkit.benchmarks.lm_eval.adapter import LmEvalSuite
 
+    adapter = LmEvalSuite()
     ctx = RunContext(
         endpoint=endpoint,  # type: ignore[arg-type]
         work_dir=work,
-        settings=settings(task, concurrency, max_gen_toks),
+        settings=adapter.parse_settings(settings(task, concurrency, max_gen_toks)),
         data_overrides={task.dataset_id: {"test": str(data)}},
         env={"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"},
     )
-    adapter = LmEvalSuite()
     t0 = time.monotonic()
     adapter.generate(ctx)
     wall = time.monotonic() - t0

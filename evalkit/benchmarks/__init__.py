@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import importlib
 from collections.abc import Mapping
+from typing import Any
 
 from evalkit.benchmarks.base import (
     Benchmark,
@@ -31,8 +32,9 @@ ADAPTERS: dict[str, str] = {
 """Adapter name (the `adapter:` key of conf/benchmarks/*.yaml) -> "module:class"."""
 
 
-def get_adapter(name: str) -> Benchmark:
-    """The adapter `name` names: a key of `ADAPTERS`, or "package.module:Class" (a family outside evalkit)."""
+def get_adapter(name: str) -> Benchmark[Any]:
+    """The adapter `name` names: a key of `ADAPTERS`, or "package.module:Class" (a family outside evalkit). Its
+    settings record is `Any` here: code above the families passes it from `parse_settings` to `RunContext` as is."""
     module, _, cls = ADAPTERS.get(name, name).partition(":")
     if not cls:
         raise ConfigError(
@@ -40,11 +42,18 @@ def get_adapter(name: str) -> Benchmark:
             hint=f"valid choices: {', '.join(sorted(ADAPTERS))}, or a family of your own as 'package.module:Class'",
         )
     try:
-        adapter: Benchmark = getattr(importlib.import_module(module), cls)()
+        family = getattr(importlib.import_module(module), cls)
     except (ImportError, AttributeError) as exc:
         raise ConfigError(
             f"benchmark adapter {name!r} cannot be loaded: {exc}",
             hint="name a class importable here as 'package.module:Class' (its package on PYTHONPATH)",
+        ) from exc
+    try:
+        adapter: Benchmark[Any] = family()
+    except TypeError as exc:  # a method of `BenchmarkBase` left abstract: the message names it
+        raise ConfigError(
+            f"benchmark adapter {name!r} cannot be made: {exc}",
+            hint="fill every method the protocol asks of a family (README, 'Adding a benchmark')",
         ) from exc
     return adapter
 

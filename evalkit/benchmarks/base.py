@@ -12,11 +12,12 @@ adapter's name. `BenchmarkBase` holds the answers of a family that has nothing s
 
 from __future__ import annotations
 
+import abc
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
 from evalkit.core.checks import Check
 from evalkit.core.datasources import DataSource
@@ -29,16 +30,21 @@ if TYPE_CHECKING:  # an annotation only: the sandbox imports this package in a b
     from evalkit.core.config import DatasetOverride
 
 
+S = TypeVar("S")
+"""A family's typed settings record (what its `parse_settings` returns)."""
+
+
 @dataclass(frozen=True)
-class RunContext:
+class RunContext(Generic[S]):
     """Everything a benchmark needs for one cell."""
 
     endpoint: Endpoint | None
     """None in the `score` phase (the server may be gone)."""
     work_dir: Path
     """Per-cell directory for harness outputs and logs; it survives the job."""
-    settings: dict[str, Any]
-    """The benchmark's resolved config section (adapter-specific, validated by the adapter)."""
+    settings: S
+    """The cell's settings as its family's typed record: parsed once, by the job (`Benchmark.parse_settings`), from
+    the benchmark's config section (a baseline replicate's with its concurrency)."""
     data_overrides: dict[str, dict[str, str]] = field(default_factory=dict)
     """Dataset id -> {split: local file}; see `evalkit.benchmarks.lm_eval.offline`."""
     env: dict[str, str] = field(default_factory=dict)
@@ -99,10 +105,12 @@ class NodeContext:
     """The environment the jobs inherit (API keys)."""
 
 
-class Benchmark(Protocol):
+class Benchmark(Protocol[S]):
     """A benchmark adapter: one per family, listed in `evalkit.benchmarks.ADAPTERS` (or named by a config's
-    `adapter: "package.module:Class"`). Subclass `BenchmarkBase` for the defaults; `tests/unit/benchmarks/
-    test_family_contract.py` checks every family against this protocol."""
+    `adapter: "package.module:Class"`). Subclass `BenchmarkBase[<its settings record>]` for the defaults;
+    `tests/unit/benchmarks/test_family_contract.py` checks every family against this protocol. `S` is the family's
+    typed settings record: what `parse_settings` returns is what `generate`, `score` and `data_sources` find in
+    `ctx.settings`."""
 
     needs_idle_server: ClassVar[bool]
     """It measures the server itself (latency, throughput): a job runs its cells alone, after the others."""
@@ -115,9 +123,10 @@ class Benchmark(Protocol):
     chunks: ClassVar[bool]
     """It runs a chunk of its documents (`RunContext.samples`): adaptive mode may stop it early."""
 
-    def parse_settings(self, settings: Mapping[str, Any]) -> Any:
+    def parse_settings(self, settings: Mapping[str, Any]) -> S:
         """The settings as the family's typed record; `ConfigError` naming the bad key and the valid choices. Reads
-        no files (that is `validate`)."""
+        no files (that is `validate`). The job calls it once per cell and hands the record to the phases in
+        `RunContext.settings`."""
         ...
 
     def validate(self, settings: dict[str, Any]) -> None:
@@ -125,15 +134,15 @@ class Benchmark(Protocol):
         "is the data there"."""
         ...
 
-    def generate(self, ctx: RunContext) -> None:
+    def generate(self, ctx: RunContext[S]) -> None:
         """Talk to `ctx.endpoint`; write outputs under `ctx.work_dir`. Raise `BenchmarkError` on failure."""
         ...
 
-    def score(self, ctx: RunContext) -> BenchmarkResult:
+    def score(self, ctx: RunContext[S]) -> BenchmarkResult:
         """Read `ctx.work_dir` and return the cell's scores and per-sample records."""
         ...
 
-    def data_sources(self, ctx: RunContext) -> list[DataSource]:
+    def data_sources(self, ctx: RunContext[S]) -> list[DataSource]:
         """What the cell reads: Hub datasets (with `ctx.hub_revisions`) and local files (path, sha256, rows). Recorded
         in the results beside every score; no network, no server."""
         ...
@@ -172,18 +181,34 @@ class Benchmark(Protocol):
         ...
 
 
-class BenchmarkBase:
+class BenchmarkBase(abc.ABC, Generic[S]):
     """The defaults of the `Benchmark` protocol: a family with nothing special to say (no idle server, no
     concurrency setting, no report section, no chunks, no index, no token facts, no runtime needs, its data row
-    from `validate`) fills only `parse_settings`, `validate`, `generate`, `score`, `data_sources` and `prefetch`."""
+    from `validate`) fills only `parse_settings`, `validate`, `generate`, `score`, `data_sources` and `prefetch`.
+
+    `S`, its settings record, is named where the family subclasses it (`class HumanEval(BenchmarkBase[
+    HumanEvalSettings])`): mypy then holds `parse_settings` and the phases' `ctx.settings` to the same type. The
+    methods without a default are abstract, so a family missing one fails when it is loaded, naming the method."""
 
     needs_idle_server: ClassVar[bool] = False
     concurrency_key: ClassVar[str | None] = None
     sections: ClassVar[Mapping[str, str]] = {}
     chunks: ClassVar[bool] = False
 
-    def parse_settings(self, settings: Mapping[str, Any]) -> Any:
-        return dict(settings)
+    @abc.abstractmethod
+    def parse_settings(self, settings: Mapping[str, Any]) -> S: ...
+
+    @abc.abstractmethod
+    def generate(self, ctx: RunContext[S]) -> None: ...
+
+    @abc.abstractmethod
+    def score(self, ctx: RunContext[S]) -> BenchmarkResult: ...
+
+    @abc.abstractmethod
+    def data_sources(self, ctx: RunContext[S]) -> list[DataSource]: ...
+
+    @abc.abstractmethod
+    def prefetch(self, settings: dict[str, Any]) -> None: ...
 
     def validate(self, settings: dict[str, Any]) -> None:
         self.parse_settings(settings)

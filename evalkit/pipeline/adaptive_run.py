@@ -18,6 +18,7 @@ import dataclasses
 import logging
 import time
 from datetime import datetime, timezone
+from typing import Any
 
 import pandas as pd
 
@@ -70,7 +71,7 @@ def read_baseline(store: ResultsStore, cell: Cell, baseline_format: str) -> Base
 def run_adaptive_cell(
     cell: Cell,
     adapter_name: str,
-    ctx: RunContext,
+    ctx: RunContext[Any],
     settings: AdaptiveSettings,
     baseline_format: str,
     store: ResultsStore,

@@ -18,11 +18,11 @@ import shutil
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from evalkit.benchmarks import Endpoint, RunContext, get_adapter
 from evalkit.core.cell import Cell, CellKey
@@ -99,7 +99,7 @@ def run_job(plan: JobPlan, job_dir: Path, cfg_hash: str) -> JobSummary:
             log.info("%s: no cell left to run here", plan.name)
             return summary
         job_dir.mkdir(parents=True, exist_ok=True)
-        ctx_of = cell_contexts(cfg, job_dir)
+        ctx_of = cell_contexts(cfg, job_dir, pending)  # parses their settings: an error raises before the server
         pending = _without_missing_baselines(pending, cfg, cfg_hash, ctx_of, store, summary)
         if not pending:
             return summary
@@ -142,8 +142,25 @@ def claim_cells(
     return mine
 
 
-def cell_contexts(cfg: EvalkitConfig, job_dir: Path) -> Callable[[Cell, Endpoint | None], RunContext]:
-    """Each cell's context. Data overrides come from the cell's own benchmark (demo data reaches demo cells only)."""
+def cell_contexts(
+    cfg: EvalkitConfig, job_dir: Path, cells: Iterable[Cell] = ()
+) -> Callable[[Cell, Endpoint | None], RunContext[Any]]:
+    """Each cell's context. Data overrides come from the cell's own benchmark (demo data reaches demo cells only).
+
+    The settings are parsed once per cell into its family's typed record (`Benchmark.parse_settings`): those of
+    `cells` here, so that a settings error raises before the job starts its server; any other cell's on first use.
+    (`plan_job` validated the benchmarks' settings already; a replicate's differ in their concurrency.)"""
+    settings: dict[CellKey, Any] = {}
+
+    def settings_of(cell: Cell) -> Any:
+        if cell.key not in settings:  # two threads may both parse it: the same record, no harm
+            adapter = get_adapter(cfg.benchmarks[cell.benchmark].adapter)
+            # a baseline replicate's differ (evalkit.pipeline.cells)
+            settings[cell.key] = adapter.parse_settings(cell_settings(cfg, cell))
+        return settings[cell.key]
+
+    for cell in cells:
+        settings_of(cell)
     env = harness_env(cfg)
     try:
         revisions = {k: r.revision for k, r in read_manifest(cfg.paths.cache).items()}
@@ -154,11 +171,11 @@ def cell_contexts(cfg: EvalkitConfig, job_dir: Path) -> Callable[[Cell, Endpoint
         name: resolve_overrides(cfg.benchmarks[name].data, where=f"benchmarks.{name}.data") for name in cfg.benchmark
     }
 
-    def ctx_of(cell: Cell, endpoint: Endpoint | None) -> RunContext:
+    def ctx_of(cell: Cell, endpoint: Endpoint | None) -> RunContext[Any]:
         return RunContext(
             endpoint=endpoint,
             work_dir=job_dir / cell_dir_name(cell),
-            settings=cell_settings(cfg, cell),  # a baseline replicate's differ (evalkit.pipeline.cells)
+            settings=settings_of(cell),
             data_overrides=overrides[cell.benchmark],
             env=env,
             seed=cell_seed(cfg, cell),
@@ -179,7 +196,7 @@ class CellData:
     """A demo/smoke benchmark, or local copies of Hub datasets: `aggregate` marks the cell."""
 
 
-def cell_data(cfg: EvalkitConfig, cell: Cell, ctx: RunContext) -> CellData:
+def cell_data(cfg: EvalkitConfig, cell: Cell, ctx: RunContext[Any]) -> CellData:
     """Ask the cell's adapter what it reads. Provenance never fails a cell: what cannot be resolved says so."""
     bench = cfg.benchmarks[cell.benchmark]
     try:
@@ -196,7 +213,7 @@ def _serve_and_run(
     cfg: EvalkitConfig,
     cfg_hash: str,
     job_dir: Path,
-    ctx_of: Callable[[Cell, Endpoint | None], RunContext],
+    ctx_of: Callable[[Cell, Endpoint | None], RunContext[Any]],
     store: ResultsStore,
     summary: JobSummary,
     generate_only: bool,
@@ -279,7 +296,7 @@ def run_cells(
     cells: list[Cell],
     cfg: EvalkitConfig,
     server: LiveServer,
-    ctx_of: Callable[[Cell, Endpoint | None], RunContext],
+    ctx_of: Callable[[Cell, Endpoint | None], RunContext[Any]],
     store: ResultsStore,
     prov: Provenance,
     summary: JobSummary,
@@ -385,7 +402,7 @@ def _without_missing_baselines(
     cells: list[Cell],
     cfg: EvalkitConfig,
     cfg_hash: str,
-    ctx_of: Callable[[Cell, Endpoint | None], RunContext],
+    ctx_of: Callable[[Cell, Endpoint | None], RunContext[Any]],
     store: ResultsStore,
     summary: JobSummary,
 ) -> list[Cell]:
@@ -416,7 +433,7 @@ def _without_missing_baselines(
 def _score_generated(
     cells: list[Cell],
     cfg: EvalkitConfig,
-    ctx_of: Callable[[Cell, Endpoint | None], RunContext],
+    ctx_of: Callable[[Cell, Endpoint | None], RunContext[Any]],
     store: ResultsStore,
     summary: JobSummary,
 ) -> None:
@@ -437,7 +454,7 @@ def _score_generated(
 def _attempt(
     cell: Cell,
     adapter_name: str,
-    ctx: RunContext,
+    ctx: RunContext[Any],
     data: CellData,
     store: ResultsStore,
     prov: Provenance,
@@ -505,7 +522,7 @@ def _attempt(
 
 
 def _with_retries(
-    cell: Cell, ctx: RunContext, retries: int, once: Callable[[], bool], fail: Callable[[str, str], bool]
+    cell: Cell, ctx: RunContext[Any], retries: int, once: Callable[[], bool], fail: Callable[[str, str], bool]
 ) -> bool:
     """`once()` up to `retries + 1` times, until it returns; `fail(error, log_path)` (`_record_failure`) when every
     attempt raised. A server failure is not the cell's: it propagates at once (the caller records it for every cell
@@ -553,7 +570,7 @@ def _record_failure(
 def _attempt_adaptive(
     cell: Cell,
     adapter_name: str,
-    ctx: RunContext,
+    ctx: RunContext[Any],
     data: CellData,
     store: ResultsStore,
     prov: Provenance,
@@ -589,7 +606,7 @@ def _attempt_adaptive(
     )
 
 
-def _discard_progress(ctx: RunContext, keep_own: bool = False) -> None:
+def _discard_progress(ctx: RunContext[Any], keep_own: bool = False) -> None:
     """Remove the cell's kept work: every cell id's, or every other id's (`keep_own`)."""
     if ctx.progress_dir is None or not ctx.progress_dir.parent.is_dir():
         return

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from evalkit.benchmarks.arena.adapter import ArenaHard
+from evalkit.benchmarks.arena.adapter import ArenaHard, ArenaHardSettings
 from evalkit.benchmarks.arena.data import read_answers
 from evalkit.benchmarks.arena.judge import VERDICT_FAILURES
 from evalkit.benchmarks.base import BenchmarkResult, Endpoint, RunContext
@@ -41,7 +41,7 @@ def served_requests(base_url: str) -> float:
     return sum(float(line.rsplit(" ", 1)[1]) for line in lines if line.startswith("vllm:request_success_total{"))
 
 
-def score(ctx: RunContext) -> BenchmarkResult | BenchmarkError:
+def score(ctx: RunContext[ArenaHardSettings]) -> BenchmarkResult | BenchmarkError:
     try:
         return ArenaHard().score(ctx)
     except BenchmarkError as exc:
@@ -76,7 +76,7 @@ def answered(demo_server: VLLMServer, tmp_path_factory: pytest.TempPathFactory) 
     settings = demo_settings(ep, work.parent / "unused")
     ArenaHard().validate(settings)
     t0 = time.monotonic()
-    ArenaHard().generate(RunContext(endpoint=ep, work_dir=work, settings=settings))
+    ArenaHard().generate(RunContext(endpoint=ep, work_dir=work, settings=ArenaHard().parse_settings(settings)))
     print(f"\narena_hard generate on the demo model: {time.monotonic() - t0:.1f} s")
     answers = read_answers(next((work / "arena_hard" / "model_answer").glob("*.jsonl")))
     assert len(answers) == 3
@@ -84,7 +84,9 @@ def answered(demo_server: VLLMServer, tmp_path_factory: pytest.TempPathFactory) 
     return work
 
 
-def judged(ep: Endpoint, ctx: RunContext) -> tuple[BenchmarkResult | BenchmarkError, dict[str, Any], float]:
+def judged(
+    ep: Endpoint, ctx: RunContext[ArenaHardSettings]
+) -> tuple[BenchmarkResult | BenchmarkError, dict[str, Any], float]:
     """Score (the judge is the same server; no model endpoint in the context, as after a GPU job), checking that
     the server saw exactly the requests the client counted; returns the outcome, the judge summary, requests sent."""
     before = served_requests(ep.base_url)
@@ -98,7 +100,9 @@ def judged(ep: Endpoint, ctx: RunContext) -> tuple[BenchmarkResult | BenchmarkEr
     return outcome, summary, sent
 
 
-def assert_rescore_from_cache(ep: Endpoint, ctx: RunContext, first: BenchmarkResult | BenchmarkError) -> None:
+def assert_rescore_from_cache(
+    ep: Endpoint, ctx: RunContext[ArenaHardSettings], first: BenchmarkResult | BenchmarkError
+) -> None:
     before = served_requests(ep.base_url)
     second = score(ctx)
     assert served_requests(ep.base_url) == before
@@ -115,7 +119,7 @@ def test_judge_held_to_the_verdict_format_gives_a_win_rate(
     ep = demo_server.endpoint
     shipped = yaml.safe_load((REPO / "conf" / "benchmarks" / "demo_arena_hard.yaml").read_text())["settings"]
     settings = demo_settings(ep, tmp_path / "judgments", judge_extra_body=shipped["judge_extra_body"])  # as make demo
-    ctx = RunContext(endpoint=None, work_dir=answered, settings=settings)
+    ctx = RunContext(endpoint=None, work_dir=answered, settings=ArenaHard().parse_settings(settings))
 
     first, summary, sent = judged(ep, ctx)
 
@@ -135,7 +139,8 @@ def test_free_form_tiny_judge_fails_counted_not_silently(
     demo_server: VLLMServer, answered: Path, tmp_path: Path
 ) -> None:
     ep = demo_server.endpoint
-    ctx = RunContext(endpoint=None, work_dir=answered, settings=demo_settings(ep, tmp_path / "judgments"))
+    settings = ArenaHard().parse_settings(demo_settings(ep, tmp_path / "judgments"))
+    ctx = RunContext(endpoint=None, work_dir=answered, settings=settings)
 
     first, summary, sent = judged(ep, ctx)
 

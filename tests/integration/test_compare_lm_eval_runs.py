@@ -44,14 +44,14 @@ def _run(server: VLLMServer, work: Path) -> tuple[Any, Path]:
         if r.name == "winogrande"
     ]
     overrides = resolve_overrides(yaml.safe_load((REPO / "conf" / "data" / "demo.yaml").read_text()), REPO)
+    adapter = LmEvalSuite()
     ctx = RunContext(
         endpoint=server.endpoint,
         work_dir=work,
-        settings={"num_concurrent": demo.num_concurrent, "runs": [vars(r) for r in runs]},
+        settings=adapter.parse_settings({"num_concurrent": demo.num_concurrent, "runs": [vars(r) for r in runs]}),
         data_overrides=overrides,
         env={"HF_HOME": str(work / "hf"), **offline_env()},
     )
-    adapter = LmEvalSuite()
     adapter.generate(ctx)
     folder = work / "lm_eval" / "winogrande"
     assert "--log_samples" in (folder / "command.sh").read_text()

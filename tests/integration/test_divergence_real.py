@@ -32,7 +32,9 @@ def test_bf16_against_itself_gives_kl_zero_and_same_top_tokens(demo_server: VLLM
     columns: dict[str, list[object]] = {c: [] for c in ("model", "format", "benchmark", "task", "doc_id")}
     columns |= {"prompt_hash": [], "response": []}
     for run in ("bf16", "bf16-again"):
-        ctx = RunContext(endpoint=demo_server.endpoint, work_dir=tmp_path / run, settings=SETTINGS)
+        ctx = RunContext(
+            endpoint=demo_server.endpoint, work_dir=tmp_path / run, settings=adapter.parse_settings(SETTINGS)
+        )
         adapter.generate(ctx)
         result = adapter.score(ctx)
         assert len(result.samples) == 6 + 5  # demo questions + held-out paragraphs

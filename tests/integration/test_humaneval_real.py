@@ -42,9 +42,9 @@ def test_generate_and_score_two_problems(endpoint: Endpoint, tmp_path: Path) -> 
         "n_samples": 2,
         "max_tokens": 256,  # the demo model rambles; keep the test short
     }
-    ctx = RunContext(endpoint=endpoint, work_dir=tmp_path, settings=settings)
     bench = he.HumanEval()
     bench.validate(settings)
+    ctx = RunContext(endpoint=endpoint, work_dir=tmp_path, settings=bench.parse_settings(settings))
 
     started = time.monotonic()
     bench.generate(ctx)
@@ -62,7 +62,7 @@ def test_generate_and_score_two_problems(endpoint: Endpoint, tmp_path: Path) -> 
     assert {s["prompt_hash"] for s in samples if s["task_id"] == "HumanEvalDemo/0"} == {sha256_text(prompt)}
 
     started = time.monotonic()
-    result = bench.score(ctx.__class__(endpoint=None, work_dir=tmp_path, settings=settings))
+    result = bench.score(RunContext(endpoint=None, work_dir=tmp_path, settings=ctx.settings))
     print(f"score: {time.monotonic() - started:.1f} s")
     for s in result.scores:
         print(s)

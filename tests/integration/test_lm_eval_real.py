@@ -28,7 +28,7 @@ from evalkit.benchmarks.lm_eval.offline import (
 )
 from evalkit.benchmarks.lm_eval.parse import RunFiles, read_run_outputs
 from evalkit.benchmarks.lm_eval.progress import RunProgress
-from evalkit.benchmarks.lm_eval.settings import parse_settings
+from evalkit.benchmarks.lm_eval.settings import LmEvalSuiteSettings, parse_settings
 from evalkit.core.datasources import resolve_overrides
 from evalkit.core.errors import BenchmarkError
 from evalkit.serve import VLLMServer
@@ -79,14 +79,14 @@ def test_loglikelihood_and_generation_tasks_end_to_end(demo_server: Any, tmp_pat
         if r.name in ("winogrande", "arc_challenge")
     ]
     settings = {"num_concurrent": demo.num_concurrent, "runs": [vars(r) for r in runs]}
+    adapter = LmEvalSuite()
     ctx = RunContext(
         endpoint=endpoint,
         work_dir=tmp_path / "cell",
-        settings=settings,
+        settings=adapter.parse_settings(settings),
         data_overrides=_overrides(),
         env={"HF_HOME": str(tmp_path / "hf"), **offline_env()},
     )
-    adapter = LmEvalSuite()
     adapter.generate(ctx)
     result = adapter.score(ctx)
 
@@ -139,7 +139,7 @@ def test_loglikelihood_and_generation_tasks_end_to_end(demo_server: Any, tmp_pat
 RESUME_DOCS = 12
 
 
-def _resume_ctx(server: VLLMServer, tmp_path: Path, name: str) -> RunContext:
+def _resume_ctx(server: VLLMServer, tmp_path: Path, name: str) -> RunContext[LmEvalSuiteSettings]:
     """Winogrande (0-shot log-likelihoods), then GSM8K (8-shot generation) on 12 numbered shipped questions (no two
     send the same request), one request in flight: vLLM on CPU is not batch-invariant, and a resumed run sends
     fewer requests at once than an uninterrupted one."""
@@ -162,7 +162,7 @@ def _resume_ctx(server: VLLMServer, tmp_path: Path, name: str) -> RunContext:
     return RunContext(
         endpoint=server.endpoint,
         work_dir=tmp_path / name,
-        settings={"num_concurrent": 1, "runs": runs},
+        settings=LmEvalSuite().parse_settings({"num_concurrent": 1, "runs": runs}),
         data_overrides=_overrides() | {"openai/gsm8k:main": {"test": str(gsm)}},
         env={"HF_HOME": str(tmp_path / "hf"), **offline_env()},
         progress_dir=tmp_path / name / "progress" / "cell-id",

@@ -31,8 +31,8 @@ def test_perf_cell_measures_the_real_server(demo_server: VLLMServer, tmp_path_fa
 
     # a numbered folder outside the test's own: kept for reading after a failure
     work = tmp_path_factory.mktemp("perf_real") / "demo_perf"
-    ctx = RunContext(endpoint=demo_server.endpoint, work_dir=work, settings=SETTINGS)
     adapter = Perf()
+    ctx = RunContext(endpoint=demo_server.endpoint, work_dir=work, settings=adapter.parse_settings(SETTINGS))
     adapter.generate(ctx)
     folder = ctx.work_dir / "tiny_chat"
     sync = json.loads((folder / "sync.json").read_text())

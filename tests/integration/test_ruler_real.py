@@ -28,13 +28,13 @@ def _bench(name: str) -> dict[str, Any]:
 
 
 def _run_cell(settings: dict[str, Any], endpoint: Any, work_dir: Path) -> Any:
+    adapter = LmEvalSuite()
     ctx = RunContext(
         endpoint=endpoint,
         work_dir=work_dir,
-        settings=settings,
+        settings=adapter.parse_settings(settings),
         env={"HF_HOME": str(work_dir / "hf"), **offline_env()},
     )
-    adapter = LmEvalSuite()
     adapter.generate(ctx)
     return adapter.score(ctx)
 

@@ -288,7 +288,7 @@ def judge_key_check(benchmark: str, variable: str | None, environ: Mapping[str, 
     )
 
 
-class ArenaHard(BenchmarkBase):
+class ArenaHard(BenchmarkBase[ArenaHardSettings]):
     """The `Benchmark` adapter for Arena-Hard-Auto v0.1."""
 
     concurrency_key = "concurrency"
@@ -349,8 +349,8 @@ class ArenaHard(BenchmarkBase):
                 "settings.judge_api_key_env=null for a judge that needs no key",
             )
 
-    def data_sources(self, ctx: RunContext) -> list[DataSource]:
-        s = ArenaHardSettings.from_dict(ctx.settings)
+    def data_sources(self, ctx: RunContext[ArenaHardSettings]) -> list[DataSource]:
+        s = ctx.settings
         return [
             local_source("arena_hard questions", s.questions_file),
             local_source("arena_hard baseline answers", s.baseline_answers_file),
@@ -377,11 +377,11 @@ class ArenaHard(BenchmarkBase):
 
     # -- generate ---------------------------------------------------------------------------------------
 
-    def generate(self, ctx: RunContext) -> None:
+    def generate(self, ctx: RunContext[ArenaHardSettings]) -> None:
         if ctx.endpoint is None:
             raise BenchmarkError("arena_hard: generate needs a served model (ctx.endpoint is None)")
         endpoint = ctx.endpoint
-        s = ArenaHardSettings.from_dict(ctx.settings)
+        s = ctx.settings
         questions = s.questions()
         out_dir = ctx.work_dir / SUBDIR
         path = out_dir / ANSWER_DIR / f"{_safe_name(endpoint.model)}.jsonl"
@@ -432,8 +432,8 @@ class ArenaHard(BenchmarkBase):
 
     # -- score ------------------------------------------------------------------------------------------
 
-    def score(self, ctx: RunContext) -> BenchmarkResult:
-        s = ArenaHardSettings.from_dict(ctx.settings)
+    def score(self, ctx: RunContext[ArenaHardSettings]) -> BenchmarkResult:
+        s = ctx.settings
         questions = s.questions()
         baseline = s.baseline(questions)
         out_dir = ctx.work_dir / SUBDIR

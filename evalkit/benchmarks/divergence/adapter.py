@@ -124,7 +124,7 @@ def prompts(s: DivergenceSettings) -> list[Prompt]:
     return out
 
 
-class Divergence(BenchmarkBase):
+class Divergence(BenchmarkBase[DivergenceSettings]):
     """Adapter `divergence` (see the module docstring)."""
 
     def parse_settings(self, settings: Mapping[str, Any]) -> DivergenceSettings:
@@ -159,8 +159,8 @@ class Divergence(BenchmarkBase):
                 )
         prompts(s)
 
-    def data_sources(self, ctx: RunContext) -> list[DataSource]:
-        return [local_source(what, path) for what, path in DivergenceSettings.from_dict(ctx.settings).files()]
+    def data_sources(self, ctx: RunContext[DivergenceSettings]) -> list[DataSource]:
+        return [local_source(what, path) for what, path in ctx.settings.files()]
 
     def prefetch(self, settings: dict[str, Any]) -> None:
         s = DivergenceSettings.from_dict(settings)
@@ -172,11 +172,11 @@ class Divergence(BenchmarkBase):
         count = download(s.questions_url, path, lambda p: len(read_questions(p)))
         log.info("divergence: wrote %s (%d questions)", path, count)
 
-    def generate(self, ctx: RunContext) -> None:
+    def generate(self, ctx: RunContext[DivergenceSettings]) -> None:
         if ctx.endpoint is None:
             raise BenchmarkError("divergence: generate needs a served model (ctx.endpoint is None)")
         endpoint = ctx.endpoint
-        s = DivergenceSettings.from_dict(ctx.settings)
+        s = ctx.settings
         out_dir = ctx.work_dir / SUBDIR
         pinned = {
             "model": endpoint.model,
@@ -219,8 +219,8 @@ class Divergence(BenchmarkBase):
             time.monotonic() - started,
         )
 
-    def score(self, ctx: RunContext) -> BenchmarkResult:
-        s = DivergenceSettings.from_dict(ctx.settings)
+    def score(self, ctx: RunContext[DivergenceSettings]) -> BenchmarkResult:
+        s = ctx.settings
         path = ctx.work_dir / SUBDIR / OUTPUT_FILE
         if not path.is_file():
             raise BenchmarkError(f"divergence: {path} is missing", hint="run the generate phase first")

@@ -175,7 +175,13 @@ class HumanEvalSettings:
                 hint="run `evalkit prefetch benchmark=humaneval` where there is internet, "
                 "or use data/humaneval_plus_demo.jsonl for a demo",
             )
-        if require_files and self.problems_file and not Path(self.problems_file).is_file():
+        if require_files:
+            self.check_files()
+
+    def check_files(self) -> None:
+        """The problems file is here: what the phases that read it check (the settings are parsed without it, for
+        plans and provenance)."""
+        if self.problems_file and not Path(self.problems_file).is_file():
             raise ConfigError(
                 f"humaneval: problems_file {self.problems_file} does not exist",
                 hint="run `evalkit prefetch benchmark=humaneval` on a machine with internet (it fetches evalplus's "
@@ -340,7 +346,7 @@ def _load_jsonl_repairing(path: Path) -> list[dict[str, Any]]:
 # ----------------------------------------------------------------------------------------------- adapter
 
 
-class HumanEval(BenchmarkBase):
+class HumanEval(BenchmarkBase[HumanEvalSettings]):
     """The `Benchmark` adapter for HumanEval / HumanEval+."""
 
     concurrency_key = "concurrency"
@@ -381,8 +387,8 @@ class HumanEval(BenchmarkBase):
             sandbox = Check("sandbox", False, err.what, err.hint or "")
         return [data_check(node.benchmark, lambda: self.validate(settings)), sandbox]
 
-    def data_sources(self, ctx: RunContext) -> list[DataSource]:
-        s = HumanEvalSettings.from_dict(ctx.settings, require_files=False)
+    def data_sources(self, ctx: RunContext[HumanEvalSettings]) -> list[DataSource]:
+        s = ctx.settings
         return [local_source(f"{s.dataset} problems", s.problems_path())]
 
     def check_runtime(self, settings: dict[str, Any]) -> None:
@@ -399,10 +405,11 @@ class HumanEval(BenchmarkBase):
 
     # -- generate ---------------------------------------------------------------------------------------
 
-    def generate(self, ctx: RunContext) -> None:
+    def generate(self, ctx: RunContext[HumanEvalSettings]) -> None:
         if ctx.endpoint is None:
             raise BenchmarkError("humaneval: generate needs a served model (ctx.endpoint is None)")
-        settings = HumanEvalSettings.from_dict(ctx.settings)
+        settings = ctx.settings
+        settings.check_files()
         problems = load_problems(settings)
         plan = prompt_plan(settings.prompt_mode, ctx.endpoint.tokenizer)
         ctx.work_dir.mkdir(parents=True, exist_ok=True)
@@ -449,7 +456,9 @@ class HumanEval(BenchmarkBase):
         policy = dataclasses.replace(HTTP_RETRY, timeout_s=settings.request_timeout_s)
         generation.generate(out, todo, one, base_url=endpoint.base_url, policy=policy, concurrency=settings.concurrency)
 
-    def _check_generation_meta(self, ctx: RunContext, settings: HumanEvalSettings, plan: PromptPlan) -> None:
+    def _check_generation_meta(
+        self, ctx: RunContext[HumanEvalSettings], settings: HumanEvalSettings, plan: PromptPlan
+    ) -> None:
         """Refuse to mix samples generated under different settings in one file."""
         assert ctx.endpoint is not None
         meta = {
@@ -471,8 +480,9 @@ class HumanEval(BenchmarkBase):
 
     # -- score ------------------------------------------------------------------------------------------
 
-    def score(self, ctx: RunContext) -> BenchmarkResult:
-        settings = HumanEvalSettings.from_dict(ctx.settings)
+    def score(self, ctx: RunContext[HumanEvalSettings]) -> BenchmarkResult:
+        settings = ctx.settings
+        settings.check_files()
         problems = load_problems(settings)
         samples = _load_jsonl_repairing(ctx.work_dir / SAMPLES_FILE)
         by_task: dict[str, dict[int, dict[str, Any]]] = {}
@@ -517,7 +527,7 @@ class HumanEval(BenchmarkBase):
         return BenchmarkResult(scores=scores, samples=records)
 
     def _groundtruths(
-        self, ctx: RunContext, settings: HumanEvalSettings, problems: list[Problem]
+        self, ctx: RunContext[HumanEvalSettings], settings: HumanEvalSettings, problems: list[Problem]
     ) -> dict[tuple[str, str], hx.GroundTruth]:
         """Canonical outputs per (task_id, "base"|"plus"), computed in the sandbox once and cached."""
         path = ctx.work_dir / GROUNDTRUTH_FILE
@@ -547,7 +557,7 @@ class HumanEval(BenchmarkBase):
 
     def _execute(
         self,
-        ctx: RunContext,
+        ctx: RunContext[HumanEvalSettings],
         settings: HumanEvalSettings,
         problems: list[Problem],
         by_task: dict[str, dict[int, dict[str, Any]]],

@@ -47,7 +47,13 @@ from evalkit.benchmarks.lm_eval.offline import (
 from evalkit.benchmarks.lm_eval.parse import RunFiles, read_run_outputs
 from evalkit.benchmarks.lm_eval.progress import RunProgress, run_key
 from evalkit.benchmarks.lm_eval.runner import BatchRun, read_status, write_batch
-from evalkit.benchmarks.lm_eval.settings import LmEvalRun, LmEvalSuiteSettings, parse_settings, validate_settings
+from evalkit.benchmarks.lm_eval.settings import (
+    LmEvalRun,
+    LmEvalSuiteSettings,
+    check_settings,
+    parse_settings,
+    validate_settings,
+)
 from evalkit.core.checks import Check
 from evalkit.core.datasources import DataSource, hub_source, local_source
 from evalkit.core.errors import BenchmarkError, ConfigError
@@ -58,7 +64,7 @@ from evalkit.util.procs import die_with_parent, log_tail, stop_process_group
 log = logging.getLogger("evalkit.lm_eval")
 
 
-class LmEvalSuite(BenchmarkBase):
+class LmEvalSuite(BenchmarkBase[LmEvalSuiteSettings]):
     """Benchmark adapter for lm-eval suites (adapter key `lm_eval`)."""
 
     chunks = True
@@ -115,8 +121,9 @@ class LmEvalSuite(BenchmarkBase):
         fix = f"run `evalkit prefetch` on a machine with internet ({len(missing)} dataset(s))"
         return [Check(row.name, False, problem, fix)]
 
-    def generate(self, ctx: RunContext) -> None:
-        settings = validate_settings(ctx.settings, None)
+    def generate(self, ctx: RunContext[LmEvalSuiteSettings]) -> None:
+        settings = ctx.settings
+        check_settings(settings, None)
         endpoint = ctx.endpoint
         if endpoint is None:
             raise BenchmarkError("lm_eval generate needs a served model, but the run context has no endpoint")
@@ -178,8 +185,8 @@ class LmEvalSuite(BenchmarkBase):
         _run_batch(batch, root, env, self._python)
         log.info("    lm-eval runs finished in %.0f s", time.monotonic() - t0)
 
-    def score(self, ctx: RunContext) -> BenchmarkResult:
-        settings = parse_settings(ctx.settings)
+    def score(self, ctx: RunContext[LmEvalSuiteSettings]) -> BenchmarkResult:
+        settings = ctx.settings
         scores: list[TaskScore] = []
         samples: list[SampleRecord] = []
         for run in settings.runs if ctx.samples is None else _chunk_runs(settings.runs, ctx.samples):
@@ -191,10 +198,11 @@ class LmEvalSuite(BenchmarkBase):
         scores += ruler_scores.ruler_scores(samples)
         return BenchmarkResult(scores=promote_benchmarks(scores), samples=samples)
 
-    def data_sources(self, ctx: RunContext) -> list[DataSource]:
+    def data_sources(self, ctx: RunContext[LmEvalSuiteSettings]) -> list[DataSource]:
         """Every Hub dataset the runs' tasks read (the task index says which): the local files where the benchmark
         overrides it, else the Hub id with the prefetched revision; and RULER's source files."""
-        settings = validate_settings(ctx.settings, None)
+        settings = ctx.settings
+        check_settings(settings, None)
         tasks = [t for run in settings.runs for t in run.tasks]
         catalog = self._catalog()
         out: list[DataSource] = []
@@ -218,7 +226,7 @@ class LmEvalSuite(BenchmarkBase):
             ruler_data.prefetch(Path(parsed.ruler_data_dir).resolve(), sources, python=self._python)
 
     @staticmethod
-    def _env(ctx: RunContext, root: Path) -> dict[str, str]:
+    def _env(ctx: RunContext[LmEvalSuiteSettings], root: Path) -> dict[str, str]:
         env = {**os.environ, **ctx.env, "TOKENIZERS_PARALLELISM": "false"}
         # IFEval needs NLTK's punkt_tab; give lm-eval a local copy instead of a download
         nltk_dir = Path(env["NLTK_DATA"].split(os.pathsep)[0]) if env.get("NLTK_DATA") else root / "nltk_data"

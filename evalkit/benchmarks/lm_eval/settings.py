@@ -2,7 +2,8 @@
 
 `parse_settings` merges a config mapping into `OmegaConf.structured(...)` of the dataclasses, so an unknown key or a
 wrong type fails naming the key (and the valid keys, or the expected type). `validate_settings` adds the semantic
-checks (a run without tasks, a chat template with a doubled BOS, RULER lengths, task names in lm-eval's index).
+checks (a run without tasks, a chat template with a doubled BOS, RULER lengths, task names in lm-eval's index),
+which `check_settings` applies to settings already parsed.
 """
 
 from __future__ import annotations
@@ -189,6 +190,13 @@ def _type_name(hint: Any) -> str:
 def validate_settings(raw: Mapping[str, Any], catalog: TaskCatalog | None) -> LmEvalSuiteSettings:
     """All checks short of running lm-eval; task names are checked when a `catalog` is given."""
     settings = parse_settings(raw)
+    check_settings(settings, catalog)
+    return settings
+
+
+def check_settings(settings: LmEvalSuiteSettings, catalog: TaskCatalog | None) -> None:
+    """The checks `parse_settings` leaves to `validate_settings`, on settings already parsed (the job's record);
+    task names are checked when a `catalog` is given."""
     if not settings.runs:
         raise ConfigError("settings.runs is empty", hint="add at least one run with `name` and `tasks`")
     for key in ("num_concurrent", "request_timeout_s", "max_retries"):
@@ -208,7 +216,6 @@ def validate_settings(raw: Mapping[str, Any], catalog: TaskCatalog | None) -> Lm
             _check_tasks(run, where, catalog)
     if catalog is not None:
         ruler.check_cells(settings.runs, catalog)
-    return settings
 
 
 def _check_run(run: LmEvalRun, where: str) -> None:

@@ -33,7 +33,7 @@ RERUN_MARK = "to rerun by hand:"
 HEADER_END = "===== vLLM output follows"
 
 
-class Perf(BenchmarkBase):
+class Perf(BenchmarkBase[PerfSettings]):
     """Adapter `perf` (see the module docstring)."""
 
     needs_idle_server = True
@@ -51,17 +51,17 @@ class Perf(BenchmarkBase):
     def workload(self, settings: Mapping[str, Any]) -> CellWorkload:
         return tokens.workload(settings)
 
-    def data_sources(self, ctx: RunContext) -> list[DataSource]:
+    def data_sources(self, ctx: RunContext[PerfSettings]) -> list[DataSource]:
         # prompts are synthetic: random token ids of the served tokenizer, drawn from the job's seed
         return [DataSource(dataset="synthetic prompts (vllm bench serve, random dataset)")]
 
     def prefetch(self, settings: dict[str, Any]) -> None:
         """Nothing to download: prompts are generated from the served tokenizer."""
 
-    def generate(self, ctx: RunContext) -> None:
+    def generate(self, ctx: RunContext[PerfSettings]) -> None:
         if ctx.endpoint is None:
             raise BenchmarkError("perf needs the running server (generate phase)", log=ctx.work_dir)
-        s = parse_settings(ctx.settings)
+        s = ctx.settings
         ctx.work_dir.mkdir(parents=True, exist_ok=True)
         context = {
             "hardware": asdict(hardware.detect()),
@@ -71,7 +71,7 @@ class Perf(BenchmarkBase):
         for case in s.use_cases:
             self._sweep(ctx, s, case)
 
-    def _sweep(self, ctx: RunContext, s: PerfSettings, case: UseCase) -> None:
+    def _sweep(self, ctx: RunContext[PerfSettings], s: PerfSettings, case: UseCase) -> None:
         endpoint = ctx.endpoint  # a local, so the check below holds inside `run` too
         assert endpoint is not None
         folder = ctx.work_dir / case.name
@@ -96,8 +96,8 @@ class Perf(BenchmarkBase):
             if oversaturated(rate, got.requests_per_s, s.oversaturation):
                 break
 
-    def score(self, ctx: RunContext) -> BenchmarkResult:
-        s = parse_settings(ctx.settings)
+    def score(self, ctx: RunContext[PerfSettings]) -> BenchmarkResult:
+        s = ctx.settings
         context = json.loads((ctx.work_dir / CONTEXT).read_text())
         scores: list[TaskScore] = []
         samples: list[SampleRecord] = []

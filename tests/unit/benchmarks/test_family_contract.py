@@ -104,6 +104,23 @@ def test_it_checks_the_node(family: str, demos: Mapping[str, BenchmarkConfig], t
     assert f"data {bench.name}" in {r.name for r in rows}
 
 
+class Unfinished(BenchmarkBase[dict[str, Any]]):
+    """A family that declares its settings but none of its phases."""
+
+    def parse_settings(self, settings: Mapping[str, Any]) -> dict[str, Any]:
+        return dict(settings)
+
+    def prefetch(self, settings: dict[str, Any]) -> None: ...
+
+
+def test_a_family_that_leaves_out_a_phase_is_refused_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(ADAPTERS, "unfinished", f"{__name__}:Unfinished")
+    with pytest.raises(EvalkitError, match="'unfinished' cannot be made") as err:
+        get_adapter("unfinished")
+    assert all(name in err.value.message for name in ("data_sources", "generate", "score")), err.value.message
+    assert "Adding a benchmark" in (err.value.hint or "")
+
+
 def test_the_ruler_task_names_compare_reads_are_the_task_table() -> None:
     from evalkit.benchmarks.lm_eval import names, ruler
 
@@ -132,7 +149,7 @@ class TinySettings:
     concurrency: int = 2
 
 
-class Tiny(BenchmarkBase):
+class Tiny(BenchmarkBase[TinySettings]):
     concurrency_key = "concurrency"
     sections = {"tiny": "real-world"}
 
@@ -142,12 +159,12 @@ class Tiny(BenchmarkBase):
             raise ConfigError(f"tiny: unknown settings {sorted(unknown)}")
         return TinySettings(**settings)
 
-    def generate(self, ctx: RunContext) -> None: ...
+    def generate(self, ctx: RunContext[TinySettings]) -> None: ...
 
-    def score(self, ctx: RunContext) -> BenchmarkResult:
+    def score(self, ctx: RunContext[TinySettings]) -> BenchmarkResult:
         return BenchmarkResult([TaskScore("tiny", "acc", 100.0, n_samples=1, is_primary=True)], [])
 
-    def data_sources(self, ctx: RunContext) -> list[DataSource]:
+    def data_sources(self, ctx: RunContext[TinySettings]) -> list[DataSource]:
         return [DataSource(dataset="tiny (generated)")]
 
     def prefetch(self, settings: dict[str, Any]) -> None: ...

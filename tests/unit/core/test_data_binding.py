@@ -146,7 +146,7 @@ def test_lm_eval_sources_local_where_overridden_hub_with_revision_elsewhere(tmp_
     ctx = RunContext(
         endpoint=None,
         work_dir=tmp_path,
-        settings={"runs": runs},
+        settings=LmEvalSuite().parse_settings({"runs": runs}),
         data_overrides={"openai/gsm8k:main": {"test": str(GSM8K_DEMO)}},
         hub_revisions={"Rowan/hellaswag": "rev1"},
     )
@@ -168,7 +168,7 @@ def test_ruler_sources_name_generated_documents_and_pinned_files(tmp_path: Path)
     catalog = {t: TaskEntry(t, "task", None) for t in ("niah_single_1", "ruler_qa_squad")}
     runs = [{"name": "r", "tasks": ["niah_single_1", "ruler_qa_squad"], "max_seq_lengths": [4096]}]
     settings = {"runs": runs, "ruler_data_dir": str(tmp_path / "ruler")}
-    ctx = RunContext(endpoint=None, work_dir=tmp_path, settings=settings)
+    ctx = RunContext(endpoint=None, work_dir=tmp_path, settings=LmEvalSuite().parse_settings(settings))
     sources = {s.dataset: s for s in LmEvalSuite(catalog=lambda: catalog).data_sources(ctx)}
     assert "ruler documents, generated at load time with the served tokenizer" in sources
     squad = sources["ruler squad"]

@@ -37,7 +37,7 @@ def _perf_cell(store: ResultsStore, tmp: Path, fmt: str, sync_rps: float, peak_r
     (work / "rag" / "sync.json").write_text(json.dumps(_result(sync_rps, 50)))
     (work / "rag" / "throughput.json").write_text(json.dumps(_result(peak_rps, 500)))
     (work / "rag" / "constant@2.json").write_text(json.dumps(_result(1.9, 80)))
-    res = Perf().score(RunContext(endpoint=None, work_dir=work, settings=SETTINGS))
+    res = Perf().score(RunContext(endpoint=None, work_dir=work, settings=Perf().parse_settings(SETTINGS)))
     now = datetime.now(timezone.utc)
     cell = Cell("m8", fmt, "demo_perf", "perf", "hub:x", "f" * 64)
     store.commit_cell(cell, RunInfo(new_run_id(), now, now, str(work), PROV), res.scores, res.samples)

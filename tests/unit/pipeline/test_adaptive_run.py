@@ -6,6 +6,7 @@ real lm-eval chunk run is tests/integration/test_adaptive_sweep.py's."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -32,20 +33,23 @@ FAIL_AT: list[int] = []
 """Chunk calls (1-based, over the test) whose generate raises: a job killed in that chunk."""
 
 
-class Oracle(BenchmarkBase):
+class Oracle(BenchmarkBase[dict[str, Any]]):
     """Scores exactly the chunk's documents from RIGHT."""
 
     chunks = True
 
+    def parse_settings(self, settings: Mapping[str, Any]) -> dict[str, Any]:
+        return dict(settings)  # its settings are the mapping itself: it reads none of them
+
     def validate(self, settings: dict[str, Any]) -> None: ...
 
-    def generate(self, ctx: RunContext) -> None:
+    def generate(self, ctx: RunContext[dict[str, Any]]) -> None:
         assert ctx.samples is not None
         CALLS.append(ctx.samples)
         if len(CALLS) in FAIL_AT:
             raise BenchmarkError("killed in this chunk")
 
-    def score(self, ctx: RunContext) -> BenchmarkResult:
+    def score(self, ctx: RunContext[dict[str, Any]]) -> BenchmarkResult:
         assert ctx.samples is not None
         ids = ctx.samples["t"]
         _, docs = binary_task("t", RIGHT.tolist())
@@ -53,7 +57,7 @@ class Oracle(BenchmarkBase):
         value = 100 * float(np.mean([RIGHT[i] for i in ids]))
         return BenchmarkResult([TaskScore("t", "acc", value, n_samples=len(ids), is_primary=True)], mine)
 
-    def data_sources(self, ctx: RunContext) -> list[DataSource]:
+    def data_sources(self, ctx: RunContext[dict[str, Any]]) -> list[DataSource]:
         return []
 
     def prefetch(self, settings: dict[str, Any]) -> None: ...
@@ -77,7 +81,7 @@ def _baseline(store: ResultsStore) -> None:
 
 def _run(tmp_path: Path, store: ResultsStore) -> Any:
     now = datetime.now(timezone.utc)
-    ctx = RunContext(endpoint=None, work_dir=tmp_path / "jobs" / "bench", settings={})
+    ctx = RunContext(endpoint=None, work_dir=tmp_path / "jobs" / "bench", settings=Oracle().parse_settings({}))
     run = RunInfo("", now, now, str(tmp_path), PROV, "[]", True)
     return run_adaptive_cell(VARIANT, "oracle", ctx, SETTINGS, "bf16", store, run, None)
 

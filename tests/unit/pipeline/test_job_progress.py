@@ -4,6 +4,7 @@ is a registered one that only looks at its progress folder."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +21,15 @@ from evalkit.results.store import Provenance, ResultsStore
 SEEN: dict[str, set[str]] = {}
 
 
-class Resumable(BenchmarkBase):
+class Resumable(BenchmarkBase[dict[str, Any]]):
     """Reports what its progress folder's parent holds when it starts, then keeps a finished part there."""
+
+    def parse_settings(self, settings: Mapping[str, Any]) -> dict[str, Any]:
+        return dict(settings)  # its settings are the mapping itself: it reads none of them
 
     def validate(self, settings: dict[str, Any]) -> None: ...
 
-    def generate(self, ctx: RunContext) -> None:
+    def generate(self, ctx: RunContext[dict[str, Any]]) -> None:
         assert ctx.progress_dir is not None
         SEEN[ctx.work_dir.name] = {
             str(p.relative_to(ctx.progress_dir.parent)) for p in ctx.progress_dir.parent.rglob("*")
@@ -33,10 +37,10 @@ class Resumable(BenchmarkBase):
         ctx.progress_dir.mkdir(parents=True, exist_ok=True)
         (ctx.progress_dir / "part-2").write_text("done")
 
-    def score(self, ctx: RunContext) -> BenchmarkResult:
+    def score(self, ctx: RunContext[dict[str, Any]]) -> BenchmarkResult:
         return BenchmarkResult([TaskScore("t", "acc", 50.0, n_samples=1, is_primary=True)], [])
 
-    def data_sources(self, ctx: RunContext) -> list[DataSource]:
+    def data_sources(self, ctx: RunContext[dict[str, Any]]) -> list[DataSource]:
         return []
 
     def prefetch(self, settings: dict[str, Any]) -> None: ...

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
@@ -25,21 +26,24 @@ SPANS: list[tuple[str, float, float]] = []
 LOCK = threading.Lock()
 
 
-class Sleepy(BenchmarkBase):
+class Sleepy(BenchmarkBase[dict[str, Any]]):
     """Occupies the server for a moment; records when."""
+
+    def parse_settings(self, settings: Mapping[str, Any]) -> dict[str, Any]:
+        return dict(settings)  # its settings are the mapping itself: it reads none of them
 
     def validate(self, settings: dict[str, Any]) -> None: ...
 
-    def generate(self, ctx: RunContext) -> None:
+    def generate(self, ctx: RunContext[dict[str, Any]]) -> None:
         t0 = time.monotonic()
         time.sleep(0.3)
         with LOCK:
             SPANS.append((ctx.work_dir.name, t0, time.monotonic()))
 
-    def score(self, ctx: RunContext) -> BenchmarkResult:
+    def score(self, ctx: RunContext[dict[str, Any]]) -> BenchmarkResult:
         return BenchmarkResult([TaskScore("t", "acc", 50.0, n_samples=1, is_primary=True)], [])
 
-    def data_sources(self, ctx: RunContext) -> list[DataSource]:
+    def data_sources(self, ctx: RunContext[dict[str, Any]]) -> list[DataSource]:
         return []
 
     def prefetch(self, settings: dict[str, Any]) -> None: ...
@@ -49,6 +53,15 @@ class SleepyMeasure(Sleepy):
     """Measures the server: runs alone, after the others."""
 
     needs_idle_server = True
+
+
+def contexts(tmp_path: Path) -> Callable[[Any, Endpoint | None], RunContext[dict[str, Any]]]:
+    """Each cell's context: its own folder, and the settings of a family that reads none."""
+
+    def ctx_of(cell: Any, endpoint: Endpoint | None) -> RunContext[dict[str, Any]]:
+        return RunContext(endpoint, tmp_path / "jobs" / cell.benchmark, Sleepy().parse_settings({}))
+
+    return ctx_of
 
 
 class Server:
@@ -71,8 +84,7 @@ def test_cells_overlap_up_to_the_limit_and_a_server_measurement_runs_alone_last(
         cfg.benchmarks[name].adapter = "sleepy_measure" if name == BENCHES[0] else "sleepy"
     SPANS.clear()
 
-    def ctx_of(cell: Any, endpoint: Endpoint | None) -> RunContext:
-        return RunContext(endpoint=endpoint, work_dir=tmp_path / "jobs" / cell.benchmark, settings={})
+    ctx_of = contexts(tmp_path)
 
     summary = JobSummary("j")
     prov = Provenance("0", "c", "l", "v", checkpoint_path="", config_hash="h")
@@ -103,8 +115,7 @@ def test_first_cell_has_an_eta_once_the_model_has_run_before(
     for name in benches:
         cfg.benchmarks[name].adapter = "sleepy"
 
-    def ctx_of(cell: Any, endpoint: Endpoint | None) -> RunContext:
-        return RunContext(endpoint=endpoint, work_dir=tmp_path / "jobs" / cell.benchmark, settings={})
+    ctx_of = contexts(tmp_path)
 
     prov = Provenance("0", "c", "l", "v", checkpoint_path="", config_hash="h")
     store = ResultsStore.open_for_writing(tmp_path / "r")
@@ -121,7 +132,7 @@ def test_first_cell_has_an_eta_once_the_model_has_run_before(
 class Stopped(Sleepy):
     """The first cell's harness sees its server go away as the job is stopped (Slurm's SIGTERM sets STOPPING)."""
 
-    def generate(self, ctx: RunContext) -> None:
+    def generate(self, ctx: RunContext[dict[str, Any]]) -> None:
         if ctx.work_dir.name == BENCHES[1]:
             job.STOPPING.set()
             raise RuntimeError("connection refused: the server was stopped")
@@ -154,8 +165,7 @@ def test_the_job_loop_itself_logs_each_cell_it_leaves_pending(
     monkeypatch.setitem(ADAPTERS, "sleepy", f"{__name__}:Sleepy")
     Interrupting.calls = 0
 
-    def ctx_of(cell: Any, endpoint: Endpoint | None) -> RunContext:
-        return RunContext(endpoint=endpoint, work_dir=tmp_path / "jobs" / cell.benchmark, settings={})
+    ctx_of = contexts(tmp_path)
 
     summary = JobSummary("j")
     prov = Provenance("0", "c", "l", "v", checkpoint_path="", config_hash="h")
@@ -183,7 +193,7 @@ class Flaky(Sleepy):
     attempts: ClassVar[dict[str, int]] = {}  # shared by every instance get_adapter makes
     broken: ClassVar[set[str]] = {BENCHES[2]}
 
-    def generate(self, ctx: RunContext) -> None:
+    def generate(self, ctx: RunContext[dict[str, Any]]) -> None:
         name = ctx.work_dir.name
         Flaky.attempts[name] = Flaky.attempts.get(name, 0) + 1
         if name in Flaky.broken or Flaky.attempts[name] == 1:
@@ -204,8 +214,7 @@ def test_a_cell_is_retried_then_committed_or_recorded_failed_once(
     for name in benches:
         cfg.benchmarks[name].adapter = "flaky"
 
-    def ctx_of(cell: Any, endpoint: Endpoint | None) -> RunContext:
-        return RunContext(endpoint=endpoint, work_dir=tmp_path / "jobs" / cell.benchmark, settings={})
+    ctx_of = contexts(tmp_path)
 
     summary = JobSummary("j")
     prov = Provenance("0", "c", "l", "v", checkpoint_path="", config_hash="h")

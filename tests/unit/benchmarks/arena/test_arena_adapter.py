@@ -25,7 +25,7 @@ def answer_everything(seen: Seen) -> Reply:
     return Reply(f"An answer to: {seen.question}")
 
 
-def gen_context(server: FakeOpenAI, work: Path, **overrides: Any) -> RunContext:
+def gen_context(server: FakeOpenAI, work: Path, **overrides: Any) -> RunContext[ArenaHardSettings]:
     endpoint = Endpoint(base_url=server.base_url, model="org/model-x", tokenizer="/nonexistent", max_model_len=4096)
     s = {
         "questions_file": str(QUESTIONS),
@@ -34,7 +34,7 @@ def gen_context(server: FakeOpenAI, work: Path, **overrides: Any) -> RunContext:
         "http_retries": 1,
         "retry_backoff_s": 0.01,
     } | overrides
-    return RunContext(endpoint=endpoint, work_dir=work, settings=s)
+    return RunContext(endpoint=endpoint, work_dir=work, settings=ArenaHard().parse_settings(s))
 
 
 # ------------------------------------------------------------------------------------------ settings
@@ -143,9 +143,8 @@ def test_a_failing_server_stops_generation_with_a_resumable_error(tmp_path: Path
 
 
 def test_score_without_answers_says_to_generate(tmp_path: Path) -> None:
-    ctx = RunContext(
-        None, tmp_path / "cell", {"questions_file": str(QUESTIONS), "baseline_answers_file": str(BASELINE)}
-    )
+    s = ArenaHard().parse_settings({"questions_file": str(QUESTIONS), "baseline_answers_file": str(BASELINE)})
+    ctx = RunContext(None, tmp_path / "cell", s)
     with pytest.raises(BenchmarkError, match="run the generate phase"):
         ArenaHard().score(ctx)
 

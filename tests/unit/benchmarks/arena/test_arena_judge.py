@@ -16,7 +16,7 @@ import pytest
 from arena_fake_openai import MODEL_MARK, FakeOpenAI, Reply, Seen
 from paths import REPO
 
-from evalkit.benchmarks.arena.adapter import ArenaHard
+from evalkit.benchmarks.arena.adapter import ArenaHard, ArenaHardSettings
 from evalkit.benchmarks.arena.data import Answer, read_questions, write_answers
 from evalkit.benchmarks.arena.judge import CONTINUE_PROMPT, parse_verdict
 from evalkit.benchmarks.base import RunContext
@@ -60,12 +60,12 @@ def settings(server: FakeOpenAI, tmp_path: Path, **overrides: Any) -> dict[str, 
     } | overrides
 
 
-def context(tmp_path: Path, settings: dict[str, Any]) -> RunContext:
+def context(tmp_path: Path, settings: dict[str, Any]) -> RunContext[ArenaHardSettings]:
     """A cell whose generate phase is done: the model's answers are on disk; no model server (endpoint=None)."""
     work = tmp_path / "cell"
     answers = [Answer(q.question_id, "m", f"{MODEL_MARK}: my answer to {q.prompt}", 9) for q in QUESTIONS]
     write_answers(work / "arena_hard" / "model_answer" / "m.jsonl", answers)
-    return RunContext(endpoint=None, work_dir=work, settings=settings)
+    return RunContext(endpoint=None, work_dir=work, settings=ArenaHard().parse_settings(settings))
 
 
 def metric(scores: list[TaskScore], name: str) -> float | None:

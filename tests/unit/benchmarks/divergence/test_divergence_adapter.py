@@ -63,8 +63,9 @@ def test_score_turns_the_stored_output_into_samples(tmp_path: Path) -> None:
         for p in prompts(DivergenceSettings.from_dict(DEMO))
     ]
     out.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    ctx = RunContext(endpoint=None, work_dir=tmp_path, settings=DEMO)
-    result = get_adapter("divergence").score(ctx)
+    adapter = get_adapter("divergence")
+    ctx = RunContext(endpoint=None, work_dir=tmp_path, settings=adapter.parse_settings(DEMO))
+    result = adapter.score(ctx)
     assert len(result.samples) == 11 and result.samples[3].prompt_hash == "h3"
     assert TopK.decode(result.samples[0].response).ids.tolist() == [[5, 6], [6, 5]]
     assert {s.metric: s.value for s in result.scores} == {"prompts": 11.0, "positions": 22.0}

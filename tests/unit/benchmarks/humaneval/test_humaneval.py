@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -207,9 +208,22 @@ def fake_server() -> Iterator[FakeServer]:
     httpd.server_close()
 
 
-def _ctx(work_dir: Path, settings: dict[str, Any], url: str | None = None) -> RunContext:
+def _ctx(work_dir: Path, settings: dict[str, Any], url: str | None = None) -> RunContext[he.HumanEvalSettings]:
     endpoint = Endpoint(base_url=url, model="fake", tokenizer="unused", max_model_len=2048) if url else None
-    return RunContext(endpoint=endpoint, work_dir=work_dir, settings=settings)
+    return RunContext(endpoint=endpoint, work_dir=work_dir, settings=he.HumanEval().parse_settings(settings))
+
+
+def test_the_phases_check_the_problems_file_that_parsing_leaves_out(tmp_path: Path) -> None:
+    """The job's record is parsed without file checks (plans and provenance need none): generate and score, which
+    read the file, refuse a missing one with the fix before anything else."""
+    missing = tmp_path / "gone.jsonl"
+    ctx = _ctx(tmp_path, {"problems_file": str(missing)}, "http://127.0.0.1:9/v1")
+    assert ctx.settings.problems_file == str(missing)
+    for phase in (he.HumanEval().generate, he.HumanEval().score):
+        with pytest.raises(ConfigError, match=re.escape(f"problems_file {missing} does not exist")) as err:
+            phase(ctx)
+        assert "evalkit prefetch" in (err.value.hint or "")
+    assert list(tmp_path.iterdir()) == []  # nothing generated, nothing scored
 
 
 def test_generate_is_concurrent_evalplus_shaped_and_resumable(tmp_path: Path, fake_server: FakeServer) -> None:

@@ -71,7 +71,8 @@ def _score_fixture(tmp_path: Path, runs: dict[str, list[str]] | None = None) -> 
                 next(FIXTURE.glob(f"**/samples_{task}_*.jsonl")).read_bytes()
             )
     settings = {"runs": [{"name": n, "tasks": t, "max_seq_lengths": [1024, 2048]} for n, t in runs.items()]}
-    result = LmEvalSuite().score(RunContext(endpoint=None, work_dir=tmp_path, settings=settings))
+    suite = LmEvalSuite()
+    result = suite.score(RunContext(endpoint=None, work_dir=tmp_path, settings=suite.parse_settings(settings)))
     return result.scores, result.samples
 
 

@@ -76,12 +76,12 @@ def test_cached_requests_are_counted_from_lm_evals_cache(tmp_path: Path) -> None
     assert progress.cached_requests() == 3
 
 
-def _ctx(tmp_path: Path) -> RunContext:
-    settings = {"runs": [vars(r) for r in RUNS]}
+def _ctx(tmp_path: Path) -> RunContext[LmEvalSuiteSettings]:
+    settings = LmEvalSuite().parse_settings({"runs": [vars(r) for r in RUNS]})
     return RunContext(ENDPOINT, tmp_path / "cell", settings, progress_dir=tmp_path / "cell" / "progress" / "id1")
 
 
-def _mark(ctx: RunContext, run: LmEvalRun, fixture: str) -> None:
+def _mark(ctx: RunContext[LmEvalSuiteSettings], run: LmEvalRun, fixture: str) -> None:
     root = ctx.work_dir / "lm_eval"
     assert ctx.progress_dir is not None
     _finished(root / run.name, fixture)
