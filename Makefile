@@ -71,10 +71,11 @@ demo: install
 	$(VENV)/bin/evalkit report
 
 # Unit tests on both cores (pytest-xdist: each is independent and most are CPU-bound), then the tests that start real
-# servers and a real Slurm one at a time (two vLLM servers on two cores only slow each other down).
+# servers and a real Slurm on two workers, one test module per worker at a time and every Slurm test on one
+# (tests/conftest.py): much of a slow test is start-up and waiting, which the other worker's test fills.
 test: install
 	$(PY) -m pytest tests/unit -n 2
-	$(PY) -m pytest tests/integration tests/slurm
+	$(PY) -m pytest tests/integration tests/slurm -n 2 --dist loadgroup
 
 # The tests on a real local Slurm alone (part of `make test` too): they install (apt-get, as root) and start a
 # one-node cluster if none answers, and stop only what they started. ~7-9 min, most of it vLLM servers in jobs.
