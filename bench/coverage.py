@@ -75,7 +75,7 @@ def scenario(rng: np.random.Generator, structure: str, n: int, q: float, true: f
     counts = dict.fromkeys((v.value for v in Verdict), 0)
     for _ in range(reps):
         r = paired(_documents(rng, structure, n, q, delta))
-        lo, hi = interval(np.array(r.diff), np.array(r.se), np.array(r.df), 0.95, r.flip_worth)
+        lo, hi = interval(np.array(r.diff), np.array(r.se), np.array(r.df), 0.95, r.flip_worth, r.moved)
         covered += bool(lo <= true * MARGIN <= hi)
         counts[decide(float(lo), float(hi), MARGIN).value] += 1
     return {
