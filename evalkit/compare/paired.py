@@ -164,12 +164,13 @@ def interval(
     - the least variance of a drop made of flips worth w points each, |d0| x w (the Wilson idea for the paired
       difference: flips are counts, all one way at the least). Without it, 1 flip seen among 200 documents would
       exclude a true 2-point drop (4 flips expected) 9% of the time, and a drop in a small subtask of heavy documents
-      that happened not to flip would go unseen. Its ends are roots: for d0 <= 0 the lower one of
+      that happened not to flip would go unseen. Its ends are roots (k = t^2 w): for d0 <= 0 the lower one of
       d0^2 + (k - 2 diff) d0 + diff^2 = 0, for d0 >= 0 the upper one of d0^2 - (k + 2 diff) d0 + diff^2 = 0.
     The first replaced the t interval diff +- t x se (its variance se^2 at every d0). Joined with the bound, that made
     two intervals that each miss about 5% on different draws (t where few flips were seen, the bound where many):
     98.6% coverage of a 2-point drop of one-way flips in unequal subtasks (n = 1000, 2% disagreement), 97.0% with the
-    re-estimated variance, and `degraded` found there 55% of the time instead of 33% (bench/coverage.md)."""
+    re-estimated variance, and `degraded` found there 55% of the time instead of 33% (4000 replications,
+    `python -m bench.coverage --only`; the grid: bench/coverage.md)."""
     diff, se, w = np.asarray(diff, float), np.asarray(se, float), np.asarray(flip_worth, float)
     q = stats.t.ppf(1 - (1 - np.asarray(level, float)) / 2, np.asarray(df, float))
     k = q**2 * w
