@@ -8,8 +8,14 @@ wrong->right with (q + delta) / 2, so the true difference is delta (x100 points)
 - unequal subtasks: one task, the mean of 3 subtasks holding 10% / 30% / 60% of the documents (unequal weights);
 - shared documents: two tasks scoring the same documents (HumanEval / HumanEval+), the second's outcome equal to the
   first's on 80% of the documents.
-True difference in {0, -0.5, -1, -2} x margin (1 point). Coverage is of the 95% interval of the difference; verdict
-rates are of one claim (the 95% interval, as for a family of one; a larger family only widens it).
+True difference in {0, -0.5, -1, -2} x margin (1 point); at -2 x margin and 2% disagreement every disagreement is a
+drop. Coverage is of the 95% interval of the difference; verdict rates are of one claim (the 95% interval, as for a
+family of one; a larger family only widens it).
+
+Scenarios with few expected discordant documents (n x disagreement < 10) are "discrete": the number of flips takes
+a handful of values, so a non-randomized interval must over-cover (where nothing flips, the truth is inside); the
+93-97% target is for the others. Unequal subtasks are more discrete than n x disagreement says: the subtask holding
+10% of the documents carries 2/3 of the variance, and at n = 200 and 5% it expects 1 flip.
 """
 
 from __future__ import annotations
@@ -27,10 +33,15 @@ from evalkit.compare.verdict import Verdict, decide
 
 MARGIN = 1.0
 NS = (20, 50, 200, 1000, 10000)
-DISAGREEMENT = (0.02, 0.15)
+DISAGREEMENT = (0.02, 0.05, 0.15)
 TRUE = (0.0, -0.5, -1.0, -2.0)
 STRUCTURES = ("plain", "unequal subtasks", "shared documents")
 BASE_RATE = 0.6
+DISCRETE = 10
+"""Expected discordant documents (n x disagreement) below which a scenario is discrete."""
+TARGET = (0.93, 0.97)
+REPS = 600
+"""Replications per scenario: 180 scenarios in ~25 min on one core at nice 19 when the machine is busy."""
 
 
 def _pairs(rng: np.random.Generator, n: int, q: float, delta: float) -> tuple[np.ndarray, np.ndarray]:
@@ -71,80 +82,144 @@ def _documents(rng: np.random.Generator, structure: str, n: int, q: float, delta
 
 def scenario(rng: np.random.Generator, structure: str, n: int, q: float, true: float, reps: int) -> dict[str, Any]:
     delta = true * MARGIN / 100
-    covered = 0
+    rs = [paired(_documents(rng, structure, n, q, delta)) for _ in range(reps)]
+    # one call on every replication's row, as compare's table calls it on every line
+    col = {f: np.array([getattr(r, f) for r in rs]) for f in ("diff", "se", "df", "flip_worth", "moved")}
+    lo, hi = interval(col["diff"], col["se"], col["df"], 0.95, col["flip_worth"], col["moved"])
     counts = dict.fromkeys((v.value for v in Verdict), 0)
-    for _ in range(reps):
-        r = paired(_documents(rng, structure, n, q, delta))
-        lo, hi = interval(np.array(r.diff), np.array(r.se), np.array(r.df), 0.95, r.flip_worth)
-        covered += bool(lo <= true * MARGIN <= hi)
-        counts[decide(float(lo), float(hi), MARGIN).value] += 1
+    for a, b in zip(lo, hi, strict=True):
+        counts[decide(float(a), float(b), MARGIN).value] += 1
+    coverage = float(np.mean((lo <= true * MARGIN) & (true * MARGIN <= hi)))
     return {
         "structure": structure,
         "n": n,
         "disagreement": q,
         "true_diff_x_margin": true,
         "reps": reps,
-        "coverage": covered / reps,
+        "discrete": n * q < DISCRETE,
+        "coverage": coverage,
+        "coverage_mc_se": float(np.sqrt(coverage * (1 - coverage) / reps)),
         **{k: v / reps for k, v in counts.items()},
     }
 
 
+def _only(spec: str) -> tuple[str, int, float, float]:
+    """`structure:n:disagreement:true` (e.g. "unequal subtasks:1000:0.02:-2") for --only."""
+    structure, n, q, true = spec.rsplit(":", 3)
+    if structure not in STRUCTURES:
+        raise argparse.ArgumentTypeError(f"structure {structure!r}: one of {', '.join(STRUCTURES)}")
+    return structure, int(n), float(q), float(true)
+
+
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--reps", type=int, default=300, help="replications per scenario (default 300)")
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--reps", type=int, default=REPS, help=f"replications per scenario (default {REPS})")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--only",
+        type=_only,
+        action="append",
+        metavar="STRUCTURE:N:DISAGREEMENT:TRUE",
+        help='only this scenario (repeatable), e.g. "unequal subtasks:1000:0.02:-2"; prints, writes no figures',
+    )
     args = p.parse_args(argv)
     info = run_info("bench.coverage", argv)
     rng = np.random.default_rng(args.seed)
-    t0 = time.perf_counter()
-    rows = [
-        scenario(rng, s, n, q, t, args.reps)
+    grid = args.only or [
+        (s, n, q, t)
         for s in STRUCTURES
         for n in NS
         for q in DISAGREEMENT
         for t in TRUE
         if abs(t * MARGIN) / 100 <= q  # the table needs |difference| <= disagreement
     ]
+    t0 = time.perf_counter()
+    rows = [scenario(rng, s, n, q, t, args.reps) for s, n, q, t in grid]
     seconds = time.perf_counter() - t0
-    mc = float(np.sqrt(0.95 * 0.05 / args.reps))
-    big = [r for r in rows if r["n"] >= 50]
-    false_degraded = max(r["degraded"] for r in rows if r["true_diff_x_margin"] == -0.5)
-    false_recovered = max(r["recovered"] + r["within margin"] for r in rows if r["true_diff_x_margin"] == -2.0)
-    summary = {
-        "coverage_min_n_ge_50": min(r["coverage"] for r in big),
-        "coverage_max_n_ge_50": max(r["coverage"] for r in big),
-        "coverage_min_n_20": min(r["coverage"] for r in rows if r["n"] == 20),
-        "max_false_degraded_at_-0.5_margin": false_degraded,
-        "max_false_recovered_at_-2_margin": false_recovered,
+    if args.only:
+        print("\n".join(_table(rows)))
+        return 0
+    summary = _summary(rows, args.reps, seconds)
+    write("coverage", {**info, "summary": summary, "scenarios": rows}, _markdown(rows, summary, info))
+    return 0
+
+
+def _summary(rows: list[dict[str, Any]], reps: int, seconds: float) -> dict[str, Any]:
+    mc = float(np.sqrt(0.95 * 0.05 / reps))
+    judged = [r for r in rows if not r["discrete"] and r["n"] >= 50]
+    discrete = [r for r in rows if r["discrete"]]
+    lo, hi = TARGET
+    return {
+        "scenarios": len(rows),
+        "reps": reps,
+        "coverage_min_not_discrete": min(r["coverage"] for r in judged),
+        "coverage_max_not_discrete": max(r["coverage"] for r in judged),
+        "not_discrete": len(judged),
+        "not_discrete_outside_target": sum(not lo <= r["coverage"] <= hi for r in judged),
+        # outside the target by more than 2 Monte Carlo standard errors: not explained by the simulation's noise
+        "not_discrete_outside_target_by_2_mc_se": sum(
+            r["coverage"] < lo - 2 * mc or r["coverage"] > hi + 2 * mc for r in judged
+        ),
+        "coverage_min_discrete": min(r["coverage"] for r in discrete),
+        "coverage_max_discrete": max(r["coverage"] for r in discrete),
+        "discrete": len(discrete),
+        "max_false_degraded_at_-0.5_margin": max(r["degraded"] for r in rows if r["true_diff_x_margin"] == -0.5),
+        "max_false_recovered_at_-2_margin": max(
+            r["recovered"] + r["within margin"] for r in rows if r["true_diff_x_margin"] == -2.0
+        ),
         "monte_carlo_se_of_a_95pct_coverage": mc,
         "seconds": seconds,
     }
+
+
+def _markdown(rows: list[dict[str, Any]], sm: dict[str, Any], info: dict[str, str]) -> list[str]:
+    def pct(x: float) -> str:
+        return f"{100 * x:.1f}%"
+
     md = header("Coverage and error rates of `evalkit compare`'s decision procedure", info)
     md += [
         (__doc__ or "").strip(),
         "",
-        f"{len(rows)} scenarios x {args.reps} replications in {seconds:.0f} s. Monte Carlo standard error of a "
-        f"coverage near 95%: {100 * mc:.1f} points; of a rate near 5%: {100 * np.sqrt(0.05 * 0.95 / args.reps):.1f}.",
+        f"{sm['scenarios']} scenarios x {sm['reps']} replications in {sm['seconds']:.0f} s. Monte Carlo standard error "
+        f"of a coverage near 95%: {100 * sm['monte_carlo_se_of_a_95pct_coverage']:.2f} points (of a rate near 5%: "
+        "the same); each row's own is in its MC SE column.",
         "",
-        f"- coverage of the 95% interval, n >= 50: {100 * summary['coverage_min_n_ge_50']:.1f}% to "
-        f"{100 * summary['coverage_max_n_ge_50']:.1f}% (target 93-97%); n = 20: from "
-        f"{100 * summary['coverage_min_n_20']:.1f}%",
-        f"- false `degraded` at -0.5 x margin, worst scenario: {100 * false_degraded:.1f}% (target <= 5%)",
-        f"- false `recovered` / `within margin` at -2 x margin, worst scenario: {100 * false_recovered:.1f}% "
+        f"- coverage of the 95% interval, {sm['not_discrete']} scenarios not discrete (n x disagreement >= "
+        f"{DISCRETE}): {pct(sm['coverage_min_not_discrete'])} to {pct(sm['coverage_max_not_discrete'])} (target "
+        f"{TARGET[0]:.0%}-{TARGET[1]:.0%}); {sm['not_discrete_outside_target']} outside the target, "
+        f"{sm['not_discrete_outside_target_by_2_mc_se']} by more than 2 Monte Carlo standard errors",
+        f"- discrete ({sm['discrete']} scenarios, n x disagreement < {DISCRETE}: a non-randomized interval must "
+        f"over-cover): {pct(sm['coverage_min_discrete'])} to {pct(sm['coverage_max_discrete'])}",
+        f"- false `degraded` at -0.5 x margin, worst scenario: {pct(sm['max_false_degraded_at_-0.5_margin'])} "
         "(target <= 5%)",
+        f"- false `recovered` / `within margin` at -2 x margin, worst scenario: "
+        f"{pct(sm['max_false_recovered_at_-2_margin'])} (target <= 5%)",
         "",
-        "| structure | n | disagreement | true diff (x margin) | coverage | recovered | within margin | inconclusive "
-        "| degraded |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        f"## Not discrete (n x disagreement >= {DISCRETE}): coverage target {TARGET[0]:.0%}-{TARGET[1]:.0%}",
+        "",
+        *_table([r for r in rows if not r["discrete"]]),
+        "",
+        f"## Discrete (n x disagreement < {DISCRETE}): a non-randomized interval must over-cover",
+        "",
+        *_table([r for r in rows if r["discrete"]]),
     ]
-    md += [
-        f"| {r['structure']} | {r['n']} | {100 * r['disagreement']:.0f}% | {r['true_diff_x_margin']:g} | "
-        f"{100 * r['coverage']:.1f}% | {100 * r['recovered']:.1f}% | {100 * r['within margin']:.1f}% | "
-        f"{100 * r['inconclusive']:.1f}% | {100 * r['degraded']:.1f}% |"
+    return md
+
+
+def _table(rows: list[dict[str, Any]]) -> list[str]:
+    out = [
+        "| structure | n | disagreement | n x disagreement | true diff (x margin) | coverage | MC SE | recovered "
+        "| within margin | inconclusive | degraded |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    out += [
+        f"| {r['structure']} | {r['n']} | {100 * r['disagreement']:.0f}% | {r['n'] * r['disagreement']:.4g} | "
+        f"{r['true_diff_x_margin']:g} | {100 * r['coverage']:.1f}% | {100 * r['coverage_mc_se']:.1f} | "
+        f"{100 * r['recovered']:.1f}% | {100 * r['within margin']:.1f}% | {100 * r['inconclusive']:.1f}% | "
+        f"{100 * r['degraded']:.1f}% |"
         for r in rows
     ]
-    write("coverage", {**info, "summary": summary, "scenarios": rows}, md)
-    return 0
+    return out
 
 
 if __name__ == "__main__":

@@ -12,6 +12,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from evalkit.serve.cpu_support import read_cpuinfo
+
 OUT = Path(__file__).resolve().parent
 
 
@@ -20,7 +22,8 @@ def run_info(module: str, argv: list[str] | None) -> dict[str, str]:
     return {
         "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": "make bench  # " + shlex.join(["python", "-m", module, *(argv or sys.argv[1:])]),
-        "machine": f"{platform.node()} {platform.machine()}, {os.cpu_count()} cores",
+        # the CPU model (lscpu's "Model name"), which timings must name; the host name says nothing of it
+        "machine": f"{read_cpuinfo().model} ({platform.machine()}, {os.cpu_count()} cores, host {platform.node()})",
     }
 
 

@@ -295,7 +295,8 @@ def _score_only_rows(
 def _decide(table: pd.DataFrame, settings: CompareSettings) -> pd.DataFrame:
     """Intervals, family, verdicts and planning for every row: the run-to-run variance from baseline replicates
     (floor.py) widens each variant's interval; each verdict reads its family's interval (`decide`)."""
-    for col in ("n_docs", "se", "df", "p_value", "flips_down", "flips_up", "per_doc_sd", "flip_worth", "max_abs_diff"):
+    paired_cols = ("n_docs", "se", "df", "p_value", "flips_down", "flips_up", "per_doc_sd", "flip_worth", "moved")
+    for col in (*paired_cols, "max_abs_diff"):
         if col not in table:
             table[col] = np.nan
     table["role"] = np.where(
@@ -306,9 +307,9 @@ def _decide(table: pd.DataFrame, settings: CompareSettings) -> pd.DataFrame:
     se = np.sqrt(table["se"].to_numpy(float) ** 2 + np.where(replicate, 0.0, table["run_var"].fillna(0.0)))
     table["se_total"] = se
     level = 1 - settings.alpha
-    worth = table["flip_worth"].to_numpy(float)
+    worth, moved = table["flip_worth"].to_numpy(float), table["moved"].to_numpy(float)
     bound = table["max_abs_diff"].to_numpy(float)  # 5 documents cannot move a score by more than they are worth
-    lo, hi = interval(table["diff"].to_numpy(float), se, table["df"].to_numpy(float), level, worth)
+    lo, hi = interval(table["diff"].to_numpy(float), se, table["df"].to_numpy(float), level, worth, moved)
     lo, hi = np.fmax(lo, -bound), np.fmin(hi, bound)
     table["diff_lo"], table["diff_hi"] = lo, hi
     has_ci = np.isfinite(se)
@@ -320,7 +321,7 @@ def _decide(table: pd.DataFrame, settings: CompareSettings) -> pd.DataFrame:
     )
     table["family_size"] = family_size.fillna(1).astype(int)
     claim_level = 1 - settings.alpha / table["family_size"].to_numpy(float)
-    c_lo, c_hi = interval(table["diff"].to_numpy(float), se, table["df"].to_numpy(float), claim_level, worth)
+    c_lo, c_hi = interval(table["diff"].to_numpy(float), se, table["df"].to_numpy(float), claim_level, worth, moved)
     c_lo, c_hi = np.fmax(c_lo, -bound), np.fmin(c_hi, bound)
     table["claim_lo"], table["claim_hi"] = c_lo, c_hi
     base = table["baseline"].to_numpy(float)

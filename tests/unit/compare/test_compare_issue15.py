@@ -120,7 +120,7 @@ def test_6_intervals_keep_coverage_with_small_unequal_subtasks() -> None:
         d = Documents(np.zeros(50, int), np.arange(50), stratum, weight, y_b, y_v, np.full(50, 100.0), np.array([1]))
         r = paired(d)
         # the truth for these 50 documents: flips are symmetric, expected difference of the weighted sum is 0
-        lo, hi = interval(np.array(r.diff), np.array(r.se), np.array(r.df), 0.95, r.flip_worth)
+        lo, hi = interval(np.array(r.diff), np.array(r.se), np.array(r.df), 0.95, r.flip_worth, r.moved)
         covered += lo <= 0 <= hi
     assert covered / 2000 >= 0.93
 
