@@ -39,7 +39,7 @@ N_SCORES, N_SAMPLES = 3, 8
 
 COMMON = f"N_SCORES, N_SAMPLES = {N_SCORES}, {N_SAMPLES}\n" + textwrap.dedent(
     """
-    import json, sys, time, traceback
+    import json, os, sys, time, traceback
     from datetime import datetime, timezone
     from pathlib import Path
     from evalkit.core.cell import Cell
@@ -49,6 +49,13 @@ COMMON = f"N_SCORES, N_SAMPLES = {N_SCORES}, {N_SAMPLES}\n" + textwrap.dedent(
     prov = Provenance("0", "0", "0", "0", "/c", "h")
     def cell(fmt, bench):
         return Cell("m", fmt, bench, "s", "hub:x", "f" * 64)
+    def report(result):
+        # The child's last line, then out without the interpreter's teardown: pyarrow's reader threads can hit
+        # std::terminate there, after all work is done ("terminate called without an active exception", exit -6;
+        # apache/arrow#34314, open), which once failed this test on a fresh clone with nothing wrong in the store.
+        print(json.dumps(result), flush=True)
+        sys.stderr.flush()
+        os._exit(0)
     def commit(store, c, tag):
         now = datetime.now(timezone.utc)
         scores = [TaskScore(f"t{j}", "acc", float(j), None, 1, is_primary=True) for j in range(N_SCORES)]
@@ -68,7 +75,7 @@ WRITER = COMMON + textwrap.dedent(
             ok += 1
         except Exception:
             errors.append(traceback.format_exc(limit=3))
-    print(json.dumps({"ok": ok, "errors": errors}), flush=True)
+    report({"ok": ok, "errors": errors})
     """
 )
 
@@ -87,7 +94,7 @@ READER = COMMON + textwrap.dedent(
             loops += 1
         except Exception:
             errors.append(traceback.format_exc(limit=3))
-    print(json.dumps({"loops": loops, "errors": errors}), flush=True)
+    report({"loops": loops, "errors": errors})
     """
 )
 
@@ -398,7 +405,7 @@ RECOMMITTER = COMMON + textwrap.dedent(
             samples = [SampleRecord("t0", j, "h", "a", f"run{n}" * j, {"acc": 1.0}) for j in range(1 + n % 7)]
             store.commit_cell(cell("bf16", bench), RunInfo(new_run_id(), now, now, f"run{n}", prov), scores, samples)
             n += 1
-    print(json.dumps({"commits": n}), flush=True)
+    report({"commits": n})
     """
 )
 
@@ -428,7 +435,7 @@ SNAPSHOT_READER = COMMON + textwrap.dedent(
             reads += 1
         except Exception:
             errors.append(traceback.format_exc(limit=3))
-    print(json.dumps({"reads": reads, "errors": errors[:3], "n_errors": len(errors), "mixed": mixed}), flush=True)
+    report({"reads": reads, "errors": errors[:3], "n_errors": len(errors), "mixed": mixed})
     """
 )
 
