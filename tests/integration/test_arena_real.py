@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from vllm_metrics import metric_sum
 
 from evalkit.benchmarks.arena.adapter import ArenaHard, ArenaHardSettings
 from evalkit.benchmarks.arena.data import read_answers
@@ -36,9 +36,7 @@ N_JUDGMENTS = 3 * 2 * 2  # questions x games x passes
 
 def served_requests(base_url: str) -> float:
     """vLLM's own count of finished requests (Prometheus counter, summed over finish reasons)."""
-    with urllib.request.urlopen(base_url.removesuffix("/v1") + "/metrics", timeout=30) as resp:
-        lines = resp.read().decode().splitlines()
-    return sum(float(line.rsplit(" ", 1)[1]) for line in lines if line.startswith("vllm:request_success_total{"))
+    return metric_sum(base_url, "vllm:request_success_total")
 
 
 def score(ctx: RunContext[ArenaHardSettings]) -> BenchmarkResult | BenchmarkError:

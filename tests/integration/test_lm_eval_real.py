@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import threading
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 import polling
 import pytest
 import yaml
+from vllm_metrics import metric_sum
 
 from evalkit.benchmarks.base import RunContext
 from evalkit.benchmarks.lm_eval.adapter import LmEvalSuite
@@ -147,7 +147,7 @@ def uncached_server(
 ) -> Iterator[VLLMServer]:
     """The demo's server without prefix caching. With it, the reference run leaves the resumed run's prompts in the
     cache, and the resumed run computes only each prompt's tail where the reference computed its whole question:
-    another sum order in float32, where a near-tie in greedy decoding can go the other way (the likely cause of GSM8K
+    another sum order, where a near-tie in greedy decoding can go the other way (the likely cause of GSM8K
     document 9 of 12 differing on a fresh-clone CI run, long after the kill). Without it, and with one request in
     flight on an idle server, a request is computed the same way in both runs."""
     log_path = tmp_path_factory.mktemp("uncached_server") / "server.log"
@@ -157,12 +157,8 @@ def uncached_server(
 
 
 def _in_flight(server: VLLMServer) -> float:
-    """Requests the server is running or holding (vLLM's own gauges on /metrics)."""
-    url = server.endpoint.base_url.removesuffix("/v1") + "/metrics"
-    with urllib.request.urlopen(url, timeout=30) as resp:
-        lines = resp.read().decode().splitlines()
-    gauges = ("vllm:num_requests_running{", "vllm:num_requests_waiting{")
-    return sum(float(line.rsplit(" ", 1)[1]) for line in lines if line.startswith(gauges))
+    """Requests the server is running or holding (vLLM's own gauges)."""
+    return metric_sum(server.endpoint.base_url, "vllm:num_requests_running", "vllm:num_requests_waiting")
 
 
 def _resume_ctx(server: VLLMServer, tmp_path: Path, name: str) -> RunContext[LmEvalSuiteSettings]:
